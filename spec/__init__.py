@@ -1,0 +1,1 @@
+"""storvisor's executable specification. Start with spec/README.md."""
