@@ -6,7 +6,8 @@
 
 /* Status polls served by the VMM wait out BSY on the alternate status register, which
  * has no side effects (ATA/ATAPI-7 V1 §7.3), for at most this many reads. */
-#define STATUS_SPIN_LIMIT 200000
+#define STATUS_SPIN_LIMIT 5000
+#define STATUS_POLL_GAP 200
 
 struct ata_channel ata_primary;
 
@@ -80,8 +81,14 @@ static void wait_not_busy(struct ata_channel *ch)
                                    ch->phase != ATA_PHASE_DATA_OUT))
         return;
     stat_add(STAT_ATA_STATUS_SERVED);
-    for (unsigned spins = 0; spins < STATUS_SPIN_LIMIT && (inb(ATA_CONTROL_PORT) & ATA_STATUS_BSY); spins++)
+    unsigned spins = 0;
+    for (; spins < STATUS_SPIN_LIMIT && (inb(ATA_CONTROL_PORT) & ATA_STATUS_BSY); spins++) {
         stat_add(STAT_ATA_STATUS_SPINS);
+        for (volatile unsigned i = 0; i < STATUS_POLL_GAP; i++)
+            ;
+    }
+    if (spins == STATUS_SPIN_LIMIT)
+        log_debug("ata: still BSY after %u polls (command %02x, phase %u)", spins, ch->command_code, ch->phase);
 }
 
 static uint32_t command_block_read(uint16_t port, unsigned size)
