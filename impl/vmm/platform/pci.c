@@ -1,7 +1,9 @@
 /* PCI configuration mechanism #1 (PCI Local Bus spec 3.0 §3.2.2.3.2): the VMM watches the
  * guest's 0xCF8/0xCFC accesses so it can follow the IDE controller's bus-master BAR (BAR4)
  * and the PIIX4 power-management base (PMBA, function 3 register 0x40) when the guest moves
- * them. Every access is still forwarded: the guest owns PCI. */
+ * them. Every access is still forwarded: the guest owns PCI. The data ports exit only while
+ * the address register selects a watched register; Linux's bus scan then costs one exit per
+ * config access instead of two. */
 #include "platform.h"
 #include "../ata/ata.h"
 
@@ -76,11 +78,18 @@ static uint32_t pci_port_read(uint16_t port, unsigned size)
     return port_read(port, size);
 }
 
+static bool is_watched(uint32_t address)
+{
+    return targets(&ide, address, 0, 4, PCI_BAR4) || targets(&pm, address, 0, 4, PIIX4_PMBA);
+}
+
 static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
 {
     stat_add(STAT_IO_PCI_CONFIG);
-    if (port == PCI_ADDRESS && size == 4)
+    if (port == PCI_ADDRESS && size == 4) {
         guest_address = value;
+        iopm_intercept(PCI_DATA, 4, (value & PCI_ENABLE) && is_watched(value));
+    }
     port_write(port, size, value);
     if (port < PCI_DATA || !(guest_address & PCI_ENABLE))
         return;
@@ -121,4 +130,5 @@ void pci_init(void)
     else
         log_warn("no PIIX4 power management function: statistics will not print at power-off");
     ioexit_register(PCI_ADDRESS, 8, &pci_handler);
+    iopm_intercept(PCI_DATA, 4, (guest_address & PCI_ENABLE) && is_watched(guest_address));
 }
