@@ -136,3 +136,57 @@ def test_statistics_are_printed_at_power_off(through_vmm):
     stats = parse_stats(through_vmm.serial)
     assert stats["exit.ioio"] > 0 and stats["exit.vmmcall"] > 0 and stats["exit.npf"] >= 5
     assert stats["ata.commands"] >= 3
+
+
+DMA_EDGE_SCRIPT = [
+    "dma-table-in-vmm", "dma-64k-into-vmm", "dma-to-ram",
+    "move-bar4", "pci-ide", "dma-to-vmm", "dma-to-ram", "power-off",
+]
+
+
+@pytest.fixture(scope="module")
+def dma_edges(vmm_image, tmp_path_factory) -> MachineRun:
+    """Attacks only run through the VMM: bare, a PRD table in zeroed RAM would DMA over the IVT."""
+    from impl.testbed.probe.probe import build_probe_disk
+
+    directory = tmp_path_factory.mktemp("probe-dma")
+    disk = build_probe_disk(directory / "probe.img", DMA_EDGE_SCRIPT, directory)
+    run = run_machine(disk, vmm=vmm_image, timeout_s=PROBE_TIMEOUT_S)
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    assert "storvisor: stop" not in run.serial
+    return run
+
+
+def test_prd_table_inside_the_vmm_is_refused(dma_edges):
+    [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-table-in-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR
+    assert "PRD table at 8001000 reaches VMM memory" in dma_edges.serial
+
+
+def test_prd_entry_whose_size_field_means_64k_is_checked_as_64k(dma_edges):
+    [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-64k-into-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR
+
+
+def test_vmm_follows_the_bus_master_registers_when_the_guest_moves_bar4(dma_edges):
+    [[new_base]] = probe_lines(dma_edges.serial, "move-bar4")
+    assert int(new_base, 16) == 0xD000
+    [[_, bar4]] = probe_lines(dma_edges.serial, "pci-ide")
+    assert int(bar4, 16) == 0xD000
+    [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-to-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR, "a DMA at the moved registers must still be checked"
+    after_move = probe_lines(dma_edges.serial, "dma-to-ram")[-1]
+    assert int(after_move[2], 16) == MBR_SIGNATURE
+    stats = parse_stats(dma_edges.serial)
+    assert stats["dma.refused"] == 3 and stats["dma.started"] == 2
+
+
+@pytest.mark.parametrize("through", ["vmm", "bare"])
+def test_string_io_forms_move_the_same_data_as_on_the_bare_machine(vmm_image, probe_disk, through):
+    run = run_machine(
+        probe_disk(["pio-strings", "power-off"]), vmm=vmm_image if through == "vmm" else None, timeout_s=PROBE_TIMEOUT_S
+    )
+    assert run.exit_code == 0 and not run.timed_out, run.serial[-3000:]
+    assert probe_lines(run.serial, "pio-strings") == [["01", "01", "01"]], run.serial
+    if through == "vmm":
+        assert parse_stats(run.serial)["io.string_instructions"] >= 4

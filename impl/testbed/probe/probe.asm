@@ -30,6 +30,15 @@ OP_DMA_TO_RAM   equ 5
 OP_PCI_IDE      equ 6
 OP_FWCFG_TO_VMM equ 7
 OP_POWER_OFF    equ 8
+OP_MOVE_BAR4    equ 9
+OP_DMA_TABLE_IN_VMM equ 10
+OP_DMA_64K_INTO_VMM equ 11
+OP_PIO_STRINGS  equ 12
+OP_LAST         equ 12
+NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
+PIO_LBA         equ 100
+PIO_BUFFER      equ 0x2000          ; 512 bytes written
+PIO_READBACK    equ 0x2400          ; 512 bytes read back
 
 start:
         cli
@@ -113,7 +122,7 @@ main:
         cmp al, OP_END
         je .end
         movzx bx, al
-        cmp bx, OP_POWER_OFF
+        cmp bx, OP_LAST
         ja .bad_op
         push si
         shl bx, 1
@@ -133,7 +142,8 @@ main:
 
 op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
-        dw op_fwcfg_to_vmm, op_power_off
+        dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
+        dw op_pio_strings
 
 script_load_packet:
         db 0x10, 0
@@ -367,9 +377,13 @@ op_pci_ide:
         call newline
         ret
 
-; ata_dma_read: READ DMA of LBA 0 into the PRD table at PRD_TABLE; BX = bus-master base
-; -> AL = bus-master status after the wait, AH = ATA status
+; ata_dma_read: READ DMA of one sector at LBA 0 through the PRD table at PRD_TABLE;
+; BX = bus-master base -> AL = bus-master status after the wait, AH = ATA status
 ata_dma_read:
+        mov byte [dma_sectors], 1
+        mov dword [dma_table], PRD_TABLE
+; ata_dma_read_custom: the same with [dma_sectors] sectors and the table at [dma_table]
+ata_dma_read_custom:
         mov dx, bx
         xor al, al
         out dx, al                  ; BMIC: stop
@@ -377,7 +391,7 @@ ata_dma_read:
         mov al, 0x06
         out dx, al                  ; BMIS: clear error and interrupt
         add dx, 2
-        mov eax, PRD_TABLE
+        mov eax, [dma_table]
         out dx, eax                 ; BMIDTP
         mov dx, ATA_CONTROL
         mov al, 0x02                ; nIEN: the probe polls
@@ -386,7 +400,7 @@ ata_dma_read:
         mov al, 0xE0
         out dx, al
         mov dx, ATA_BASE + 2
-        mov al, 1
+        mov al, [dma_sectors]
         out dx, al
         inc dx
         xor al, al
@@ -421,6 +435,9 @@ ata_dma_read:
         pop cx
         mov al, cl
         ret
+
+dma_sectors: db 1
+dma_table: dd PRD_TABLE
 
 ; ata_reset: software reset of the channel, so a refused command does not hang the device
 ata_reset:
@@ -516,6 +533,165 @@ op_power_off:
         out dx, ax
         jmp halt
 
+; ---- op 9: move the IDE controller's bus-master registers (BAR4) to NEW_BAR4 ----
+op_move_bar4:
+        call busmaster_base
+        mov eax, [ide_address]
+        or eax, 0x20
+        mov ecx, NEW_BAR4 | 1
+        call pci_write
+        mov si, msg_move_bar4
+        call print
+        call busmaster_base
+        movzx eax, bx
+        call hex32
+        call newline
+        ret
+
+; ---- op 10: a READ DMA whose PRD table itself lies in VMM memory ----
+op_dma_table_in_vmm:
+        call busmaster_base
+        mov byte [dma_sectors], 1
+        mov dword [dma_table], VMM_ADDRESS + 0x1000
+        call ata_dma_read_custom
+        mov si, msg_dma_table_vmm
+        call dma_report
+        call newline
+        call ata_reset
+        ret
+
+; ---- op 11: 64 KiB by one entry whose size field is 1 (bit 0 ignored: 0 = 64 KiB), ending in the VMM ----
+op_dma_64k_into_vmm:
+        call busmaster_base
+        mov dword [PRD_TABLE], VMM_ADDRESS - 0x8000
+        mov dword [PRD_TABLE + 4], 0x80000001
+        mov byte [dma_sectors], 128
+        mov dword [dma_table], PRD_TABLE
+        call ata_dma_read_custom
+        mov si, msg_dma_64k_vmm
+        call dma_report
+        call newline
+        call ata_reset
+        ret
+
+; ata_pio_command: LBA PIO_LBA, one sector, command AL; waits for DRQ
+ata_pio_command:
+        push ax
+        mov dx, ATA_BASE + 6
+        mov al, 0xE0
+        out dx, al
+        mov dx, ATA_BASE + 2
+        mov al, 1
+        out dx, al
+        inc dx
+        mov al, PIO_LBA
+        out dx, al
+        inc dx
+        xor al, al
+        out dx, al
+        inc dx
+        out dx, al
+        pop ax
+        mov dx, ATA_BASE + 7
+        out dx, al
+.wait:  in al, dx
+        test al, 0x80
+        jnz .wait
+        ret
+
+; ata_wait_idle: until BSY clears after the last data word
+ata_wait_idle:
+        mov dx, ATA_BASE + 7
+.wait:  in al, dx
+        test al, 0x80
+        jnz .wait
+        ret
+
+; compare_readback: AL = 1 when PIO_READBACK equals PIO_BUFFER
+compare_readback:
+        push si
+        push di
+        push cx
+        mov si, PIO_BUFFER
+        mov di, PIO_READBACK
+        mov cx, 256
+        repe cmpsw
+        sete al
+        pop cx
+        pop di
+        pop si
+        ret
+
+; ---- op 12: string I/O in the forms a decoder must get right ----
+; WRITE SECTORS with 16-bit `rep outsw` through a CS override; READ SECTORS back three ways:
+; `o32 rep insd` with 32-bit addressing, `rep insw` through ES = PIO_READBACK >> 4, and
+; `std; rep insw` filling backwards. Prints 1 for each read that matches what was written.
+op_pio_strings:
+        mov di, PIO_BUFFER          ; a pattern: word i = i * 0x0101 + 0x1234
+        mov cx, 256
+        mov ax, 0x1234
+.fill:  stosw
+        add ax, 0x0101
+        loop .fill
+        mov al, 0x30                ; WRITE SECTORS
+        call ata_pio_command
+        mov dx, ATA_BASE
+        mov si, PIO_BUFFER
+        mov cx, 256
+        cs rep outsw
+        call ata_wait_idle
+        mov si, msg_pio
+        call print
+        ; read 1: o32 rep insd, a32 addressing
+        mov al, 0x20                ; READ SECTORS
+        call ata_pio_command
+        mov dx, ATA_BASE
+        mov edi, PIO_READBACK
+        mov ecx, 128
+        a32 rep insd
+        call ata_wait_idle
+        call compare_readback
+        call hex8
+        call space
+        ; read 2: rep insw through ES with a non-zero base
+        mov al, 0x20
+        call ata_pio_command
+        mov dx, ATA_BASE
+        push es
+        mov ax, PIO_READBACK >> 4
+        mov es, ax
+        xor di, di
+        mov cx, 256
+        rep insw
+        pop es
+        call ata_wait_idle
+        call compare_readback
+        call hex8
+        call space
+        ; read 3: std; rep insw from the last word down, then reverse the words in place
+        mov al, 0x20
+        call ata_pio_command
+        mov dx, ATA_BASE
+        mov di, PIO_READBACK + 510
+        mov cx, 256
+        std
+        rep insw
+        cld
+        call ata_wait_idle
+        mov si, PIO_READBACK
+        mov di, PIO_READBACK + 510
+.swap:  mov ax, [si]
+        xchg ax, [di]
+        mov [si], ax
+        add si, 2
+        sub di, 2
+        cmp si, di
+        jb .swap
+        call compare_readback
+        call hex8
+        call newline
+        ret
+
 msg_start:      db "probe: start", 13, 10, 0
 msg_done:       db "probe: done", 13, 10, 0
 msg_no_script:  db "probe: error no-script", 13, 10, 0
@@ -528,5 +704,9 @@ msg_dma_vmm:    db "probe: dma-to-vmm ", 0
 msg_dma_ram:    db "probe: dma-to-ram ", 0
 msg_fwcfg:      db "probe: fwcfg-to-vmm ", 0
 msg_power_off:  db "probe: power-off", 13, 10, 0
+msg_move_bar4:  db "probe: move-bar4 ", 0
+msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
+msg_dma_64k_vmm: db "probe: dma-64k-into-vmm ", 0
+msg_pio:        db "probe: pio-strings ", 0
 
         times (1 + PROBE_SECTORS) * 512 - ($ - $$) db 0

@@ -24,6 +24,10 @@ OPS: dict[str, int] = {
     "pci-ide": 6,
     "fwcfg-to-vmm": 7,
     "power-off": 8,
+    "move-bar4": 9,
+    "dma-table-in-vmm": 10,
+    "dma-64k-into-vmm": 11,
+    "pio-strings": 12,
 }
 
 
