@@ -190,3 +190,20 @@ def test_string_io_forms_move_the_same_data_as_on_the_bare_machine(vmm_image, pr
     assert probe_lines(run.serial, "pio-strings") == [["01", "01", "01"]], run.serial
     if through == "vmm":
         assert parse_stats(run.serial)["io.string_instructions"] >= 4
+
+
+@pytest.mark.parametrize("through", ["vmm", "bare"])
+def test_guest_sees_no_svm_and_cannot_move_the_host_save_area(vmm_image, probe_disk, through):
+    run = run_machine(
+        probe_disk(["svm-hidden", "e820", "power-off"]), vmm=vmm_image if through == "vmm" else None,
+        timeout_s=PROBE_TIMEOUT_S,
+    )
+    assert run.exit_code == 0 and not run.timed_out, run.serial[-3000:]
+    [[ecx, gp_taken]] = probe_lines(run.serial, "svm-hidden")
+    svm_bit = bool(int(ecx, 16) & (1 << 2))  # CPUID 8000_0001h ECX bit 2
+    if through == "vmm":
+        assert not svm_bit and gp_taken == "01"
+        assert probe_lines(run.serial, "e820"), "the VMM must still be in control after the WRMSR"
+        assert parse_stats(run.serial)["exit.msr"] == 1
+    else:
+        assert svm_bit and gp_taken == "00"

@@ -34,7 +34,8 @@ OP_MOVE_BAR4    equ 9
 OP_DMA_TABLE_IN_VMM equ 10
 OP_DMA_64K_INTO_VMM equ 11
 OP_PIO_STRINGS  equ 12
-OP_LAST         equ 12
+OP_SVM_HIDDEN   equ 13
+OP_LAST         equ 13
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -143,7 +144,7 @@ main:
 op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
-        dw op_pio_strings
+        dw op_pio_strings, op_svm_hidden
 
 script_load_packet:
         db 0x10, 0
@@ -692,6 +693,42 @@ op_pio_strings:
         call newline
         ret
 
+; ---- op 13: does the guest see SVM? CPUID 8000_0001h ECX, and whether WRMSR VM_HSAVE_PA faults ----
+op_svm_hidden:
+        mov eax, 0x80000001
+        cpuid
+        mov [svm_ecx], ecx
+        push dword [0x0D * 4]       ; real mode: #GP goes through IVT entry 13
+        mov word [0x0D * 4], gp_handler
+        mov word [0x0D * 4 + 2], 0
+        mov byte [gp_taken], 0
+        mov ecx, 0xC0010117         ; VM_HSAVE_PA
+        mov eax, 0x00001000
+        xor edx, edx
+        wrmsr
+        pop dword [0x0D * 4]
+        mov si, msg_svm
+        call print
+        mov eax, [svm_ecx]
+        call hex32
+        call space
+        mov al, [gp_taken]
+        call hex8
+        call newline
+        ret
+
+; gp_handler: note the fault and step over the two-byte WRMSR
+gp_handler:
+        push bp
+        mov bp, sp
+        add word [bp + 2], 2
+        mov byte [cs:gp_taken], 1
+        pop bp
+        iret
+
+svm_ecx: dd 0
+gp_taken: db 0
+
 msg_start:      db "probe: start", 13, 10, 0
 msg_done:       db "probe: done", 13, 10, 0
 msg_no_script:  db "probe: error no-script", 13, 10, 0
@@ -708,5 +745,6 @@ msg_move_bar4:  db "probe: move-bar4 ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
 msg_dma_64k_vmm: db "probe: dma-64k-into-vmm ", 0
 msg_pio:        db "probe: pio-strings ", 0
+msg_svm:        db "probe: svm-hidden ", 0
 
         times (1 + PROBE_SECTORS) * 512 - ($ - $$) db 0

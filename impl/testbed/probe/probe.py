@@ -28,6 +28,7 @@ OPS: dict[str, int] = {
     "dma-table-in-vmm": 10,
     "dma-64k-into-vmm": 11,
     "pio-strings": 12,
+    "svm-hidden": 13,
 }
 
 

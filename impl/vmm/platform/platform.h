@@ -185,6 +185,13 @@ void iopm_init(void);
 void iopm_intercept(uint16_t first_port, unsigned count, bool on);
 extern uint8_t iopm[3 * 4096];
 
+/* ---- SVM kept from the guest: CPUID, EFER and the SVM MSRs (hide.c) ---- */
+
+extern uint8_t msrpm[2 * 4096];
+void hide_init(void);
+void hide_handle_cpuid(void);
+void hide_handle_msr(bool is_write);
+
 /* ---- nested paging (npt.c) ---- */
 
 void npt_init(void);
@@ -251,7 +258,7 @@ void bios_handle_vmmcall(void);
 /* ---- exit statistics (stats.c) ---- */
 
 enum stat_counter {
-    STAT_EXIT_IOIO, STAT_EXIT_NPF, STAT_EXIT_VMMCALL, STAT_EXIT_DB, STAT_EXIT_VMRUN,
+    STAT_EXIT_IOIO, STAT_EXIT_NPF, STAT_EXIT_VMMCALL, STAT_EXIT_DB, STAT_EXIT_VMRUN, STAT_EXIT_CPUID, STAT_EXIT_MSR,
     STAT_EXIT_SHUTDOWN, STAT_EXIT_OTHER,
     STAT_IO_ATA_COMMAND_BLOCK, STAT_IO_ATA_CONTROL, STAT_IO_ATA_DATA, STAT_IO_BUSMASTER,
     STAT_IO_PCI_CONFIG, STAT_IO_FWCFG, STAT_IO_ACPI, STAT_IO_STRING,

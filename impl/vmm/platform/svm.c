@@ -9,13 +9,17 @@
 #define CPUID_SVM (1u << 2)      /* CPUID 8000_0001h ECX (APM vol 3, appendix E) */
 #define CPUID_NPT (1u << 0)      /* CPUID 8000_000Ah EDX */
 
-#define INTERCEPT_IOIO (1u << 27) /* misc vector 1 (APM vol 2, appendix B, table B-1) */
+#define INTERCEPT_CPUID (1u << 18) /* misc vector 1 (APM vol 2, appendix B, table B-1) */
+#define INTERCEPT_IOIO (1u << 27)
+#define INTERCEPT_MSR (1u << 28)
 #define INTERCEPT_SHUTDOWN (1u << 31)
 #define INTERCEPT_VMRUN (1u << 0) /* misc vector 2; VMRUN must be intercepted (§15.5.1) */
 #define INTERCEPT_VMMCALL (1u << 1)
 #define EXCEPTION_DB 1
 
 #define EXIT_DB 0x41
+#define EXIT_CPUID 0x72
+#define EXIT_MSR 0x7C
 #define EXIT_IOIO 0x7B
 #define EXIT_SHUTDOWN 0x7F
 #define EXIT_VMRUN 0x80
@@ -82,9 +86,10 @@ static void set_segment(unsigned offset, uint16_t selector, uint16_t attrib, uin
 void svm_setup_guest(uint16_t cs, uint16_t ip)
 {
     memset(vmcb, 0, sizeof vmcb);
-    VMCB_U32(VMCB_INTERCEPT_MISC1) = INTERCEPT_IOIO | INTERCEPT_SHUTDOWN;
+    VMCB_U32(VMCB_INTERCEPT_MISC1) = INTERCEPT_CPUID | INTERCEPT_IOIO | INTERCEPT_MSR | INTERCEPT_SHUTDOWN;
     VMCB_U32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
     VMCB_U64(VMCB_IOPM_BASE) = (uintptr_t)iopm;
+    VMCB_U64(VMCB_MSRPM_BASE) = (uintptr_t)msrpm;
     VMCB_U32(VMCB_GUEST_ASID) = 1;
     VMCB_U8(VMCB_TLB_CONTROL) = TLB_FLUSH_ALL;
     VMCB_U64(VMCB_NP_ENABLE) = 1;
@@ -194,6 +199,14 @@ void svm_loop(void)
         case EXIT_VMMCALL:
             stat_add(STAT_EXIT_VMMCALL);
             bios_handle_vmmcall();
+            break;
+        case EXIT_CPUID:
+            stat_add(STAT_EXIT_CPUID);
+            hide_handle_cpuid();
+            break;
+        case EXIT_MSR:
+            stat_add(STAT_EXIT_MSR);
+            hide_handle_msr(info1 & 1);
             break;
         case EXIT_DB:
             stat_add(STAT_EXIT_DB);
