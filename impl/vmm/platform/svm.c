@@ -145,8 +145,8 @@ void svm_inject_exception(unsigned vector, bool has_error, uint32_t error)
 static void handle_npf(uint64_t exitinfo1, uint64_t gpa)
 {
     if (!range_touches_vmm(gpa, 1))
-        vmm_stop("nested page fault outside the VMM window at %lx (info %lx, rip %lx)", gpa, exitinfo1,
-                 VMCB_U64(VMCB_RIP));
+        vmm_stop("guest access to %lx, beyond the physical memory nested paging maps (info %lx, rip %lx)", gpa,
+                 exitinfo1, VMCB_U64(VMCB_RIP));
     if (!(exitinfo1 & NPF_WRITE))
         vmm_stop("read fault on the VMM window at %lx although it maps all ones", gpa);
     stat_add(STAT_NPF_WRITE);
