@@ -108,7 +108,7 @@ def test_bus_master_dma_into_the_vmm_fails_towards_the_guest(through_vmm):
     assert int(bm_status, 16) & BM_STATUS_ERROR
     stats = parse_stats(through_vmm.serial)
     assert stats["dma.refused"] == 1
-    assert "PRD table at 5000 reaches VMM memory: DMA refused" in through_vmm.serial
+    assert "PRD table at 5000 (primary channel) reaches VMM memory: DMA refused" in through_vmm.serial
 
 
 def test_bus_master_dma_into_guest_memory_works_before_and_after_a_refused_one(through_vmm):
@@ -139,7 +139,7 @@ def test_statistics_are_printed_at_power_off(through_vmm):
 
 
 DMA_EDGE_SCRIPT = [
-    "dma-table-in-vmm", "dma-64k-into-vmm", "dma-to-ram",
+    "dma-table-in-vmm", "dma-64k-into-vmm", "dma-secondary-to-vmm", "dma-to-ram",
     "move-bar4", "pci-ide", "dma-to-vmm", "dma-to-ram", "power-off",
 ]
 
@@ -160,7 +160,7 @@ def dma_edges(vmm_image, tmp_path_factory) -> MachineRun:
 def test_prd_table_inside_the_vmm_is_refused(dma_edges):
     [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-table-in-vmm")
     assert int(bm_status, 16) & BM_STATUS_ERROR
-    assert "PRD table at 8001000 reaches VMM memory" in dma_edges.serial
+    assert "PRD table at 8001000 (primary channel) reaches VMM memory" in dma_edges.serial
 
 
 def test_prd_entry_whose_size_field_means_64k_is_checked_as_64k(dma_edges):
@@ -178,7 +178,13 @@ def test_vmm_follows_the_bus_master_registers_when_the_guest_moves_bar4(dma_edge
     after_move = probe_lines(dma_edges.serial, "dma-to-ram")[-1]
     assert int(after_move[2], 16) == MBR_SIGNATURE
     stats = parse_stats(dma_edges.serial)
-    assert stats["dma.refused"] == 3 and stats["dma.started"] == 2
+    assert stats["dma.refused"] == 4 and stats["dma.started"] == 2
+
+
+def test_secondary_channel_dma_is_checked_too(dma_edges):
+    [[bm_status]] = probe_lines(dma_edges.serial, "dma-secondary-to-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR
+    assert "PRD table at 5000 (secondary channel) reaches VMM memory: DMA refused" in dma_edges.serial
 
 
 @pytest.mark.parametrize("through", ["vmm", "bare"])

@@ -35,7 +35,8 @@ OP_DMA_TABLE_IN_VMM equ 10
 OP_DMA_64K_INTO_VMM equ 11
 OP_PIO_STRINGS  equ 12
 OP_SVM_HIDDEN   equ 13
-OP_LAST         equ 13
+OP_DMA_SECONDARY_TO_VMM equ 14
+OP_LAST         equ 14
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -144,7 +145,7 @@ main:
 op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
-        dw op_pio_strings, op_svm_hidden
+        dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm
 
 script_load_packet:
         db 0x10, 0
@@ -729,6 +730,36 @@ gp_handler:
 svm_ecx: dd 0
 gp_taken: db 0
 
+; ---- op 14: START on the secondary channel's bus master with a PRD table aimed at the VMM ----
+; No command is issued: the check happens when START is written, before any device asks for data.
+op_dma_secondary_to_vmm:
+        call busmaster_base
+        add bx, 8                   ; the secondary channel's BMIC, BMIS, BMIDTP
+        mov dword [PRD_TABLE], VMM_ADDRESS
+        mov dword [PRD_TABLE + 4], 0x80000200
+        mov dx, bx
+        add dx, 4
+        mov eax, PRD_TABLE
+        out dx, eax
+        mov dx, bx
+        mov al, 0x09
+        out dx, al
+        add dx, 2
+        in al, dx
+        push ax
+        mov dx, bx
+        xor al, al
+        out dx, al
+        add dx, 2
+        mov al, 0x06
+        out dx, al                  ; clear error and interrupt
+        mov si, msg_dma_secondary
+        call print
+        pop ax
+        call hex8
+        call newline
+        ret
+
 msg_start:      db "probe: start", 13, 10, 0
 msg_done:       db "probe: done", 13, 10, 0
 msg_no_script:  db "probe: error no-script", 13, 10, 0
@@ -746,5 +777,6 @@ msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
 msg_dma_64k_vmm: db "probe: dma-64k-into-vmm ", 0
 msg_pio:        db "probe: pio-strings ", 0
 msg_svm:        db "probe: svm-hidden ", 0
+msg_dma_secondary: db "probe: dma-secondary-to-vmm ", 0
 
         times (1 + PROBE_SECTORS) * 512 - ($ - $$) db 0

@@ -29,6 +29,7 @@ OPS: dict[str, int] = {
     "dma-64k-into-vmm": 11,
     "pio-strings": 12,
     "svm-hidden": 13,
+    "dma-secondary-to-vmm": 14,
 }
 
 

@@ -1,6 +1,8 @@
 /* ATA manager: owns the primary IDE channel's ports. In passthrough every access reaches the
  * physical controller, while the manager tracks the channel as spec/ata describes it (command,
- * LBA, count, protocol phase) and checks every bus-master PRD table before a DMA starts. */
+ * LBA, count, protocol phase) and checks every bus-master PRD table before a DMA starts. The
+ * secondary channel is the guest's (a CD-ROM on QEMU), but its DMA is checked the same way:
+ * device DMA bypasses nested paging, whichever channel starts it. */
 #ifndef STORVISOR_ATA_H
 #define STORVISOR_ATA_H
 
@@ -12,7 +14,8 @@
 #define ATA_COMMAND_BLOCK 0x1F0
 #define ATA_COMMAND_BLOCK_PORTS 8
 #define ATA_CONTROL_PORT 0x3F6
-#define ATA_BUSMASTER_PRIMARY_PORTS 8 /* BMICP, BMISP, BMIDTP of the primary channel */
+#define ATA_BUSMASTER_PORTS 16 /* BMIC, BMIS, BMIDTP of the primary channel, then of the secondary */
+#define ATA_BUSMASTER_CHANNEL_PORTS 8
 
 /* Command block register offsets from 0x1F0 (ATA/ATAPI-7 V1 §7, table 7). */
 enum ata_register {
@@ -59,11 +62,18 @@ struct ata_channel {
     uint64_t lba;
     uint32_t sectors;
     uint16_t busmaster_base;           /* BAR4; 0 when the bus master is not decoded */
-    uint32_t guest_prd_table;          /* what the guest wrote to BMIDTP */
-    bool dma_refused;                  /* the guest's last PRD table reached VMM memory */
 };
 
 extern struct ata_channel ata_primary;
+
+/* One channel's bus master as the guest programs it (PIIX datasheet §2.7). */
+struct ata_busmaster {
+    const char *name;
+    uint16_t offset;                   /* from BAR4: 0 primary, 8 secondary */
+    uint32_t guest_prd_table;          /* what the guest wrote to BMIDTP */
+    bool dma_refused;                  /* the guest's last PRD table reached VMM memory */
+    uint64_t *shadow_prd_table;        /* the copy the controller reads, in VMM memory */
+};
 
 /* Takes over the primary channel's ports; `busmaster_base` is BAR4 or 0. */
 void ata_init(uint16_t busmaster_base);
@@ -72,8 +82,8 @@ void ata_move_busmaster(uint16_t busmaster_base);
 /* The command table entry for a code, or NULL (ATA/ATAPI-7 V1 §6: unknown codes are aborted). */
 const struct ata_command *ata_lookup_command(uint8_t code);
 
-/* Bus-master DMA (ata_bmdma.c). */
-void ata_bmdma_init(void);
+/* Bus-master DMA of both channels (ata_bmdma.c); `offset` is from BAR4, 0..15. */
+void ata_bmdma_init(uint16_t busmaster_base);
 uint32_t ata_bmdma_read(uint16_t offset, unsigned size);
 void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value);
 /* True when every PRD entry, and the table itself, stays out of VMM memory (invariant dma_confined). */

@@ -173,17 +173,17 @@ void ata_move_busmaster(uint16_t busmaster_base)
     if (busmaster_base == ch->busmaster_base)
         return;
     if (ch->busmaster_base)
-        ioexit_unregister(ch->busmaster_base, ATA_BUSMASTER_PRIMARY_PORTS);
+        ioexit_unregister(ch->busmaster_base, ATA_BUSMASTER_PORTS);
     ch->busmaster_base = busmaster_base;
     if (busmaster_base)
-        ioexit_register(busmaster_base, ATA_BUSMASTER_PRIMARY_PORTS, &busmaster_handler);
+        ioexit_register(busmaster_base, ATA_BUSMASTER_PORTS, &busmaster_handler);
     log_debug("ata: bus-master registers at %x", busmaster_base);
 }
 
 void ata_init(uint16_t busmaster_base)
 {
     ata_primary = (struct ata_channel){ .phase = ATA_PHASE_IDLE };
-    ata_bmdma_init();
+    ata_bmdma_init(busmaster_base);
     ioexit_register(ATA_COMMAND_BLOCK, ATA_COMMAND_BLOCK_PORTS, &command_block_handler);
     ioexit_register(ATA_CONTROL_PORT, 1, &control_handler);
     ata_move_busmaster(busmaster_base);
