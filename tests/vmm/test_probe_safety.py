@@ -205,11 +205,12 @@ def test_guest_sees_no_svm_and_cannot_move_the_host_save_area(vmm_image, probe_d
         timeout_s=PROBE_TIMEOUT_S,
     )
     assert run.exit_code == 0 and not run.timed_out, run.serial[-3000:]
-    [[ecx, gp_taken]] = probe_lines(run.serial, "svm-hidden")
+    [[ecx, gp_taken, efer]] = probe_lines(run.serial, "svm-hidden")
     svm_bit = bool(int(ecx, 16) & (1 << 2))  # CPUID 8000_0001h ECX bit 2
+    assert not int(efer, 16) & (1 << 12), "EFER.SVME must read clear"
     if through == "vmm":
         assert not svm_bit and gp_taken == "01"
         assert probe_lines(run.serial, "e820"), "the VMM must still be in control after the WRMSR"
-        assert parse_stats(run.serial)["exit.msr"] == 1
+        assert parse_stats(run.serial)["exit.msr"] == 2
     else:
         assert svm_bit and gp_taken == "00"

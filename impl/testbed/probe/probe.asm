@@ -694,7 +694,7 @@ op_pio_strings:
         call newline
         ret
 
-; ---- op 13: does the guest see SVM? CPUID 8000_0001h ECX, and whether WRMSR VM_HSAVE_PA faults ----
+; ---- op 13: does the guest see SVM? CPUID 8000_0001h ECX, whether WRMSR VM_HSAVE_PA faults, EFER ----
 op_svm_hidden:
         mov eax, 0x80000001
         cpuid
@@ -708,6 +708,9 @@ op_svm_hidden:
         xor edx, edx
         wrmsr
         pop dword [0x0D * 4]
+        mov ecx, 0xC0000080         ; EFER
+        rdmsr
+        mov [svm_efer], eax
         mov si, msg_svm
         call print
         mov eax, [svm_ecx]
@@ -715,6 +718,9 @@ op_svm_hidden:
         call space
         mov al, [gp_taken]
         call hex8
+        call space
+        mov eax, [svm_efer]
+        call hex32
         call newline
         ret
 
@@ -728,6 +734,7 @@ gp_handler:
         iret
 
 svm_ecx: dd 0
+svm_efer: dd 0
 gp_taken: db 0
 
 ; ---- op 14: START on the secondary channel's bus master with a PRD table aimed at the VMM ----

@@ -1,7 +1,8 @@
 /* Keeping SVM to the VMM. The guest's CPUID shows no SVM (AMD APM vol 3, CPUID 8000_0001h
  * ECX bit 2 and leaf 8000_000Ah); its MSRs are closed to it: a guest that could write
  * VM_HSAVE_PA would choose where the CPU reloads the host's state from at the next #VMEXIT
- * (APM vol 2 §15.30.4), and EFER.SVME must stay set for VMRUN to accept the guest (§15.5.1).
+ * (APM vol 2 §15.30.4), and EFER.SVME must stay set for VMRUN to accept the guest (§15.5.1),
+ * though the guest reads it clear.
  * RDMSR, WRMSR and CPUID are two bytes after any prefixes; software SVM gives no next RIP. */
 #include "platform.h"
 
@@ -29,7 +30,7 @@ static void msrpm_intercept(uint32_t msr, bool read, bool write)
 
 void hide_init(void)
 {
-    msrpm_intercept(MSR_EFER, false, true);
+    msrpm_intercept(MSR_EFER, true, true);
     msrpm_intercept(MSR_VM_CR, true, true);
     msrpm_intercept(MSR_VM_HSAVE_PA, true, true);
 }
@@ -78,6 +79,14 @@ void hide_handle_msr(bool is_write)
             log_debug("guest cleared EFER.SVME; kept set so VMRUN still accepts the guest");
         uint64_t efer = VMCB_U64(VMCB_EFER);
         VMCB_U64(VMCB_EFER) = (value & ~EFER_LMA) | (efer & EFER_LMA) | EFER_SVME;
+        skip_two_byte_instruction();
+        return;
+    }
+    if (msr == MSR_EFER) {
+        /* Reads show SVME clear, as on a CPU without SVM; the VMCB keeps it set. */
+        uint64_t efer = VMCB_U64(VMCB_EFER) & ~EFER_SVME;
+        VMCB_U64(VMCB_RAX) = efer & 0xFFFFFFFFull;
+        guest_regs.rdx = efer >> 32;
         skip_two_byte_instruction();
         return;
     }
