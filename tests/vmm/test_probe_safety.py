@@ -139,7 +139,7 @@ def test_statistics_are_printed_at_power_off(through_vmm):
 
 
 DMA_EDGE_SCRIPT = [
-    "dma-table-in-vmm", "dma-64k-into-vmm", "dma-secondary-to-vmm", "dma-to-ram",
+    "dma-table-in-vmm", "dma-64k-into-vmm", "dma-secondary-to-vmm", "bar4-over-ide", "dma-to-ram",
     "move-bar4", "pci-ide", "dma-to-vmm", "dma-to-ram", "power-off",
 ]
 
@@ -179,6 +179,13 @@ def test_vmm_follows_the_bus_master_registers_when_the_guest_moves_bar4(dma_edge
     assert int(after_move[2], 16) == MBR_SIGNATURE
     stats = parse_stats(dma_edges.serial)
     assert stats["dma.refused"] == 4 and stats["dma.started"] == 2
+
+
+def test_bus_master_registers_cannot_be_laid_over_other_intercepted_ports(dma_edges):
+    [[bar4]] = probe_lines(dma_edges.serial, "bar4-over-ide")
+    assert int(bar4, 16) not in (0x1F0, 0), "the BAR4 write over 0x1F0 must not reach the controller"
+    assert "register 20 over intercepted ports at 1f0: write not passed on" in dma_edges.serial
+    assert probe_lines(dma_edges.serial, "dma-to-ram")[0][2] == "0000aa55", "bus-master DMA still works"
 
 
 def test_secondary_channel_dma_is_checked_too(dma_edges):

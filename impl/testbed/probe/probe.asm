@@ -36,7 +36,8 @@ OP_DMA_64K_INTO_VMM equ 11
 OP_PIO_STRINGS  equ 12
 OP_SVM_HIDDEN   equ 13
 OP_DMA_SECONDARY_TO_VMM equ 14
-OP_LAST         equ 14
+OP_BAR4_OVER_IDE equ 15
+OP_LAST         equ 15
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -145,7 +146,7 @@ main:
 op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
-        dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm
+        dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide
 
 script_load_packet:
         db 0x10, 0
@@ -550,6 +551,21 @@ op_move_bar4:
         call newline
         ret
 
+; ---- op 15: try to lay the bus-master registers over the IDE command block at 0x1F0 ----
+op_bar4_over_ide:
+        call busmaster_base
+        mov eax, [ide_address]
+        or eax, 0x20
+        mov ecx, 0x1F0 | 1
+        call pci_write
+        mov si, msg_bar4_over_ide
+        call print
+        call busmaster_base
+        movzx eax, bx
+        call hex32
+        call newline
+        ret
+
 ; ---- op 10: a READ DMA whose PRD table itself lies in VMM memory ----
 op_dma_table_in_vmm:
         call busmaster_base
@@ -780,6 +796,7 @@ msg_dma_ram:    db "probe: dma-to-ram ", 0
 msg_fwcfg:      db "probe: fwcfg-to-vmm ", 0
 msg_power_off:  db "probe: power-off", 13, 10, 0
 msg_move_bar4:  db "probe: move-bar4 ", 0
+msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
 msg_dma_64k_vmm: db "probe: dma-64k-into-vmm ", 0
 msg_pio:        db "probe: pio-strings ", 0

@@ -30,6 +30,7 @@ OPS: dict[str, int] = {
     "pio-strings": 12,
     "svm-hidden": 13,
     "dma-secondary-to-vmm": 14,
+    "bar4-over-ide": 15,
 }
 
 

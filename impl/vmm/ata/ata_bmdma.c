@@ -117,11 +117,19 @@ void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value)
     }
 }
 
-/* The guest's BMIDTP values start as the firmware left them. */
+/* The guest's BMIDTP values start as the firmware left them; the controller's point at the
+ * shadows from the start, so no path to START can find a table the VMM has not copied. */
 void ata_bmdma_init(uint16_t busmaster_base)
 {
     for (unsigned c = 0; c < 2; c++) {
-        busmasters[c].dma_refused = false;
-        busmasters[c].guest_prd_table = busmaster_base ? inl((uint16_t)(busmaster_base + busmasters[c].offset + BM_PRD_TABLE)) : 0;
+        struct ata_busmaster *bm = &busmasters[c];
+        bm->dma_refused = false;
+        bm->guest_prd_table = 0;
+        if (!busmaster_base)
+            continue;
+        uint16_t pointer = (uint16_t)(busmaster_base + bm->offset + BM_PRD_TABLE);
+        bm->guest_prd_table = inl(pointer);
+        bm->shadow_prd_table[0] = (uint64_t)PRD_END_OF_TABLE << 32 | 0x0000; /* 64 KiB at 0, if ever started */
+        outl(pointer, (uint32_t)(uintptr_t)bm->shadow_prd_table);
     }
 }

@@ -42,6 +42,18 @@ void ioexit_unregister(uint16_t first_port, unsigned count)
     }
 }
 
+bool ioexit_overlaps(uint16_t first_port, unsigned count, uint16_t ignored_first)
+{
+    for (unsigned i = 0; i < MAX_PORT_RANGES; i++) {
+        const struct port_range *r = &ranges[i];
+        if (!r->handler || (ignored_first && r->first == ignored_first))
+            continue;
+        if (first_port < r->first + r->count && r->first < (unsigned)first_port + count)
+            return true;
+    }
+    return false;
+}
+
 static const struct port_handler *handler_for(uint16_t port)
 {
     for (unsigned i = 0; i < MAX_PORT_RANGES; i++) {

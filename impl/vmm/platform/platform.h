@@ -237,6 +237,8 @@ struct port_handler {
 };
 void ioexit_register(uint16_t first_port, unsigned count, const struct port_handler *handler);
 void ioexit_unregister(uint16_t first_port, unsigned count);
+/* Whether [first_port, first_port+count) meets an intercepted range other than the one starting at `ignored_first`. */
+bool ioexit_overlaps(uint16_t first_port, unsigned count, uint16_t ignored_first);
 
 /* ---- PCI configuration (pci.c) ---- */
 
