@@ -197,12 +197,16 @@ def test_secondary_channel_dma_is_checked_too(dma_edges):
 @pytest.mark.parametrize("through", ["vmm", "bare"])
 def test_string_io_forms_move_the_same_data_as_on_the_bare_machine(vmm_image, probe_disk, through):
     run = run_machine(
-        probe_disk(["pio-strings", "power-off"]), vmm=vmm_image if through == "vmm" else None, timeout_s=PROBE_TIMEOUT_S
+        probe_disk(["pio-strings", "power-off"]), vmm=vmm_image if through == "vmm" else None,
+        vmm_cmdline="log=debug" if through == "vmm" else "", timeout_s=PROBE_TIMEOUT_S,
     )
     assert run.exit_code == 0 and not run.timed_out, run.serial[-3000:]
     assert probe_lines(run.serial, "pio-strings") == [["01", "01", "01"]], run.serial
     if through == "vmm":
         assert parse_stats(run.serial)["io.string_instructions"] >= 4
+        # The ATA manager follows the commands it passes through: code, name, LBA and count.
+        assert run.serial.count("storvisor: debug: ata: command 30 WRITE SECTORS lba 100 sectors 1") == 1
+        assert run.serial.count("storvisor: debug: ata: command 20 READ SECTORS lba 100 sectors 1") == 3
 
 
 @pytest.mark.parametrize("through", ["vmm", "bare"])

@@ -658,8 +658,6 @@ op_pio_strings:
         mov cx, 256
         cs rep outsw
         call ata_wait_idle
-        mov si, msg_pio
-        call print
         ; read 1: o32 rep insd, a32 addressing
         mov al, 0x20                ; READ SECTORS
         call ata_pio_command
@@ -669,8 +667,7 @@ op_pio_strings:
         a32 rep insd
         call ata_wait_idle
         call compare_readback
-        call hex8
-        call space
+        mov [pio_results], al
         ; read 2: rep insw through ES with a non-zero base
         mov al, 0x20
         call ata_pio_command
@@ -684,8 +681,7 @@ op_pio_strings:
         pop es
         call ata_wait_idle
         call compare_readback
-        call hex8
-        call space
+        mov [pio_results + 1], al
         ; read 3: std; rep insw from the last word down, then reverse the words in place
         mov al, 0x20
         call ata_pio_command
@@ -706,9 +702,21 @@ op_pio_strings:
         cmp si, di
         jb .swap
         call compare_readback
+        mov [pio_results + 2], al
+        mov si, msg_pio             ; one line at the end: the VMM's log may write between reads
+        call print
+        mov al, [pio_results]
+        call hex8
+        call space
+        mov al, [pio_results + 1]
+        call hex8
+        call space
+        mov al, [pio_results + 2]
         call hex8
         call newline
         ret
+
+pio_results: times 3 db 0
 
 ; ---- op 13: does the guest see SVM? CPUID 8000_0001h ECX, whether WRMSR VM_HSAVE_PA faults, EFER ----
 op_svm_hidden:
