@@ -36,7 +36,7 @@ def test_good_command_line_is_accepted_and_sets_the_log_level(vmm_image, probe_d
     )
     assert run.exit_code == 0 and not run.timed_out, run.serial
     assert "status=forwarded stats=off" in run.serial
-    assert "storvisor: debug: ata: command 20 READ SECTORS lba 0 sectors 1" in run.serial
+    assert "storvisor: debug: ata: command 20 READ SECTORS lba 0 count 1" in run.serial
     assert "storvisor-stats begin" not in run.serial
 
 

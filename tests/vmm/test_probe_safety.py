@@ -205,8 +205,8 @@ def test_string_io_forms_move_the_same_data_as_on_the_bare_machine(vmm_image, pr
     if through == "vmm":
         assert parse_stats(run.serial)["io.string_instructions"] >= 4
         # The ATA manager follows the commands it passes through: code, name, LBA and count.
-        assert run.serial.count("storvisor: debug: ata: command 30 WRITE SECTORS lba 100 sectors 1") == 1
-        assert run.serial.count("storvisor: debug: ata: command 20 READ SECTORS lba 100 sectors 1") == 3
+        assert run.serial.count("storvisor: debug: ata: command 30 WRITE SECTORS lba 100 count 1") == 1
+        assert run.serial.count("storvisor: debug: ata: command 20 READ SECTORS lba 100 count 1") == 3
 
 
 @pytest.mark.parametrize("through", ["vmm", "bare"])

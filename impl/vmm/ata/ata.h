@@ -39,13 +39,22 @@ enum ata_register {
 #define BM_STATUS_ERROR 0x02
 #define BM_STATUS_INTERRUPT 0x04
 
-/* Where the channel is in the protocol of ATA/ATAPI-7 V2 §11. */
+/* Where the channel is in the protocol of ATA/ATAPI-7 V2 §11: the names of spec/ata's Phase.
+ * In passthrough the manager sees only what the guest reads, so it follows a coarser path:
+ * COMMAND_ACCEPTED on the command write, then the busy or transfer phase the status shows. */
 enum ata_phase {
-    ATA_PHASE_IDLE,      /* no command: host may write registers */
-    ATA_PHASE_BUSY,      /* command written, device has not asked for data or finished */
-    ATA_PHASE_DATA_IN,   /* PIO: DRQ set, host reads the data register */
-    ATA_PHASE_DATA_OUT,  /* PIO: DRQ set, host writes the data register */
-    ATA_PHASE_DMA,       /* DMA command issued; the bus master moves the data */
+    ATA_PHASE_IDLE,
+    ATA_PHASE_RESET_ASSERTED,
+    ATA_PHASE_RESET_EXECUTING,
+    ATA_PHASE_COMMAND_ACCEPTED,
+    ATA_PHASE_NON_DATA_EXECUTING,
+    ATA_PHASE_PIO_IN_FETCHING,
+    ATA_PHASE_PIO_IN_TRANSFER,
+    ATA_PHASE_PIO_OUT_TRANSFER,
+    ATA_PHASE_PIO_OUT_STORING,
+    ATA_PHASE_DMA_FETCHING,
+    ATA_PHASE_DMA_TRANSFER,
+    ATA_PHASE_DMA_STORING,
 };
 
 /* One 8-bit register with the value before the last write, for 48-bit commands (ATA/ATAPI-7 V1 §6.18). */
@@ -54,13 +63,13 @@ struct ata_fifo_register {
 };
 
 struct ata_channel {
-    struct ata_fifo_register features, count, lba_low, lba_mid, lba_high;
+    struct ata_fifo_register features, sector_count, lba_low, lba_mid, lba_high;
     uint8_t device, control;
     enum ata_phase phase;
     const struct ata_command *command; /* the last command written; NULL if the table does not know it */
     uint8_t command_code;
-    uint64_t lba;
-    uint32_t sectors;
+    uint64_t lba;                      /* first sector of the command */
+    uint32_t count;                    /* sectors in the whole command */
     uint16_t busmaster_base;           /* BAR4; 0 when the bus master is not decoded */
 };
 
