@@ -124,6 +124,18 @@ class _SerialFollower:
             sys.stdout.flush()
 
 
+def _wait(process: subprocess.Popen[bytes], deadline: float, follower: _SerialFollower | None) -> bool:
+    """Wait for QEMU to exit; stop it at `deadline`. True when the deadline stopped it."""
+    while process.poll() is None:
+        if follower is not None:
+            follower.pump()
+        if time.monotonic() >= deadline:
+            _stop(process)
+            return True
+        time.sleep(POLL_INTERVAL_S)
+    return False
+
+
 def run_machine(
     disk: Path,
     *,
@@ -149,16 +161,12 @@ def run_machine(
         with stderr_log.open("wb") as stderr_file:
             started = time.monotonic()
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr_file, stderr=stderr_file)
-            deadline = started + timeout_s
-            timed_out = False
-            while process.poll() is None:
-                if follower is not None:
-                    follower.pump()
-                if time.monotonic() >= deadline:
+            try:
+                timed_out = _wait(process, started + timeout_s, follower)
+            finally:
+                # An interrupted caller (Ctrl-C, a test timeout) must not leave the machine running.
+                if process.poll() is None:
                     _stop(process)
-                    timed_out = True
-                    break
-                time.sleep(POLL_INTERVAL_S)
             wall_seconds = time.monotonic() - started
         if follower is not None:
             follower.pump()
