@@ -9,7 +9,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils      # the emulated PC, with SeaBIOS
   gcc binutils nasm make          # the VMM and the probe guest
   syslinux syslinux-common mtools # bootable FAT disk images without root
-  busybox-static cpio xz-utils    # the guest's initramfs
+  busybox-static cpio xz-utils zstd  # the guest's initramfs (modules may ship compressed)
   kmod                            # depmod: modules.dep of the unpacked Debian kernel
   vblade aoetools                 # the reference AoE target and tools
   iproute2                        # network namespaces and veth pairs
