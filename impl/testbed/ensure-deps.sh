@@ -9,8 +9,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils      # the emulated PC, with SeaBIOS
   gcc binutils nasm make          # the VMM and the probe guest
   syslinux syslinux-common mtools # bootable FAT disk images without root
-  busybox-static cpio xz-utils zstd  # the guest's initramfs (modules may ship compressed)
-  kmod                            # depmod: modules.dep of the unpacked Debian kernel
+  busybox-static cpio xz-utils    # the guest's initramfs
+  kmod zstd                       # the Debian kernel's modules.dep (depmod), compressed modules
   vblade aoetools                 # the reference AoE target and tools
   iproute2                        # network namespaces and veth pairs
   python3 python3-venv
