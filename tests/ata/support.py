@@ -1,6 +1,6 @@
 """A host driving the spec's ATA channel the way a driver does, checking every invariant after every event."""
 
-from spec.ata.backing_store import SECTOR_BYTES, MemoryStore, ReadSectors, StoreRequest, StoreResult
+from spec.ata.backing_store import SECTOR_BYTES, MemoryStore, ReadSectors, StoreRequest, StoreResult, WriteSectors
 from spec.ata.constants import BSY, DRQ, PRD_EOT, UNC, BusMasterRegister, CommandBlock
 from spec.ata.device import AtaChannel
 from spec.ata.invariants import check_invariants
@@ -37,12 +37,45 @@ class BadSectorStore(MemoryStore):
         return super()._execute(request)
 
 
+class SparseStore:
+    """A huge disk whose sectors are all zero until written: for capacities beyond 2**28 sectors."""
+
+    def __init__(self, sectors: int):
+        self.sectors = sectors
+        self.written: dict[int, bytes] = {}
+        self.requests: list[StoreRequest] = []
+        self._result: StoreResult | None = None
+
+    def sector_count(self) -> int:
+        return self.sectors
+
+    def start(self, request: StoreRequest) -> None:
+        self.requests.append(request)
+        match request:
+            case ReadSectors(lba, count):
+                data = b"".join(self.written.get(lba + i, bytes(SECTOR_BYTES)) for i in range(count))
+                self._result = StoreResult(True, data)
+            case WriteSectors(lba, data):
+                for i in range(len(data) // SECTOR_BYTES):
+                    self.written[lba + i] = data[i * SECTOR_BYTES : (i + 1) * SECTOR_BYTES]
+                self._result = StoreResult(True)
+            case _:
+                self._result = StoreResult(True)
+
+    def poll(self) -> StoreResult | None:
+        result, self._result = self._result, None
+        return result
+
+
 class Host:
     """A channel with a store and guest memory, plus the steps a driver takes; checks invariants after each event."""
 
-    def __init__(self, sectors: int = 64, latency: int = 0, bad: frozenset[int] = frozenset()):
-        self.store = BadSectorStore(sectors, set(bad), latency)
-        self.store.sectors[:] = pattern(0, sectors)
+    def __init__(self, sectors: int = 64, latency: int = 0, bad: frozenset[int] = frozenset(), sparse: bool = False):
+        if sparse:
+            self.store = SparseStore(sectors)
+        else:
+            self.store = BadSectorStore(sectors, set(bad), latency)
+            self.store.sectors[:] = pattern(0, sectors)
         self.memory = FlatMemory(MEMORY_BYTES)
         self.channel = AtaChannel(self.store, self.memory, CMD, CTRL, BM)
 
