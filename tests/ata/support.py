@@ -78,6 +78,7 @@ class Host:
             self.store.sectors[:] = pattern(0, sectors)
         self.memory = FlatMemory(MEMORY_BYTES)
         self.channel = AtaChannel(self.store, self.memory, CMD, CTRL, BM)
+        self.phases_seen = {self.channel.state.phase}  # every protocol phase observed after an event
 
     @property
     def capacity(self) -> int:
@@ -85,6 +86,7 @@ class Host:
 
     def check(self) -> None:
         check_invariants(self.channel.state, self.capacity)
+        self.phases_seen.add(self.channel.state.phase)
 
     def read(self, port: int, width: int = 1) -> int:
         value = self.channel.read(port, width)
