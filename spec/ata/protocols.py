@@ -147,7 +147,7 @@ def start_dma_write(state: ChannelState) -> None:
 def dma_transfer_done(state: ChannelState, store: BackingStore) -> None:
     """The bus master moved the last byte: a read is complete; a write goes to the store."""
     transfer = current_transfer(state)
-    if transfer.command.name.startswith("READ"):
+    if not transfer.command.writes_medium:
         complete_ok(state)
     else:
         set_busy(state, Phase.DMA_STORING)
