@@ -42,7 +42,7 @@ from spec.ata.constants import (
 from spec.ata.errors import CannotHappen
 from spec.ata.handlers import execute_command, write_signature
 from spec.ata.prd import GuestMemory
-from spec.ata.protocols import current_transfer, pio_in_block_read, pio_out_block_written, store_answered
+from spec.ata.protocols import current_transfer, pio_in_block_read, pio_out_block_written, set_busy, store_answered
 from spec.ata.state import ChannelState, Observation, Phase
 
 ACCESS_WIDTHS = (1, 2, 4)  # IN/OUT move a byte, a word or a dword
@@ -238,9 +238,7 @@ class AtaChannel:
         # Writing the Command register clears a pending interrupt (V1 §7, Command register).
         state.interrupt_pending = False
         state.command_code = code
-        state.phase = Phase.COMMAND_ACCEPTED
-        state.status = BSY | DRDY | DSC
-        state.transfer = None
+        set_busy(state, Phase.COMMAND_ACCEPTED)
 
     def _write_device_control(self, value: int) -> None:
         """Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1 §7, Device Control register)."""
