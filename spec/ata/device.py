@@ -132,6 +132,7 @@ class AtaChannel:
             lba_mid=r.lba_mid,
             lba_high=r.lba_high,
             device=r.device,
+            previous=(r.prev_sector_count, r.prev_lba_low, r.prev_lba_mid, r.prev_lba_high),
             intrq=s.intrq,
             bm_command=command_register(bm),
             bm_status=status_register(bm),
