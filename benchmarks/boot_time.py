@@ -28,8 +28,8 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 VMM_IMAGE = REPOSITORY_ROOT / "impl" / "vmm" / "build" / "storvisor-vmm.elf"
 TARGET_RATIO = 1.10
 BOOT_TIMEOUT_S = 300
-# The VMM's exit statistics: any COM1 line that speaks of exits and is not a kernel log line.
-EXIT_STATISTICS_LINE = re.compile(r"^(?!\s*\[\s*\d+\.\d+\]).*\bexits?\b.*$", re.IGNORECASE | re.MULTILINE)
+# The VMM prints its counters on COM1 at guest power-off, one "storvisor-stat NAME VALUE" per line.
+VMM_STAT_LINE = re.compile(r"^storvisor-stat (?P<name>\S+) (?P<value>\d+)$", re.MULTILINE)
 KERNEL_POWER_DOWN = re.compile(r"^\[\s*(?P<seconds>\d+\.\d+)\] reboot: Power down", re.MULTILINE)
 
 
@@ -82,15 +82,21 @@ def _summary(label: str, boots: list[Boot]) -> float | None:
     return statistics.median(walls)
 
 
+def vmm_statistics(serial: str) -> dict[str, int]:
+    """The VMM's counters from one run's COM1, in the order it printed them."""
+    return {match["name"]: int(match["value"]) for match in VMM_STAT_LINE.finditer(serial.replace("\r", ""))}
+
+
 def _print_exit_statistics(boots: list[Boot]) -> None:
-    last = next((boot for boot in reversed(boots) if boot.problem is None), boots[-1] if boots else None)
-    lines = EXIT_STATISTICS_LINE.findall(last.run.serial.replace("\r", "")) if last else []
-    if lines:
-        print("  VMM exit statistics (last run's COM1):")
-        for line in lines:
-            print(f"    {line.strip()}")
-    else:
+    per_run = [vmm_statistics(boot.run.serial) for boot in boots if boot.problem is None]
+    per_run = [counters for counters in per_run if counters]
+    if not per_run:
         print("  the VMM printed no exit statistics on COM1")
+        return
+    print(f"  VMM statistics, median of {len(per_run)} runs:")
+    for name in per_run[-1]:
+        values = [counters[name] for counters in per_run if name in counters]
+        print(f"    {name:<28} {statistics.median(values):>14,.0f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

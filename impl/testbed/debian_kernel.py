@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,16 +100,20 @@ def unpack(deb: Path) -> DebianKernel:
     version = _package_field(deb, "Version")
     root = deb.parent / f"{package}_{version}"
     if not (root / UNPACKED_STAMP).is_file():
-        staging = root.with_name(root.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
-        staging.mkdir(parents=True)
+        # A private staging folder, renamed into place when complete: concurrent unpacks cannot mix.
+        staging = Path(tempfile.mkdtemp(prefix=f"{root.name}.", suffix=".partial", dir=deb.parent))
+        staging.chmod(0o755)
         _run(["dpkg-deb", "-x", str(deb), str(staging)], f"cannot unpack {deb.name}")
         release = _single_release(staging)
         # depmod -b reads <base>/lib/modules/<release> and writes modules.dep there; no root needed.
         _run(["depmod", "-b", str(staging), release], f"depmod failed on {deb.name}")
         (staging / UNPACKED_STAMP).write_text(_sha256_file(deb) + "\n")
-        staging.rename(root)
+        try:
+            staging.rename(root)
+        except OSError:
+            # Another unpack of the same package finished first.
+            shutil.rmtree(staging)
     return DebianKernel(
         package=package,
         version=version,

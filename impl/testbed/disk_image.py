@@ -24,6 +24,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -273,10 +274,11 @@ def build_linux_disk(
     cached = _load_cached(directory)
     if cached is not None:
         return cached
-    staging = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(directory, ignore_errors=True)
-    staging.mkdir(parents=True)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    # A private staging folder, renamed into place when complete: concurrent builds cannot mix.
+    staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.", suffix=".partial", dir=images_dir))
+    staging.chmod(0o755)
     image = staging / "disk.img"
     _write_image(image, kernel, initrd, data_pattern(data_bytes, data_seed), kernel_cmdline)
     data_sha256, measured_bytes = data_partition_sha256(image)
@@ -293,7 +295,15 @@ def build_linux_disk(
     manifest = {**asdict(disk), "image_sha256": _sha256_file(image)}
     del manifest["path"]
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    staging.rename(directory)
+    try:
+        staging.rename(directory)
+    except OSError:
+        # Another build of the same inputs finished first; its image is the same disk.
+        shutil.rmtree(staging)
+        cached = _load_cached(directory)
+        if cached is None:
+            raise DiskImageError(f"cannot move the built image into {directory}") from None
+        return cached
     return disk
 
 

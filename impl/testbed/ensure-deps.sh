@@ -10,7 +10,7 @@ APT_PACKAGES=(
   gcc binutils nasm make          # the VMM and the probe guest
   syslinux syslinux-common mtools # bootable FAT disk images without root
   busybox-static cpio xz-utils    # the guest's initramfs
-  kmod                            # depmod: modules.dep of the unpacked Debian kernel
+  kmod zstd                       # the Debian kernel's modules.dep (depmod), compressed modules
   vblade aoetools                 # the reference AoE target and tools
   iproute2                        # network namespaces and veth pairs
   python3 python3-venv

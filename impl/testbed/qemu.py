@@ -85,8 +85,12 @@ def qemu_command(
     return argv
 
 
-def _check_inputs(disk: Path, vmm: Path | None) -> None:
-    """Fail before starting QEMU, with a message that names what is missing."""
+def _check_inputs(disk: Path, vmm: Path | None, timeout_s: float, memory_mb: int) -> None:
+    """Fail before starting QEMU, with a message that names what is wrong."""
+    if not timeout_s > 0:
+        raise MachineError(f"timeout_s must be positive, not {timeout_s}")
+    if memory_mb < 1:
+        raise MachineError(f"memory_mb must be positive, not {memory_mb}")
     if shutil.which(QEMU_BINARY) is None:
         raise MachineError(f"{QEMU_BINARY} is not installed; run `make setup` (Debian package qemu-system-x86)")
     if not disk.is_file():
@@ -124,6 +128,22 @@ class _SerialFollower:
             sys.stdout.flush()
 
 
+def _wait(process: subprocess.Popen[bytes], deadline: float, follower: _SerialFollower | None) -> bool:
+    """Wait for QEMU to exit, seeing its exit at once; stop it at `deadline`. True when stopped."""
+    while True:
+        if follower is not None:
+            follower.pump()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _stop(process)
+            return True
+        try:
+            process.wait(timeout=min(POLL_INTERVAL_S, remaining))
+            return False
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_machine(
     disk: Path,
     *,
@@ -137,7 +157,7 @@ def run_machine(
     """Boot `disk` (behind `vmm` when given) until QEMU exits or `timeout_s` passes."""
     disk = Path(disk)
     vmm = Path(vmm) if vmm is not None else None
-    _check_inputs(disk, vmm)
+    _check_inputs(disk, vmm, timeout_s, memory_mb)
     with tempfile.TemporaryDirectory(prefix="storvisor-machine-") as scratch:
         serial_log = Path(scratch) / "com1.log"
         stderr_log = Path(scratch) / "qemu.stderr"
@@ -149,16 +169,12 @@ def run_machine(
         with stderr_log.open("wb") as stderr_file:
             started = time.monotonic()
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr_file, stderr=stderr_file)
-            deadline = started + timeout_s
-            timed_out = False
-            while process.poll() is None:
-                if follower is not None:
-                    follower.pump()
-                if time.monotonic() >= deadline:
+            try:
+                timed_out = _wait(process, started + timeout_s, follower)
+            finally:
+                # An interrupted caller (Ctrl-C, a test timeout) must not leave the machine running.
+                if process.poll() is None:
                     _stop(process)
-                    timed_out = True
-                    break
-                time.sleep(POLL_INTERVAL_S)
             wall_seconds = time.monotonic() - started
         if follower is not None:
             follower.pump()

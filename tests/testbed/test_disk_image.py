@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import lzma
 import os
 import struct
 import subprocess
@@ -185,6 +186,19 @@ def test_an_unknown_module_is_refused():
 def test_a_dependency_cycle_is_refused():
     with pytest.raises(initramfs.InitramfsError, match="cycle"):
         initramfs.load_order({"kernel/a.ko": ["kernel/b.ko"], "kernel/b.ko": ["kernel/a.ko"]}, ("a",))
+
+
+@pytest.mark.parametrize("suffix", [".xz", ".gz", ".zst"])
+def test_compressed_modules_are_unpacked_on_the_host(tmp_path, suffix):
+    original = fetch_kernel().modules_dir / "kernel/drivers/ata/ata_piix.ko"
+    compressed = tmp_path / f"ata_piix.ko{suffix}"
+    if suffix == ".xz":
+        compressed.write_bytes(lzma.compress(original.read_bytes(), format=lzma.FORMAT_XZ))
+    elif suffix == ".gz":
+        compressed.write_bytes(gzip.compress(original.read_bytes()))
+    else:
+        subprocess.run(["zstd", "-q", "-o", str(compressed), str(original)], check=True)
+    assert initramfs.read_module(compressed) == original.read_bytes()
 
 
 def test_module_names_drop_directories_and_compression():

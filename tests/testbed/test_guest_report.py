@@ -52,3 +52,4 @@ def test_init_prints_the_tags_the_readers_look_for():
     assert f'echo "{guest_report.ERROR_TAG} ' in init
     assert f'echo "{guest_report.ATA_DEVICE_TAG} ' in init
     assert "for module in kernel/drivers/ata/libata.ko kernel/drivers/ata/ata_piix.ko; do" in init
+

@@ -76,6 +76,14 @@ def test_missing_vmm_is_a_clear_error(tmp_path):
         run_machine(disk, vmm=missing)
 
 
+@pytest.mark.parametrize("settings", [{"timeout_s": 0}, {"timeout_s": -1.5}, {"memory_mb": 0}])
+def test_impossible_settings_are_a_clear_error(tmp_path, settings):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 512)
+    with pytest.raises(MachineError, match=f"{next(iter(settings))} must be positive"):
+        run_machine(disk, **settings)
+
+
 @pytest.mark.qemu
 def test_serial_is_captured_and_a_guest_reset_ends_the_run(boot_sector_disk):
     run = run_machine(boot_sector_disk("serial_hello"), timeout_s=30)
