@@ -95,7 +95,10 @@ const struct ata_command *ata_lookup_command(uint8_t code);
 void ata_bmdma_init(uint16_t busmaster_base);
 uint32_t ata_bmdma_read(uint16_t offset, unsigned size);
 void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value);
-/* True when every PRD entry, and the table itself, stays out of VMM memory (invariant dma_confined). */
+/* PRD tables (ata_prd.c): true when every entry up to the end-of-table mark, and the table
+ * itself, stays out of VMM memory (invariant dma_confined); `entries` counts them. */
+#define PRD_END_OF_TABLE (1u << 31)
+#define PRD_TABLE_MAX_ENTRIES 8192 /* one 64 KiB region of 8-byte entries (PIIX datasheet §2.7.3) */
 bool ata_prd_table_is_confined(uint32_t table, unsigned *entries);
 
 #endif

@@ -6,8 +6,6 @@
 #include "ata.h"
 #include "../platform/platform.h"
 
-#define PRD_END_OF_TABLE (1u << 31)
-#define PRD_TABLE_MAX_ENTRIES 8192 /* one 64 KiB region of 8-byte entries (PIIX datasheet §2.7.3) */
 
 static uint64_t shadow_primary[PRD_TABLE_MAX_ENTRIES] __attribute__((aligned(65536)));
 static uint64_t shadow_secondary[PRD_TABLE_MAX_ENTRIES] __attribute__((aligned(65536)));
@@ -16,32 +14,6 @@ static struct ata_busmaster busmasters[2] = {
     { "primary", 0, 0, false, shadow_primary },
     { "secondary", 8, 0, false, shadow_secondary },
 };
-
-/* Bytes one PRD entry moves: bit 0 ignored, 0 means 64 KiB (PIIX datasheet §2.7.3; QEMU masks alike). */
-static uint32_t prd_byte_count(uint64_t entry)
-{
-    uint32_t count = (uint32_t)(entry >> 32) & 0xFFFE;
-    return count ? count : 0x10000;
-}
-
-bool ata_prd_table_is_confined(uint32_t table, unsigned *entries)
-{
-    for (unsigned i = 0; i < PRD_TABLE_MAX_ENTRIES; i++) {
-        uint64_t entry_address = (uint64_t)table + 8ull * i;
-        if (range_touches_vmm(entry_address, 8))
-            return false;
-        uint64_t entry;
-        guest_physical_read(entry_address, &entry, sizeof entry);
-        uint64_t base = entry & 0xFFFFFFFFull;
-        if (range_touches_vmm(base, prd_byte_count(entry) + 1ull))
-            return false;
-        if ((entry >> 32) & PRD_END_OF_TABLE) {
-            *entries = i + 1;
-            return true;
-        }
-    }
-    return false; /* no end-of-table mark within 64 KiB: refuse rather than guess where the device stops */
-}
 
 static uint16_t port_of(const struct ata_busmaster *bm, unsigned reg)
 {
