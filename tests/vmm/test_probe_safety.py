@@ -225,3 +225,15 @@ def test_guest_sees_no_svm_and_cannot_move_the_host_save_area(vmm_image, probe_d
         assert parse_stats(run.serial)["exit.msr"] == 2
     else:
         assert svm_bit and gp_taken == "00"
+
+
+def test_guest_init_ipi_leaves_the_vmm_in_control(vmm_image, probe_disk):
+    run = run_machine(probe_disk(["self-init", "e820", "power-off"]), vmm=vmm_image, timeout_s=PROBE_TIMEOUT_S)
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    window_start, window_end = VMM_WINDOW
+    if "probe: self-init returned" in run.serial:
+        # QEMU does not reset its only CPU for this INIT; the VMM must still be answering int 15h.
+        assert (window_start, window_end - window_start, 2) in e820_map(run.serial)
+    else:
+        # Where the CPU takes the INIT, the VMM intercepts it and stops the machine.
+        assert "storvisor: stop: the guest sent INIT" in run.serial

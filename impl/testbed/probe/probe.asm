@@ -37,7 +37,8 @@ OP_PIO_STRINGS  equ 12
 OP_SVM_HIDDEN   equ 13
 OP_DMA_SECONDARY_TO_VMM equ 14
 OP_BAR4_OVER_IDE equ 15
-OP_LAST         equ 15
+OP_SELF_INIT    equ 16
+OP_LAST         equ 16
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -146,7 +147,7 @@ main:
 op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
-        dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide
+        dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide, op_self_init
 
 script_load_packet:
         db 0x10, 0
@@ -566,6 +567,19 @@ op_bar4_over_ide:
         call newline
         ret
 
+; ---- op 16: an INIT IPI to all CPUs including this one, through the local APIC's ICR ----
+; An INIT that reached the CPU in guest mode would reset it out of the VMM's control.
+op_self_init:
+        mov si, msg_self_init
+        call print
+        mov esi, 0xFEE00300         ; ICR low (Intel SDM vol 3 §10.6.1)
+        mov dword [fs:esi], 0x000C4500 ; all including self, level assert, INIT
+        mov ecx, 100000
+.wait:  loop .wait
+        mov si, msg_self_init_survived
+        call print
+        ret
+
 ; ---- op 10: a READ DMA whose PRD table itself lies in VMM memory ----
 op_dma_table_in_vmm:
         call busmaster_base
@@ -804,6 +818,8 @@ msg_dma_ram:    db "probe: dma-to-ram ", 0
 msg_fwcfg:      db "probe: fwcfg-to-vmm ", 0
 msg_power_off:  db "probe: power-off", 13, 10, 0
 msg_move_bar4:  db "probe: move-bar4 ", 0
+msg_self_init:  db "probe: self-init", 13, 10, 0
+msg_self_init_survived: db "probe: self-init returned", 13, 10, 0
 msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
 msg_dma_64k_vmm: db "probe: dma-64k-into-vmm ", 0

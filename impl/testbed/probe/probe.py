@@ -31,6 +31,7 @@ OPS: dict[str, int] = {
     "svm-hidden": 13,
     "dma-secondary-to-vmm": 14,
     "bar4-over-ide": 15,
+    "self-init": 16,
 }
 
 

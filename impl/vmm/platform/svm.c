@@ -9,7 +9,8 @@
 #define CPUID_SVM (1u << 2)      /* CPUID 8000_0001h ECX (APM vol 3, appendix E) */
 #define CPUID_NPT (1u << 0)      /* CPUID 8000_000Ah EDX */
 
-#define INTERCEPT_CPUID (1u << 18) /* misc vector 1 (APM vol 2, appendix B, table B-1) */
+#define INTERCEPT_INIT (1u << 3) /* misc vector 1 (APM vol 2, appendix B, table B-1) */
+#define INTERCEPT_CPUID (1u << 18)
 #define INTERCEPT_IOIO (1u << 27)
 #define INTERCEPT_MSR (1u << 28)
 #define INTERCEPT_SHUTDOWN (1u << 31)
@@ -18,6 +19,7 @@
 #define EXCEPTION_DB 1
 
 #define EXIT_DB 0x41
+#define EXIT_INIT 0x63
 #define EXIT_CPUID 0x72
 #define EXIT_MSR 0x7C
 #define EXIT_IOIO 0x7B
@@ -86,7 +88,7 @@ static void set_segment(unsigned offset, uint16_t selector, uint16_t attrib, uin
 void svm_setup_guest(uint16_t cs, uint16_t ip)
 {
     memset(vmcb, 0, sizeof vmcb);
-    VMCB_U32(VMCB_INTERCEPT_MISC1) = INTERCEPT_CPUID | INTERCEPT_IOIO | INTERCEPT_MSR | INTERCEPT_SHUTDOWN;
+    VMCB_U32(VMCB_INTERCEPT_MISC1) = INTERCEPT_INIT | INTERCEPT_CPUID | INTERCEPT_IOIO | INTERCEPT_MSR | INTERCEPT_SHUTDOWN;
     VMCB_U32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
     VMCB_U64(VMCB_IOPM_BASE) = (uintptr_t)iopm;
     VMCB_U64(VMCB_MSRPM_BASE) = (uintptr_t)msrpm;
@@ -217,6 +219,10 @@ void svm_loop(void)
             stat_add(STAT_EXIT_VMRUN);
             svm_inject_exception(6, false, 0);
             break;
+        case EXIT_INIT:
+            /* An INIT taken in guest mode would reset the CPU out of the VMM's control (§15.13.3). */
+            stats_print();
+            vmm_stop("the guest sent INIT to this CPU at rip %lx", VMCB_U64(VMCB_RIP));
         case EXIT_SHUTDOWN:
             stat_add(STAT_EXIT_SHUTDOWN);
             stats_print();
