@@ -16,7 +16,7 @@ static uint64_t npt_pml4[512] __attribute__((aligned(4096)));
 static uint64_t npt_pdpt[512] __attribute__((aligned(4096)));
 static uint64_t npt_pd[NPT_MAPPED_GIB][512] __attribute__((aligned(4096)));
 static uint64_t npt_window_pt[WINDOW_PAGES] __attribute__((aligned(4096)));
-uint8_t npt_ones_page[4096] __attribute__((aligned(4096)));
+static uint8_t npt_ones_page[4096] __attribute__((aligned(4096)));
 static uint8_t npt_sink_page[4096] __attribute__((aligned(4096)));
 static int64_t open_sink_index = -1;
 

@@ -199,7 +199,6 @@ uint64_t npt_root(void);
 /* A write to the hidden window: point that page at a writable sink for one guest instruction. */
 void npt_open_sink(uint64_t gpa);
 void npt_close_sink(void);
-extern uint8_t npt_ones_page[4096];
 
 /* ---- guest memory (guestmem.c) ---- */
 
@@ -265,7 +264,7 @@ enum stat_counter {
     STAT_IO_ATA_COMMAND_BLOCK, STAT_IO_ATA_CONTROL, STAT_IO_ATA_DATA, STAT_IO_BUSMASTER,
     STAT_IO_PCI_CONFIG, STAT_IO_FWCFG, STAT_IO_ACPI, STAT_IO_STRING,
     STAT_ATA_COMMANDS, STAT_ATA_STATUS_SERVED, STAT_ATA_STATUS_SPINS,
-    STAT_DMA_STARTED, STAT_DMA_REFUSED, STAT_FWCFG_DMA_REFUSED, STAT_NPF_READ, STAT_NPF_WRITE,
+    STAT_DMA_STARTED, STAT_DMA_REFUSED, STAT_FWCFG_DMA_REFUSED, STAT_NPF_WRITE,
     STAT_COUNT
 };
 extern uint64_t stats[STAT_COUNT];

@@ -27,7 +27,6 @@ static const char *const stat_names[STAT_COUNT] = {
     [STAT_DMA_STARTED] = "dma.started",
     [STAT_DMA_REFUSED] = "dma.refused",
     [STAT_FWCFG_DMA_REFUSED] = "fwcfg.dma_refused",
-    [STAT_NPF_READ] = "npf.read",
     [STAT_NPF_WRITE] = "npf.write",
 };
 
