@@ -200,9 +200,41 @@ static void busmaster_write(uint16_t port, unsigned size, uint32_t value)
     ata_bmdma_write((uint16_t)(port - ata_primary.busmaster_base), size, value);
 }
 
-static const struct port_handler command_block_handler = { command_block_read, command_block_write };
-static const struct port_handler control_handler = { control_read, control_write };
-static const struct port_handler busmaster_handler = { busmaster_read, busmaster_write };
+/* REP INSW/OUTSW on the data register, straight between the device and checked guest memory;
+ * string I/O on the other registers goes element by element through the tracking above. */
+static bool data_read_block(uint16_t port, unsigned size, void *dst, uint32_t count)
+{
+    if (port != ATA_COMMAND_BLOCK + ATA_REG_DATA)
+        return false;
+    stats[STAT_IO_ATA_DATA] += count;
+    if (size == 4)
+        __asm__ volatile("rep insl" : "+D"(dst), "+c"(count) : "d"(port) : "memory");
+    else if (size == 2)
+        __asm__ volatile("rep insw" : "+D"(dst), "+c"(count) : "d"(port) : "memory");
+    else
+        __asm__ volatile("rep insb" : "+D"(dst), "+c"(count) : "d"(port) : "memory");
+    return true;
+}
+
+static bool data_write_block(uint16_t port, unsigned size, const void *src, uint32_t count)
+{
+    if (port != ATA_COMMAND_BLOCK + ATA_REG_DATA)
+        return false;
+    stats[STAT_IO_ATA_DATA] += count;
+    if (size == 4)
+        __asm__ volatile("rep outsl" : "+S"(src), "+c"(count) : "d"(port) : "memory");
+    else if (size == 2)
+        __asm__ volatile("rep outsw" : "+S"(src), "+c"(count) : "d"(port) : "memory");
+    else
+        __asm__ volatile("rep outsb" : "+S"(src), "+c"(count) : "d"(port) : "memory");
+    return true;
+}
+
+static const struct port_handler command_block_handler = {
+    command_block_read, command_block_write, data_read_block, data_write_block,
+};
+static const struct port_handler control_handler = { .read = control_read, .write = control_write };
+static const struct port_handler busmaster_handler = { .read = busmaster_read, .write = busmaster_write };
 
 void ata_move_busmaster(uint16_t busmaster_base)
 {

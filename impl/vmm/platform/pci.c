@@ -137,7 +137,7 @@ static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
     }
 }
 
-static const struct port_handler pci_handler = { pci_port_read, pci_port_write };
+static const struct port_handler pci_handler = { .read = pci_port_read, .write = pci_port_write };
 
 void pci_init(void)
 {

@@ -233,6 +233,11 @@ void ioexit_handle(uint64_t exitinfo1, uint64_t exitinfo2);
 struct port_handler {
     uint32_t (*read)(uint16_t port, unsigned size);
     void (*write)(uint16_t port, unsigned size, uint32_t value);
+    /* Optional: `count` elements of `size` bytes at once, for REP INS/OUTS into guest memory the
+     * VMM has checked (contiguous, outside the window); NULL, or false returned before touching
+     * anything, means element by element. */
+    bool (*read_block)(uint16_t port, unsigned size, void *dst, uint32_t count);
+    bool (*write_block)(uint16_t port, unsigned size, const void *src, uint32_t count);
 };
 void ioexit_register(uint16_t first_port, unsigned count, const struct port_handler *handler);
 void ioexit_unregister(uint16_t first_port, unsigned count);
