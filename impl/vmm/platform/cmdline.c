@@ -1,11 +1,11 @@
 /* The VMM command line: space-separated key=value options after the image name.
  *   log=error|warn|info|debug|trace   how much the VMM writes to the serial console
- *   status=served|forwarded           ATA status polls answered after the VMM waits out BSY (default), or one exit each
+ *   status=forwarded|served           ATA status polls: one exit each (default), or answered after the VMM waits out BSY
  *   stats=on|off                      print exit statistics when the guest powers off
  * Anything else is an error: the VMM says which word it did not understand and stops. */
 #include "platform.h"
 
-struct vmm_options options = { LOG_INFO, true, true };
+struct vmm_options options = { LOG_INFO, false, true };
 
 struct choice {
     const char *name;
@@ -16,7 +16,7 @@ static const struct choice log_choices[] = {
     { "error", LOG_ERROR }, { "warn", LOG_WARN }, { "info", LOG_INFO },
     { "debug", LOG_DEBUG }, { "trace", LOG_TRACE }, { 0, 0 },
 };
-static const struct choice status_choices[] = { { "served", 1 }, { "forwarded", 0 }, { 0, 0 } };
+static const struct choice status_choices[] = { { "forwarded", 0 }, { "served", 1 }, { 0, 0 } };
 static const struct choice switch_choices[] = { { "on", 1 }, { "off", 0 }, { 0, 0 } };
 
 enum option_key { OPTION_LOG, OPTION_STATUS, OPTION_STATS };
@@ -30,7 +30,7 @@ struct option {
 
 static const struct option known_options[] = {
     { OPTION_LOG, "log", log_choices, "error, warn, info, debug or trace" },
-    { OPTION_STATUS, "status", status_choices, "served or forwarded" },
+    { OPTION_STATUS, "status", status_choices, "forwarded or served" },
     { OPTION_STATS, "stats", switch_choices, "on or off" },
 };
 
