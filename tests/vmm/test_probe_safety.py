@@ -237,3 +237,18 @@ def test_guest_init_ipi_leaves_the_vmm_in_control(vmm_image, probe_disk):
     else:
         # Where the CPU takes the INIT, the VMM intercepts it and stops the machine.
         assert "storvisor: stop: the guest sent INIT" in run.serial
+
+
+@pytest.mark.parametrize("through", ["vmm", "bare"])
+def test_svm_instructions_are_invalid_opcodes_to_the_guest(vmm_image, probe_disk, through):
+    run = run_machine(
+        probe_disk(["vmsave-into-vmm", "e820", "power-off"]), vmm=vmm_image if through == "vmm" else None,
+        timeout_s=PROBE_TIMEOUT_S,
+    )
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    assert probe_lines(run.serial, "vmsave-into-vmm") == [["01"]], "VMSAVE must raise #UD, as without SVM"
+    if through == "vmm":
+        assert "storvisor: stop" not in run.serial
+        assert parse_stats(run.serial)["exit.svm_instruction"] == 1
+        window_start, window_end = VMM_WINDOW
+        assert (window_start, window_end - window_start, 2) in e820_map(run.serial)

@@ -38,7 +38,8 @@ OP_SVM_HIDDEN   equ 13
 OP_DMA_SECONDARY_TO_VMM equ 14
 OP_BAR4_OVER_IDE equ 15
 OP_SELF_INIT    equ 16
-OP_LAST         equ 16
+OP_VMSAVE_INTO_VMM equ 17
+OP_LAST         equ 17
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -148,6 +149,7 @@ op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
         dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide, op_self_init
+        dw op_vmsave_into_vmm
 
 script_load_packet:
         db 0x10, 0
@@ -580,6 +582,68 @@ op_self_init:
         call print
         ret
 
+; ---- op 17: VMSAVE with RAX in the VMM's window, from 16-bit protected mode ----
+; SVM instructions need protected mode; VMSAVE takes a physical address. A #UD (the CPU shows
+; no usable SVM) is caught by a 16-bit interrupt gate and stepped over.
+op_vmsave_into_vmm:
+        cli
+        mov byte [ud_taken], 0
+        sidt [real_idt]
+        lgdt [pm16_gdt_pointer]
+        lidt [pm16_idt_pointer]
+        mov eax, cr0
+        or al, 1
+        mov cr0, eax
+        jmp 0x08:.pm16
+.pm16:  mov ax, 0x10
+        mov ds, ax
+        mov ss, ax
+        mov eax, VMM_ADDRESS + 0x1000
+        vmsave
+        mov eax, cr0
+        and al, 0xFE
+        mov cr0, eax
+        jmp 0:.rm
+.rm:    xor ax, ax
+        mov ds, ax
+        mov ss, ax
+        lidt [real_idt]
+        call enter_unreal
+        mov si, msg_vmsave
+        call print
+        mov al, [ud_taken]
+        call hex8
+        call newline
+        ret
+
+; ud_handler: a 16-bit interrupt gate's frame is IP, CS, FLAGS; VMSAVE is 3 bytes (0F 01 DB)
+ud_handler:
+        push bp
+        mov bp, sp
+        add word [bp + 2], 3
+        mov byte [ud_taken], 1
+        pop bp
+        iret
+
+ud_taken: db 0
+real_idt: dw 0
+        dd 0
+pm16_gdt:
+        dq 0
+        dq 0x00009A000000FFFF       ; 0x08: 16-bit code, base 0, 64 KiB
+        dq 0x000092000000FFFF       ; 0x10: 16-bit data, base 0, 64 KiB
+pm16_gdt_pointer:
+        dw 23
+        dd pm16_gdt
+pm16_idt:
+        times 6 dq 0
+        dw ud_handler, 0x08         ; vector 6: offset, selector
+        db 0, 0x86                  ; 16-bit interrupt gate, present
+        dw 0
+pm16_idt_pointer:
+        dw 7 * 8 - 1
+        dd pm16_idt
+
 ; ---- op 10: a READ DMA whose PRD table itself lies in VMM memory ----
 op_dma_table_in_vmm:
         call busmaster_base
@@ -819,6 +883,7 @@ msg_fwcfg:      db "probe: fwcfg-to-vmm ", 0
 msg_power_off:  db "probe: power-off", 13, 10, 0
 msg_move_bar4:  db "probe: move-bar4 ", 0
 msg_self_init:  db "probe: self-init", 13, 10, 0
+msg_vmsave:     db "probe: vmsave-into-vmm ", 0
 msg_self_init_survived: db "probe: self-init returned", 13, 10, 0
 msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0

@@ -32,6 +32,7 @@ OPS: dict[str, int] = {
     "dma-secondary-to-vmm": 14,
     "bar4-over-ide": 15,
     "self-init": 16,
+    "vmsave-into-vmm": 17,
 }
 
 

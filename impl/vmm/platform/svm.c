@@ -16,6 +16,10 @@
 #define INTERCEPT_SHUTDOWN (1u << 31)
 #define INTERCEPT_VMRUN (1u << 0) /* misc vector 2; VMRUN must be intercepted (§15.5.1) */
 #define INTERCEPT_VMMCALL (1u << 1)
+/* VMLOAD, VMSAVE, STGI, CLGI, SKINIT: with EFER.SVME set they would run natively in the guest,
+ * and VMSAVE/VMLOAD take a host-physical address (§15.5.2): a write into the VMM's window. */
+#define INTERCEPT_SVM_INSTRUCTIONS (0x7Cu) /* bits 2-6 */
+#define INTERCEPT_INVLPGA (1u << 26)       /* misc vector 1 */
 #define EXCEPTION_DB 1
 
 #define EXIT_DB 0x41
@@ -24,7 +28,13 @@
 #define EXIT_MSR 0x7C
 #define EXIT_IOIO 0x7B
 #define EXIT_SHUTDOWN 0x7F
+#define EXIT_INVLPGA 0x7A
 #define EXIT_VMRUN 0x80
+#define EXIT_VMLOAD 0x82
+#define EXIT_VMSAVE 0x83
+#define EXIT_STGI 0x84
+#define EXIT_CLGI 0x85
+#define EXIT_SKINIT 0x86
 #define EXIT_VMMCALL 0x81
 #define EXIT_NPF 0x400
 #define EXIT_INVALID ((uint64_t)-1)
@@ -88,8 +98,9 @@ static void set_segment(unsigned offset, uint16_t selector, uint16_t attrib, uin
 void svm_setup_guest(uint16_t cs, uint16_t ip)
 {
     memset(vmcb, 0, sizeof vmcb);
-    VMCB_U32(VMCB_INTERCEPT_MISC1) = INTERCEPT_INIT | INTERCEPT_CPUID | INTERCEPT_IOIO | INTERCEPT_MSR | INTERCEPT_SHUTDOWN;
-    VMCB_U32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
+    VMCB_U32(VMCB_INTERCEPT_MISC1) =
+        INTERCEPT_INIT | INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO | INTERCEPT_MSR | INTERCEPT_SHUTDOWN;
+    VMCB_U32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_SVM_INSTRUCTIONS;
     VMCB_U64(VMCB_IOPM_BASE) = (uintptr_t)iopm;
     VMCB_U64(VMCB_MSRPM_BASE) = (uintptr_t)msrpm;
     VMCB_U32(VMCB_GUEST_ASID) = 1;
@@ -215,8 +226,15 @@ void svm_loop(void)
             handle_db();
             break;
         case EXIT_VMRUN:
-            /* The guest sees no SVM it can use: VMRUN is an invalid opcode to it. */
-            stat_add(STAT_EXIT_VMRUN);
+        case EXIT_VMLOAD:
+        case EXIT_VMSAVE:
+        case EXIT_STGI:
+        case EXIT_CLGI:
+        case EXIT_SKINIT:
+        case EXIT_INVLPGA:
+            /* The guest sees no SVM it can use: every SVM instruction is an invalid opcode to it. */
+            stat_add(STAT_EXIT_SVM_INSTRUCTION);
+            log_debug("guest executed an SVM instruction (exit %lx) at rip %lx: #UD", code, VMCB_U64(VMCB_RIP));
             svm_inject_exception(6, false, 0);
             break;
         case EXIT_INIT:
