@@ -1,5 +1,6 @@
 /* Keeping SVM to the VMM. The guest's CPUID shows no SVM (AMD APM vol 3, CPUID 8000_0001h
- * ECX bit 2 and leaf 8000_000Ah); its MSRs are closed to it: a guest that could write
+ * ECX bit 2 and leaf 8000_000Ah); its MSRs, and the SMM ones beside them, are closed to it
+ * (APM vol 2 §15.30): a guest that could write
  * VM_HSAVE_PA would choose where the CPU reloads the host's state from at the next #VMEXIT
  * (APM vol 2 §15.30.4), and EFER.SVME must stay set for VMRUN to accept the guest (§15.5.1),
  * though the guest reads it clear.
@@ -7,8 +8,8 @@
 #include "platform.h"
 
 #define MSR_EFER 0xC0000080u
-#define MSR_VM_CR 0xC0010114u
-#define MSR_VM_HSAVE_PA 0xC0010117u
+#define MSR_SVM_FIRST 0xC0010112u /* SMM_ADDR, SMM_MASK, VM_CR, IGNNE, SMM_CTL, VM_HSAVE_PA, SVM_KEY */
+#define MSR_SVM_LAST 0xC0010118u
 #define EFER_SVME (1ull << 12)
 #define EFER_LMA (1ull << 10)
 #define CPUID_SVM (1u << 2)
@@ -31,8 +32,8 @@ static void msrpm_intercept(uint32_t msr, bool read, bool write)
 void hide_init(void)
 {
     msrpm_intercept(MSR_EFER, true, true);
-    msrpm_intercept(MSR_VM_CR, true, true);
-    msrpm_intercept(MSR_VM_HSAVE_PA, true, true);
+    for (uint32_t msr = MSR_SVM_FIRST; msr <= MSR_SVM_LAST; msr++)
+        msrpm_intercept(msr, true, true);
 }
 
 /* Steps over a two-byte 0F xx instruction and whatever prefixes precede it. */
