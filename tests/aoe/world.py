@@ -102,7 +102,7 @@ class World:
                 self.collect()
             self.initiator.tick(now)
             self.collect()
-            self.check_one_write_per_sector()
+            self.check_in_flight()
             for frame in self.initiator.take_outgoing():
                 self.network.send(frame, now)
             if not schedule and all(r.outcome is not None for r in self.records.values()):
@@ -191,9 +191,12 @@ class World:
             if self.server.store.durable_sector(lba) not in allowed:
                 self.violations.append(f"flush {flush.seq}: sector {lba} not durable (flush_is_durable)")
 
-    def check_one_write_per_sector(self) -> None:
+    def check_in_flight(self) -> None:
+        in_flight = self.initiator.in_flight()
+        if len(in_flight) > max(1, self.buffer_count):
+            self.violations.append(f"{len(in_flight)} frames in flight, above the buffer count {self.buffer_count}")
         seen: set[int] = set()
-        for _, kind, lba, count in self.initiator.in_flight():
+        for _, kind, lba, count in in_flight:
             if kind is Kind.WRITE:
                 sectors = set(range(lba, lba + count))
                 if sectors & seen:
