@@ -364,6 +364,23 @@ class AoeInitiator:
         self.completions.append(completion)
 
 
+def one_write_in_flight_per_sector(initiator: AoeInitiator) -> bool:
+    """Invariant `one_write_in_flight_per_sector`: no two transmissions awaiting an answer write one sector."""
+    written: set[int] = set()
+    for _, kind, lba, count in initiator.in_flight():
+        if kind is Kind.WRITE:
+            sectors = set(range(lba, lba + count))
+            if sectors & written:
+                return False
+            written |= sectors
+    return True
+
+
+def window_respected(initiator: AoeInitiator) -> bool:
+    """No more transmissions await an answer than the target's buffer count allows."""
+    return len(initiator.in_flight()) <= initiator.window()
+
+
 def command_of(kind: Kind) -> int:
     return AoeCommand.QUERY_CONFIG if kind is Kind.DISCOVER else AoeCommand.ATA
 

@@ -14,7 +14,7 @@ from model.clock import Clock
 from model.network import Faults, FaultyNetwork
 from spec.aoe.constants import SECTOR_BYTES
 from spec.aoe.durable_store import MemoryDurableStore
-from spec.aoe.initiator import AoeInitiator, InitiatorConfig, Kind, Timing
+from spec.aoe.initiator import AoeInitiator, InitiatorConfig, Timing, one_write_in_flight_per_sector, window_respected
 from spec.aoe.target import Port, TargetConfig
 from tests.aoe.target_helpers import HOST_A, SHELF, SLOT, TARGET_MAC
 
@@ -192,13 +192,7 @@ class World:
                 self.violations.append(f"flush {flush.seq}: sector {lba} not durable (flush_is_durable)")
 
     def check_in_flight(self) -> None:
-        in_flight = self.initiator.in_flight()
-        if len(in_flight) > max(1, self.buffer_count):
-            self.violations.append(f"{len(in_flight)} frames in flight, above the buffer count {self.buffer_count}")
-        seen: set[int] = set()
-        for _, kind, lba, count in in_flight:
-            if kind is Kind.WRITE:
-                sectors = set(range(lba, lba + count))
-                if sectors & seen:
-                    self.violations.append("two writes to one sector in flight (one_write_in_flight_per_sector)")
-                seen |= sectors
+        if len(self.initiator.in_flight()) > max(1, self.buffer_count) or not window_respected(self.initiator):
+            self.violations.append(f"more frames in flight than the buffer count {self.buffer_count}")
+        if not one_write_in_flight_per_sector(self.initiator):
+            self.violations.append("two writes to one sector in flight (one_write_in_flight_per_sector)")
