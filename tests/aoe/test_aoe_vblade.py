@@ -1,4 +1,4 @@
-"""The spec initiator interoperates with vblade, the reference AoE target, over a real veth link."""
+"""The spec target answers like vblade, the reference AoE target, and the spec initiator drives it, over a real veth link."""
 
 import os
 import shutil
@@ -23,4 +23,6 @@ def test_spec_initiator_against_vblade():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("vblade agrees with the spec target") == 19
+    assert "known deviations confirmed" in result.stdout
     assert "read past the end: ATA IDNF" in result.stdout
