@@ -140,7 +140,7 @@ def check(image: str) -> None:
     assert initiator.in_flight() == []
 
 
-def ask(sock: socket.socket, frame: bytes, wait_s: float = 0.3) -> Frame | None:
+def ask(sock: socket.socket, frame: bytes, wait_s: float = 1.0) -> Frame | None:
     """Send one request and return the answer carrying its tag, or None when none comes."""
     tag = decode_frame(frame).header.tag
     sock.send(frame)
