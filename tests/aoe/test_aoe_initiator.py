@@ -11,7 +11,7 @@ from spec.aoe.durable_store import MemoryDurableStore
 from spec.aoe.frames import AoeHeader, EthernetHeader, Frame, OpaqueArgument, decode_frame, encode_frame
 from spec.aoe.initiator import AoeInitiator, Completion, InitiatorConfig, Kind, Timing, one_write_in_flight_per_sector
 from spec.aoe.rtt import RttEstimator
-from spec.aoe.target import AoeTarget, Port, TargetConfig
+from spec.aoe.target import AoeTarget, Port, TargetConfig, TargetState
 from tests.aoe.strategies import frames
 from tests.aoe.target_helpers import HOST_A, SHELF, SLOT, TARGET_MAC
 
@@ -296,3 +296,69 @@ def test_stale_response_ignored(frame, addressed_to_us):
     before = snapshot(bench.initiator)
     bench.initiator.receive(encode_frame(frame), bench.now)
     assert snapshot(bench.initiator) == before
+
+
+TOKEN = b"initiator-boot-42"
+
+
+def claimed(**kw) -> Bench:
+    bench = Bench(**kw)
+    bench.initiator = AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT, timing=TIMING, epoch_token=TOKEN))
+    (claim,) = bench.initiator.take_outgoing()
+    assert decode_frame(claim).argument.ccmd == ConfigCommand.FORCE_SET
+    bench.deliver(bench.to_target([claim]))
+    assert bench.target.state.config_string == TOKEN
+    return bench
+
+
+def restart(target: AoeTarget) -> None:
+    """The server process dies and comes back: cache and in-memory state are gone."""
+    target.store.crash()
+    target.state = TargetState()
+
+
+def test_with_an_epoch_token_a_flush_checks_the_target_did_not_restart():
+    bench = claimed()
+    bench.initiator.submit_write(1, sectors(1))
+    flush = bench.initiator.submit_flush()
+    later = bench.initiator.submit_write(2, sectors(2))
+    bench.exchange()  # the first write
+    bench.exchange()  # FLUSH CACHE
+    (verify,) = bench.initiator.take_outgoing()
+    assert decode_frame(verify).argument.ccmd == ConfigCommand.READ, "the flush is followed by a Query Config read"
+    assert bench.initiator.take_completions()[-1].request_id != flush, "not complete before the check"
+    bench.deliver(bench.to_target([verify]))
+    assert bench.initiator.take_completions() == [Completion(flush, True)]
+    assert [decode_frame(f).argument.lba for f in bench.initiator.take_outgoing()] == [2], "the barrier held until now"
+    assert later not in [c.request_id for c in bench.initiator.take_completions()]
+
+
+def test_with_an_epoch_token_a_restart_after_an_acknowledged_write_fails_the_flush():
+    bench = claimed()
+    write = bench.initiator.submit_write(1, sectors(1))
+    bench.exchange()
+    assert bench.initiator.take_completions() == [Completion(write, True)]
+    restart(bench.target)  # the acknowledged write was only in the cache
+    flush = bench.initiator.submit_flush()
+    done = bench.run(5)
+    assert done == [Completion(flush, False, ata_error=AtaErrorBit.ABRT)], "the lost write is reported"
+    assert bench.initiator.target_restarts == 1
+    assert bench.target.state.config_string == TOKEN, "the token was claimed again before anything else went"
+    again = bench.initiator.submit_flush()
+    assert bench.run(5) == [Completion(again, True)]
+
+
+def test_without_an_epoch_token_the_same_restart_goes_unnoticed():
+    bench = discovered()
+    write = bench.initiator.submit_write(1, sectors(1))
+    bench.exchange()
+    assert bench.initiator.take_completions() == [Completion(write, True)]
+    restart(bench.target)
+    flush = bench.initiator.submit_flush()
+    assert bench.run(5) == [Completion(flush, True)], "the known limit of plain AoE"
+    assert bench.target.store.durable_sector(1) == sectors(0)
+
+
+def test_an_epoch_token_must_fit_the_config_string():
+    with pytest.raises(ValueError, match="1024"):
+        AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT, epoch_token=b"x" * 1025))

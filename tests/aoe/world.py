@@ -59,6 +59,7 @@ class World:
     buffer_count: int
     service_time: int
     sectors: int = 16
+    epoch_token: bytes = b""  # non-empty: the initiator checks after each flush that the server did not restart
     clock: Clock = field(default_factory=Clock)
     records: dict[int, Record] = field(default_factory=dict)  # request id -> record
     crash_times: list[int] = field(default_factory=list)
@@ -73,7 +74,8 @@ class World:
         config = TargetConfig(SHELF, SLOT, buffer_count=self.buffer_count)
         store = MemoryDurableStore(self.sectors, FILL[:1])
         self.server = AoeServerModel(config, Port(TARGET_MAC, MTU), store, self.service_time)
-        self.initiator = AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT, mtu=MTU, timing=self.timing))
+        config = InitiatorConfig(HOST_A, SHELF, SLOT, mtu=MTU, timing=self.timing, epoch_token=self.epoch_token)
+        self.initiator = AoeInitiator(config)
 
     def run(self, ops: list[Op], crashes: list[Crash], limit: int = 200_000) -> None:
         schedule, at = [], 0
@@ -185,11 +187,17 @@ class World:
                 allowed = {FILL} | {value for _, value in history}
             else:
                 last = acknowledged[-1]
-                if history[last][0].submitted_at <= last_crash:
-                    continue  # AoE cannot tell a restart: an acknowledged write may be lost (see spec/aoe/README.md)
+                written = history[last][0]
+                if written.submitted_at <= last_crash and not self.epoch_token:
+                    continue  # AoE alone cannot tell a restart: an acknowledged write may be lost (spec/aoe/README.md)
+                if written.submitted_at <= last_crash and self.flush_failed_since(written):
+                    continue  # the loss was reported: a flush after the write failed
                 allowed = {value for _, value in history[last:]}
             if self.server.store.durable_sector(lba) not in allowed:
                 self.violations.append(f"flush {flush.seq}: sector {lba} not durable (flush_is_durable)")
+
+    def flush_failed_since(self, write: Record) -> bool:
+        return any(r.op.kind == "flush" and r.outcome is False and r.seq > write.seq for r in self.records.values())
 
     def check_in_flight(self) -> None:
         if len(self.initiator.in_flight()) > max(1, self.buffer_count) or not window_respected(self.initiator):
