@@ -252,3 +252,13 @@ def test_svm_instructions_are_invalid_opcodes_to_the_guest(vmm_image, probe_disk
         assert parse_stats(run.serial)["exit.svm_instruction"] == 1
         window_start, window_end = VMM_WINDOW
         assert (window_start, window_end - window_start, 2) in e820_map(run.serial)
+
+
+def test_vmm_keeps_working_while_the_guest_has_a20_off(vmm_image, probe_disk):
+    run = run_machine(probe_disk(["a20-off", "peek-vmm", "power-off"]), vmm=vmm_image, timeout_s=PROBE_TIMEOUT_S)
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    [[port_92, at_1m]] = probe_lines(run.serial, "a20-off")
+    assert not int(port_92, 16) & 0x02 and at_1m == "24681357", "A20 must really be off (1 MiB aliases 0)"
+    window_start, window_end = VMM_WINDOW
+    assert (window_start, window_end - window_start, 2) in e820_map(run.serial)
+    assert all(value == "ffffffff" for _, value in probe_lines(run.serial, "peek"))

@@ -39,7 +39,8 @@ OP_DMA_SECONDARY_TO_VMM equ 14
 OP_BAR4_OVER_IDE equ 15
 OP_SELF_INIT    equ 16
 OP_VMSAVE_INTO_VMM equ 17
-OP_LAST         equ 17
+OP_A20_OFF      equ 18
+OP_LAST         equ 18
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -149,7 +150,7 @@ op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
         dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide, op_self_init
-        dw op_vmsave_into_vmm
+        dw op_vmsave_into_vmm, op_a20_off
 
 script_load_packet:
         db 0x10, 0
@@ -644,6 +645,31 @@ pm16_idt_pointer:
         dw 7 * 8 - 1
         dd pm16_idt
 
+; ---- op 18: switch A20 off through port 0x92 (PS/2 system control port A, bit 1) ----
+; Then show that 0 and 1 MiB are the same memory, and list the E820 map with A20 still off.
+op_a20_off:
+        in al, 0x92
+        and al, 0xFC                ; A20 off, no fast reset
+        out 0x92, al
+        mov esi, 0x100000
+        mov dword [fs:esi], 0x13572468
+        mov dword [fs:0], 0x24681357
+        mov eax, [fs:esi]
+        push eax
+        mov si, msg_a20
+        call print
+        in al, 0x92
+        call hex8
+        call space
+        pop eax
+        call hex32
+        call newline
+        call op_e820                ; the VMM answers int 15h while A20 is off
+        in al, 0x92
+        or al, 0x02                 ; A20 back on for whatever runs next
+        out 0x92, al
+        ret
+
 ; ---- op 10: a READ DMA whose PRD table itself lies in VMM memory ----
 op_dma_table_in_vmm:
         call busmaster_base
@@ -884,6 +910,7 @@ msg_power_off:  db "probe: power-off", 13, 10, 0
 msg_move_bar4:  db "probe: move-bar4 ", 0
 msg_self_init:  db "probe: self-init", 13, 10, 0
 msg_vmsave:     db "probe: vmsave-into-vmm ", 0
+msg_a20:        db "probe: a20-off ", 0
 msg_self_init_survived: db "probe: self-init returned", 13, 10, 0
 msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0

@@ -33,6 +33,7 @@ OPS: dict[str, int] = {
     "bar4-over-ide": 15,
     "self-init": 16,
     "vmsave-into-vmm": 17,
+    "a20-off": 18,
 }
 
 
