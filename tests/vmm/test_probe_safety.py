@@ -262,3 +262,37 @@ def test_vmm_keeps_working_while_the_guest_has_a20_off(vmm_image, probe_disk):
     window_start, window_end = VMM_WINDOW
     assert (window_start, window_end - window_start, 2) in e820_map(run.serial)
     assert all(value == "ffffffff" for _, value in probe_lines(run.serial, "peek"))
+
+
+PORT_SCRIPT = [
+    ("out", 4, 0xCF8, 0x80000000), ("in", 4, 0xCFC),  # host bridge vendor and device
+    ("out", 1, 0x1F6, 0xE0), ("out", 1, 0x1F3, 0x5A), ("in", 1, 0x1F3),  # LBA low reads back
+    ("out", 1, 0x1F2, 0x07), ("in", 1, 0x1F2), ("in", 1, 0x3F6),  # sector count, alternate status
+    ("in", 2, 0x1F0),  # the data register with no data phase
+    "power-off",
+]
+
+
+def test_scripted_port_io_reads_the_same_through_the_vmm_as_bare(vmm_image, probe_disk):
+    runs = {}
+    for through in ("vmm", "bare"):
+        run = run_machine(probe_disk(PORT_SCRIPT), vmm=vmm_image if through == "vmm" else None, timeout_s=PROBE_TIMEOUT_S)
+        assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+        runs[through] = probe_lines(run.serial, "in")
+    assert runs["vmm"] == runs["bare"]
+    assert runs["vmm"][0] == ["00000cfc", "04", "12378086"]  # i440FX
+    assert runs["vmm"][1] == ["000001f3", "01", "0000005a"]
+    assert runs["vmm"][2] == ["000001f2", "01", "00000007"]
+
+
+def test_probe_script_rejects_bad_operations_with_their_name():
+    from impl.testbed.probe.probe import script_sector
+
+    with pytest.raises(ValueError, match="unknown probe operation 'nope'"):
+        script_sector(["nope"])
+    with pytest.raises(ValueError, match="size must be 1, 2 or 4"):
+        script_sector([("out", 3, 0x1F3, 1)])
+    with pytest.raises(ValueError, match="value does not fit 1 bytes"):
+        script_sector([("out", 1, 0x1F3, 256)])
+    with pytest.raises(ValueError, match="takes no operands"):
+        script_sector([("e820", 1)])

@@ -40,7 +40,9 @@ OP_BAR4_OVER_IDE equ 15
 OP_SELF_INIT    equ 16
 OP_VMSAVE_INTO_VMM equ 17
 OP_A20_OFF      equ 18
-OP_LAST         equ 18
+OP_OUT          equ 19              ; operands: size (1, 2, 4), port (word), value (dword)
+OP_IN           equ 20              ; operands: size, port; prints "probe: in PORT SIZE VALUE"
+OP_LAST         equ 20
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -130,10 +132,10 @@ main:
         movzx bx, al
         cmp bx, OP_LAST
         ja .bad_op
-        push si
+        mov [script_cursor], si
         shl bx, 1
         call [op_table + bx]
-        pop si
+        mov si, [script_cursor]     ; operations with operands move the cursor past them
         jmp .step
 .bad_op:
         mov si, msg_bad_op
@@ -150,7 +152,7 @@ op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
         dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide, op_self_init
-        dw op_vmsave_into_vmm, op_a20_off
+        dw op_vmsave_into_vmm, op_a20_off, op_out, op_in
 
 script_load_packet:
         db 0x10, 0
@@ -645,6 +647,60 @@ pm16_idt_pointer:
         dw 7 * 8 - 1
         dd pm16_idt
 
+script_cursor: dw 0
+
+; ---- op 19: OUT of 1, 2 or 4 bytes: operands size, port, value ----
+op_out:
+        mov si, [script_cursor]
+        lodsb
+        mov cl, al
+        lodsw
+        mov dx, ax
+        lodsd
+        mov [script_cursor], si
+        cmp cl, 1
+        je .byte
+        cmp cl, 2
+        je .word
+        out dx, eax
+        ret
+.byte:  out dx, al
+        ret
+.word:  out dx, ax
+        ret
+
+; ---- op 20: IN of 1, 2 or 4 bytes: operands size, port; prints port, size and value ----
+op_in:
+        mov si, [script_cursor]
+        lodsb
+        mov cl, al
+        lodsw
+        mov dx, ax
+        mov [script_cursor], si
+        xor eax, eax
+        cmp cl, 1
+        je .byte
+        cmp cl, 2
+        je .word
+        in eax, dx
+        jmp .show
+.byte:  in al, dx
+        jmp .show
+.word:  in ax, dx
+.show:  push eax
+        mov si, msg_in
+        call print
+        movzx eax, dx
+        call hex32
+        call space
+        mov al, cl
+        call hex8
+        call space
+        pop eax
+        call hex32
+        call newline
+        ret
+
 ; ---- op 18: switch A20 off through port 0x92 (PS/2 system control port A, bit 1) ----
 ; Then show that 0 and 1 MiB are the same memory, and list the E820 map with A20 still off.
 op_a20_off:
@@ -911,6 +967,7 @@ msg_move_bar4:  db "probe: move-bar4 ", 0
 msg_self_init:  db "probe: self-init", 13, 10, 0
 msg_vmsave:     db "probe: vmsave-into-vmm ", 0
 msg_a20:        db "probe: a20-off ", 0
+msg_in:         db "probe: in ", 0
 msg_self_init_survived: db "probe: self-init returned", 13, 10, 0
 msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
