@@ -20,7 +20,7 @@ from pathlib import Path
 from impl.testbed import guest_report
 from impl.testbed.disk_image import LinuxDisk, build_linux_disk, copy_disk
 from impl.testbed.qemu import MachineRun, run_machine
-from impl.vmm.build import build_vmm, parse_stats
+from impl.vmm.image import build_vmm, parse_stats
 
 BOOT_TIMEOUT_S = 300
 MODES: dict[str, str | None] = {"bare": None, "forwarded": "status=forwarded", "served": "status=served"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from impl.testbed.probe.probe import build_probe_disk
-from impl.vmm.build import build_vmm
+from impl.vmm.image import build_vmm
 
 
 @pytest.fixture(scope="session")

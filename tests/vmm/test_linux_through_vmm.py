@@ -8,7 +8,7 @@ import pytest
 from impl.testbed import guest_report
 from impl.testbed.disk_image import build_linux_disk, data_partition_sha256
 from impl.testbed.qemu import MachineRun, run_machine
-from impl.vmm.build import parse_stats
+from impl.vmm.image import parse_stats
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

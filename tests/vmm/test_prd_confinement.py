@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from impl.vmm.build import VMM_WINDOW
+from impl.vmm.image import VMM_WINDOW
 from spec.ata.constants import PRD_ENTRY_BYTES
 from spec.ata.prd import decode_prd_entry
 

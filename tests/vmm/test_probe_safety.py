@@ -9,7 +9,7 @@ import re
 import pytest
 
 from impl.testbed.qemu import MachineRun, run_machine
-from impl.vmm.build import VMM_WINDOW, parse_stats
+from impl.vmm.image import VMM_WINDOW, parse_stats
 
 pytestmark = pytest.mark.qemu
 

@@ -1,6 +1,6 @@
 """The VMM as the Python side sees it: where its image is, how to build it, what it prints.
 
-    from impl.vmm.build import VMM_IMAGE, build_vmm, parse_stats
+    from impl.vmm.image import VMM_IMAGE, build_vmm, parse_stats
 """
 
 import re
