@@ -15,6 +15,7 @@ from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreReques
 from spec.storage.manager import Device, Phase, StorageManager
 from spec.storage.parameters import TESTS, Preset
 from spec.storage.policy import Policy
+from tests.storage.links import REBOOT_TICKS, AoeLink
 
 IDENTITY = b"image:debian-12;serial:0001"
 
@@ -32,7 +33,7 @@ def sector_data(lba: int, count: int, version: int) -> bytes:
 class World:
     preset: Preset = TESTS
     policy: Policy = Policy.INSTALL
-    remote: object = None
+    link_type: type = None  # AoeLink or DirectLink (tests/storage/links.py)
     local: LocalDisk | None = None
     observer: object = None
     identity: bytes = IDENTITY
@@ -41,10 +42,7 @@ class World:
     def __post_init__(self) -> None:
         g = self.preset.geometry
         self.image = image_bytes(g.data_sectors)
-        if self.remote is None:
-            from tests.storage.direct_server import DirectServer
-
-            self.remote = DirectServer(self.image)
+        self.link = (self.link_type or AoeLink)(self.image)
         if self.local is None:
             self.local = LocalDisk(g.local_disk_sectors)
         self.ideal = IdealDisk(self.image)
@@ -55,7 +53,9 @@ class World:
         self.boot()
 
     def boot(self) -> None:
-        self.manager = StorageManager(self.preset, self.identity, self.policy, self.local, self.remote, self.now, self.observer)
+        self.manager = StorageManager(
+            self.preset, self.identity, self.policy, self.local, self.link.device, self.now, self.observer
+        )
 
     # Guest side
 
@@ -96,12 +96,13 @@ class World:
         self.local.complete(ids[index % len(ids)], ok)
 
     def complete_remote(self, index: int = 0, ok: bool = True) -> None:
-        ids = self.remote.pending_ids()
-        self.remote.complete(ids[index % len(ids)], ok)
+        self.link.progress(index, ok, self.now)
 
     def tick(self, ticks: int = 1) -> None:
         self.now += ticks
+        self.link.tick(self.now)
         self.manager.tick(self.now)
+        self.link.tick(self.now)
 
     def settle(self, max_steps: int = 10_000) -> StoreResult | None:
         """Complete requests in submission order and tick until nothing is left to do; the guest's result."""
@@ -115,11 +116,11 @@ class World:
             self.check_invariants()
             if self.local.pending_ids():
                 self.complete_local()
-            elif self.remote.pending_ids():
+            elif self.link.items():
                 self.complete_remote()
             elif self.guest_request is None:
                 self.tick()
-                if not self.local.pending_ids() and not self.remote.pending_ids():
+                if not self.local.pending_ids() and not self.link.items():
                     return result
         raise AssertionError("the world did not settle")
 
@@ -134,7 +135,7 @@ class World:
                 return result
             if self.local.pending_ids():
                 self.complete_local()
-            elif self.remote.pending_ids():
+            elif self.link.items():
                 self.complete_remote()
         raise AssertionError(f"{request} never completed")
 
@@ -148,10 +149,8 @@ class World:
                 self.ideal.write_done(self.guest_request.lba, self.guest_request.data, ok=False)
                 self.server_volatile |= self.manager.policy is not Policy.INSTALL
             self.guest_request = None
-        for request_id, request in list(self.remote.pending.items()):
-            if keep_remote_write and request.kind == "write":
-                self.remote.apply_write(request.lba, request.data)
-        self.remote.forget_client()
+        self.now += REBOOT_TICKS
+        self.link.client_restart(self.now, lambda: keep_remote_write)
         self.local.power_cut(choose)
         self.ideal.power_cut()
         self.check_media_after_cut()
@@ -167,11 +166,11 @@ class World:
             "map_crash_safe",
             inv.map_crash_safe(self.local.durable_bytes, g, self.identity, self.ideal.may_survive_power_cut),
         )
-        view = inv.view_after_restart(self.local.durable_bytes, self.remote.read_now, g, self.identity)
+        view = inv.view_after_restart(self.local.durable_bytes, self.link.server_data, g, self.identity)
         inv.check("flush_is_durable", inv.flush_is_durable(view, self.ideal.may_survive_power_cut))
 
     def server_crash(self) -> None:
-        self.remote.crash()
+        self.link.server_crash()
         if self.server_volatile:
             self.ideal.power_cut()
             self.server_volatile = False
