@@ -315,7 +315,7 @@ class CAtaChannel:
                 lba=t.lba,
                 count=t.count,
                 done=t.done,
-                block=bytearray(self._buffer.raw[: t.block_bytes]),
+                block=bytearray(ctypes.string_at(self._buffer, t.block_bytes)),
                 position=t.position,
                 flushing=bool(t.flushing),
             )
