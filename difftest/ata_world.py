@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 
 from difftest.binding.ata import CAtaChannel
 from difftest.trace import events as ev
+from spec.ata.bus_master import is_dma_ready
 from spec.ata.backing_store import SECTOR_BYTES, MemoryStore, StoreRequest, StoreResult
 from spec.ata.commands import COMMANDS, COMMANDS_BY_CODE
 from spec.ata.constants import ERR
@@ -137,8 +138,13 @@ class AtaWorld:
                 self._same("result", [self._run(side, lambda c: c.write(port, width, value)) for side in self.sides], where)
             case ev.Tick(count):
                 for _ in range(count):
+                    # The spec's state is live: keep what the classification needs before the tick changes it.
+                    before = [self._walk_may_start(side.channel.state) for side in self.sides]
                     self._same("result", [self._run(side, lambda c: c.tick()) for side in self.sides], where)
                     self.compare(where)
+                    for side, ready in zip(self.sides, before):
+                        if ready:
+                            self._record_walk(side, side.channel.state)
             case ev.MemoryWrite(address, data):
                 for side in self.sides:
                     if address < 0 or address + len(data) > len(side.memory.bytes):
@@ -230,16 +236,24 @@ class AtaWorld:
             COVERAGE.record(side.name, "command", command.name if command else "unknown")
         if previous in STORE_WAITING_PHASES and state.phase is Phase.IDLE:
             COVERAGE.record(side.name, "outcome", "error" if state.status & ERR else "ok")
-        bm = state.bus_master
-        if state.phase is Phase.DMA_TRANSFER or bm.error or bm.interrupt:
-            if bm.error:
-                COVERAGE.record(side.name, "walk", "fault")
-            elif bm.interrupt and not bm.active:
-                COVERAGE.record(side.name, "walk", "exact")
-            elif bm.interrupt and bm.active:
-                COVERAGE.record(side.name, "walk", "table longer")
-            elif state.phase is Phase.DMA_TRANSFER and bm.start and not bm.active and state.transfer.position:
-                COVERAGE.record(side.name, "walk", "table shorter")
+
+    @staticmethod
+    def _walk_may_start(state) -> bool:
+        """The bus master will run on this tick, and its ERROR bit is clear so a new fault shows."""
+        return is_dma_ready(state) and not state.bus_master.error
+
+    def _record_walk(self, side: Side, after) -> None:
+        """Classify a bus-master run by its effect (spec/ata/bus_master.py's BMISTA table)."""
+        finished = after.transfer is None or after.phase is not Phase.DMA_TRANSFER
+        if after.bus_master.error:
+            outcome = WalkOutcome.FAULT
+        elif finished:
+            outcome = WalkOutcome.TABLE_LONGER if after.bus_master.active else WalkOutcome.EXACT
+        elif not after.bus_master.active:
+            outcome = WalkOutcome.TABLE_SHORTER
+        else:
+            return
+        COVERAGE.record(side.name, "walk", outcome.value)
 
 
 def replay(events: list[ev.Event]) -> AtaWorld:
