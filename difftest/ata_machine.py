@@ -218,6 +218,15 @@ class AtaDifferentialMachine(RuleBasedStateMachine):
         """nIEN, SRST (set and release are separate writes) and HOB."""
         self.out(CTRL, value)
 
+    @rule(nien=st.booleans())
+    def read_task_file(self, nien):
+        """Read the task file back as libata does after a 48-bit command: HOB set for bits 47:24, then clear."""
+        control = 0x02 if nien else 0x00
+        for hob in (0x80, 0x00):
+            self.out(CTRL, hob | control)
+            for offset in range(CommandBlock.ERROR_FEATURES, CommandBlock.STATUS_COMMAND + 1):
+                self.apply(ev.PortRead(1, CMD + offset))
+
     @rule(device=st.sampled_from([0xA0, 0xB0, 0xE0, 0xF0]))
     def select_device(self, device):
         self.out(CMD + CommandBlock.DEVICE, device)

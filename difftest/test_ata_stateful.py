@@ -7,7 +7,7 @@ by test_ata_corpus.py from then on. The `deep` profile runs at least 10,000 sequ
 import hashlib
 import os
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from difftest import ata_machine
@@ -16,6 +16,7 @@ from difftest.trace import format_trace
 
 CORPUS = os.path.join(os.path.dirname(__file__), "corpus", "ata")
 WRITE_CORPUS_ENV = "STORVISOR_WRITE_CORPUS"  # "0" keeps failures out of the corpus (the mutation check)
+NO_SHRINK_ENV = "STORVISOR_NO_SHRINK"  # "1": report the first failure unshrunk (the mutation check only needs a failure)
 
 
 CI_EXAMPLES, CI_STEPS = 150, 60  # the ci profile's budget for this machine: well inside 5 minutes on 2 cores
@@ -25,6 +26,8 @@ DEEP_EXAMPLES = 10_000
 def machine_settings() -> settings:
     """The active profile, scaled for this machine: `ci` a bounded run, `deep` at least 10,000 sequences."""
     current = settings()
+    if os.environ.get(NO_SHRINK_ENV) == "1":
+        current = settings(current, phases=[p for p in current.phases if p is not Phase.shrink])
     if current.max_examples >= 5000:
         return settings(current, max_examples=max(current.max_examples, DEEP_EXAMPLES))
     return settings(current, max_examples=max(current.max_examples, CI_EXAMPLES),
