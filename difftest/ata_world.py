@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 
 from difftest.binding.ata import CAtaChannel
 from difftest.trace import events as ev
-from spec.ata.bus_master import is_dma_ready
 from spec.ata.backing_store import SECTOR_BYTES, MemoryStore, StoreRequest, StoreResult
 from spec.ata.commands import COMMANDS, COMMANDS_BY_CODE
 from spec.ata.constants import ERR
@@ -139,11 +138,12 @@ class AtaWorld:
             case ev.Tick(count):
                 for _ in range(count):
                     # The spec's state is live: keep what the classification needs before the tick changes it.
-                    before = [self._walk_may_start(side.channel.state) for side in self.sides]
+                    before = [(len(side.memory.accesses), side.channel.state.bus_master.error) for side in self.sides]
                     self._same("result", [self._run(side, lambda c: c.tick()) for side in self.sides], where)
                     self.compare(where)
-                    for side, ready in zip(self.sides, before):
-                        if ready:
+                    for side, (accesses, error) in zip(self.sides, before):
+                        # Only the bus master touches guest memory: new accesses mean it walked a table.
+                        if len(side.memory.accesses) > accesses and not error:
                             self._record_walk(side, side.channel.state)
             case ev.MemoryWrite(address, data):
                 for side in self.sides:
@@ -236,11 +236,6 @@ class AtaWorld:
             COVERAGE.record(side.name, "command", command.name if command else "unknown")
         if previous in STORE_WAITING_PHASES and state.phase is Phase.IDLE:
             COVERAGE.record(side.name, "outcome", "error" if state.status & ERR else "ok")
-
-    @staticmethod
-    def _walk_may_start(state) -> bool:
-        """The bus master will run on this tick, and its ERROR bit is clear so a new fault shows."""
-        return is_dma_ready(state) and not state.bus_master.error
 
     def _record_walk(self, side: Side, after) -> None:
         """Classify a bus-master run by its effect (spec/ata/bus_master.py's BMISTA table)."""
