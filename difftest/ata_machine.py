@@ -28,6 +28,8 @@ from spec.ata.constants import (
     FEATURE_ENABLE_WRITE_CACHE,
     FEATURE_SET_TRANSFER_MODE,
     IDNF,
+    LBA28_MAX_SECTORS,
+    LBA48_MAX_SECTORS,
     PRIMARY_COMMAND_BASE,
     PRIMARY_CONTROL_PORT,
     QEMU_BUS_MASTER_BASE,
@@ -42,8 +44,18 @@ PORTS = [CMD + i for i in range(8)] + [CTRL] + [BM + i for i in range(8)]
 MEMORY = 0x30000  # guest memory: three 64 KiB pages; addresses beyond it are master aborts
 TABLES = [0x1000, 0x1100, 0xFFF8, 0x2FFF0]  # PRD tables: ordinary, another, at a page end, at memory's end
 BUFFERS = [0x4000, 0x8000, 0x10000, 0x1FE00, 0x2F000]
+ANY_BYTE = st.integers(0, 0xFF)
+TRANSFER_MODES = st.sampled_from([0x00, 0x01, 0x02, 0x08, 0x0C, 0x0D, 0x20, 0x22, 0x23, 0x40, 0x45, 0x46, 0x80])
+NON_MEDIA_PARAMETERS = {  # (Features, Sector Count) for the commands that take parameters there
+    0xC6: (ANY_BYTE, st.sampled_from([0, 1, 2, 3, 4, 8, 16, 32, 255])),  # SET MULTIPLE MODE
+    0xEF: (st.sampled_from([FEATURE_SET_TRANSFER_MODE, FEATURE_ENABLE_WRITE_CACHE, FEATURE_DISABLE_WRITE_CACHE, 0x55, 0x66]), TRANSFER_MODES),
+    0x91: (ANY_BYTE, st.sampled_from([0, 1, 17, 63, 255])),  # INITIALIZE DEVICE PARAMETERS: sectors per track
+}
+PRD_SHAPES = ["exact", "odd", "longer", "shorter", "crossing", "unreadable"]
 UNKNOWN_CODES = [0x00, 0x08, 0xA0, 0xA1, 0xB0, 0xE6, 0xF8, 0xFF]
 
+HUGE_DISKS = [(1 << 28) + 40, (1 << 33) + 7]  # beyond LBA28's reach, and beyond 32 bits: sparse disks
+CAPACITIES = [1, 17, 64, 300, 2100, *HUGE_DISKS]  # 2100: room for two cylinders of the default CHS translation
 DMA_READS = {c.code for c in COMMANDS if c.protocol is Protocol.DMA and c.name.startswith("READ")}
 
 
@@ -65,7 +77,7 @@ def prd_entry(address: int, byte_count: int, end_of_table: bool) -> bytes:
 class AtaDifferentialMachine(RuleBasedStateMachine):
     """Spec and C, one generated guest at a time."""
 
-    @initialize(capacity=st.sampled_from([1, 17, 64, 300, 2100]), latency=st.integers(0, 2))
+    @initialize(capacity=st.sampled_from(CAPACITIES), latency=st.integers(0, 2))
     def power_on(self, capacity, latency):
         STATISTICS["examples"] += 1
         self.started = time.perf_counter()
@@ -102,13 +114,19 @@ class AtaDifferentialMachine(RuleBasedStateMachine):
         lba=st.one_of(st.integers(0, 8), st.integers(0, 320), st.sampled_from([(1 << 28) - 1, 1 << 30])),
         count=st.one_of(st.integers(1, 8), st.sampled_from([0, 16, 255, 256, 300])),
         chs=st.sampled_from([False, False, False, True]),
-        features=st.sampled_from([FEATURE_SET_TRANSFER_MODE, FEATURE_ENABLE_WRITE_CACHE, FEATURE_DISABLE_WRITE_CACHE, 0x00, 0x55]),
-        small=st.sampled_from([0, 1, 2, 3, 4, 8, 16, 32, 0x0C, 0x22, 0x45, 0x47, 0x80]),
+        parameters=st.data(),
         wait=st.integers(0, 2),
+        edge=st.sampled_from([None, None, -1, 0, 1]),
     )
-    def issue_command(self, command, lba, count, chs, features, small, wait):
+    def issue_command(self, command, lba, count, chs, parameters, wait, edge=None):
         """Set up the task file as a driver would for this command, then write the Command register.
+        `edge` puts the range's end at the capacity (0), one sector before it (-1) or after it (1).
         (Commands written while the device is busy come from `write_anything`.)"""
+        if command.addressing is Addressing.LBA48 and count == 0 and self.capacity in HUGE_DISKS:
+            count = 300  # a count of 0 is 65536 sectors: 32 MiB per transfer would only slow the run down
+        if edge is not None:
+            sectors = count or (LBA48_MAX_SECTORS if command.addressing is Addressing.LBA48 else LBA28_MAX_SECTORS)
+            lba = max(self.capacity - sectors + edge, 0)
         if command.addressing is Addressing.LBA48:
             for value in ((count >> 8) & 0xFF, count & 0xFF):
                 self.out(CMD + CommandBlock.SECTOR_COUNT, value)
@@ -129,7 +147,10 @@ class AtaDifferentialMachine(RuleBasedStateMachine):
                     self.out(CMD + offset, (lba >> shift) & 0xFF)
                 self.out(CMD + CommandBlock.DEVICE, 0xE0 | ((lba >> 24) & 0x0F))
         else:
-            # Non-media commands read Features, Sector Count or Device as parameters.
+            # Non-media commands read Features, Sector Count or Device as parameters: draw them per command.
+            features_choices, count_choices = NON_MEDIA_PARAMETERS.get(command.code, (ANY_BYTE, ANY_BYTE))
+            features = parameters.draw(features_choices, label="features")
+            small = parameters.draw(count_choices, label="sector count")
             self.out(CMD + CommandBlock.ERROR_FEATURES, features)
             self.out(CMD + CommandBlock.SECTOR_COUNT, small)
             self.out(CMD + CommandBlock.DEVICE, 0xA0 | (small & 0x0F))
@@ -138,11 +159,11 @@ class AtaDifferentialMachine(RuleBasedStateMachine):
             self.apply(ev.Tick(wait))
 
     @precondition(lambda self: self.spec_state.phase is Phase.IDLE)
-    @rule(command=st.sampled_from(COMMANDS), lba=st.integers(0, 40), count=st.integers(1, 4),
-          shape=st.sampled_from(["exact", "longer", "shorter", "crossing", "unreadable"]))
-    def run_command(self, command, lba, count, shape):
+    @rule(command=st.sampled_from(COMMANDS), lba=st.integers(0, 40), count=st.integers(1, 4), chs=st.booleans(),
+          edge=st.sampled_from([None, -1, 0, 1]), shape=st.sampled_from(PRD_SHAPES), parameters=st.data())
+    def run_command(self, command, lba, count, chs, edge, shape, parameters):
         """A well-behaved driver: one command from the Command write to completion, DMA with a PRD table of `shape`."""
-        self.issue_command(command, lba, count, False, FEATURE_ENABLE_WRITE_CACHE, 8, 1)
+        self.issue_command(command, lba, count, chs, parameters, 1, edge)
         for _ in range(12):
             state = self.spec_state
             if state.phase is Phase.IDLE:
@@ -161,18 +182,18 @@ class AtaDifferentialMachine(RuleBasedStateMachine):
     def tick(self, count):
         self.apply(ev.Tick(count))
 
-    @rule(steps=st.integers(1, 6))
-    def drive(self, steps):
-        """What a driver does next, `steps` times: wait while busy, move a PIO block, or start the bus master."""
+    @rule(steps=st.integers(1, 6), width=st.sampled_from([2, 2, 4]))
+    def drive(self, steps, width):
+        """What a driver does next, `steps` times: wait while busy, move a PIO block (in words or dwords), or start the bus master."""
         for _ in range(steps):
-            self.drive_once()
+            self.drive_once(width)
 
-    def drive_once(self):
+    def drive_once(self, width: int = 2):
         state = self.spec_state
         transfer = state.transfer
         if state.phase is Phase.PIO_IN_TRANSFER:
-            for _ in range((len(transfer.block) - transfer.position) // 2):
-                self.apply(ev.PortRead(2, CMD + CommandBlock.DATA))
+            for _ in range((len(transfer.block) - transfer.position) // width):
+                self.apply(ev.PortRead(width, CMD + CommandBlock.DATA))
         elif state.phase is Phase.PIO_OUT_TRANSFER:
             for i in range((len(transfer.block) - transfer.position) // 2):
                 self.apply(ev.PortWrite(2, CMD + CommandBlock.DATA, (0x5A00 + i) & 0xFFFF))
@@ -265,14 +286,15 @@ class AtaDifferentialMachine(RuleBasedStateMachine):
         self.out(BM + BusMasterRegister.PRD_POINTER, table, width=4)
 
     @precondition(lambda self: self.spec_state.transfer is not None and self.spec_state.phase in (Phase.DMA_TRANSFER, Phase.DMA_FETCHING, Phase.COMMAND_ACCEPTED))
-    @rule(shape=st.sampled_from(["exact", "longer", "shorter", "crossing", "unreadable"]), buffer=st.sampled_from(BUFFERS[:3]))
+    @rule(shape=st.sampled_from(PRD_SHAPES), buffer=st.sampled_from(BUFFERS[:3]))
     def prd_table_for_transfer(self, shape, buffer):
-        """A PRD table shaped against the transfer in progress: exact, longer, shorter, crossing 64 KiB, or unreadable."""
+        """A PRD table shaped against the transfer in progress: exact, odd, longer, shorter, crossing 64 KiB, or unreadable."""
         transfer = self.spec_state.transfer
         size = max(transfer.count, 1) * SECTOR_BYTES - transfer.position
         size = min(max(size, 2), 0x8000)
         entries = {
             "exact": [(buffer, size, True)],
+            "odd": [(buffer, size | 1, True)],  # byte count bit 0 is reserved: still exact
             "longer": [(buffer, size, False), (buffer + 0x2000, 512, True)],
             "shorter": [(buffer, max(size - 512, 2) if size > 512 else 2, True)],
             "crossing": [(0xFF00, 0x400, True)],

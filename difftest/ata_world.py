@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 from difftest.binding.ata import CAtaChannel
 from difftest.trace import events as ev
-from spec.ata.backing_store import SECTOR_BYTES, MemoryStore, StoreRequest, StoreResult
+from spec.ata.backing_store import SECTOR_BYTES, ReadSectors, StoreRequest, StoreResult, WriteSectors
 from spec.ata.commands import COMMANDS, COMMANDS_BY_CODE
 from spec.ata.constants import ERR
 from spec.ata.constants import PRIMARY_COMMAND_BASE, PRIMARY_CONTROL_PORT, QEMU_BUS_MASTER_BASE
@@ -30,31 +30,62 @@ class Divergence(AssertionError):
     """The spec and the implementation disagree, or an invariant does not hold on one side."""
 
 
-def disk_pattern(capacity: int) -> bytes:
-    """Distinct, recognisable contents: every word of sector n holds n."""
-    return b"".join((lba & 0xFFFF).to_bytes(2, "little") * (SECTOR_BYTES // 2) for lba in range(capacity))
+def sector_pattern(lba: int) -> bytes:
+    """Distinct, recognisable contents: word i of sector n holds n in its high byte and i in its low byte."""
+    high = (lba & 0xFF) << 8
+    return b"".join((high | i).to_bytes(2, "little") for i in range(SECTOR_BYTES // 2))
 
 
-class RecordingStore(MemoryStore):
-    """A plain disk that records every request and can be told to fail the next one (`store fail`)."""
+class RecordingStore:
+    """A disk for the ATA world, the same class on both sides: it records every request, can be told
+    to fail the next one (`store fail`), and answers `latency` polls after a request starts, as
+    spec.ata.backing_store.MemoryStore does. Sectors never written hold `sector_pattern`; only written
+    sectors are stored, so a disk may be larger than 2**28 or 2**32 sectors."""
+
+    PATTERNS = [sector_pattern(n) for n in range(256)]  # the pattern repeats every 256 sectors
 
     def __init__(self, capacity: int, latency: int):
-        super().__init__(capacity, latency)
-        self.sectors[:] = disk_pattern(capacity)
+        self.capacity = capacity
+        self.latency = latency
+        self.written: dict[int, bytes] = {}
         self.requests: list[StoreRequest] = []
         self.fail_next: int | None = None
-        self.failing: int | None = None
+        self._pending: StoreRequest | None = None
+        self._failing: int | None = None
+        self._remaining = 0
+
+    @property
+    def contents(self) -> dict[int, bytes]:
+        """What differs from the initial pattern: the comparable contents of the disk."""
+        return self.written
+
+    def sector_count(self) -> int:
+        return self.capacity
 
     def start(self, request: StoreRequest) -> None:
+        if self._pending is not None:
+            raise CannotHappen("a device started a store request while another was outstanding")
         self.requests.append(request)
-        self.failing, self.fail_next = self.fail_next, None
-        super().start(request)
+        self._pending, self._remaining = request, self.latency
+        self._failing, self.fail_next = self.fail_next, None
 
-    def _execute(self, request: StoreRequest) -> StoreResult:
-        if self.failing is not None:
-            error, self.failing = self.failing, None
+    def poll(self) -> StoreResult | None:
+        if self._pending is None or self._remaining > 0:
+            self._remaining -= 1
+            return None
+        request, self._pending = self._pending, None
+        if self._failing is not None:
+            error, self._failing = self._failing, None
             return StoreResult(False, error=error)
-        return super()._execute(request)
+        match request:
+            case ReadSectors(lba, count):
+                return StoreResult(True, b"".join(self.written.get(n) or self.PATTERNS[n & 0xFF] for n in range(lba, lba + count)))
+            case WriteSectors(lba, data):
+                for i in range(len(data) // SECTOR_BYTES):
+                    self.written[lba + i] = data[i * SECTOR_BYTES : (i + 1) * SECTOR_BYTES]
+                return StoreResult(True)
+            case _:
+                return StoreResult(True)
 
 
 @dataclass
@@ -222,7 +253,7 @@ class AtaWorld:
         # Contents change only through store requests and memory accesses: compare them when those grew.
         if len(self.spec.store.requests) != self.compared["requests"]:
             self.compared["requests"] = len(self.spec.store.requests)
-            self._same("disk contents", [side.store.sectors for side in self.sides], where)
+            self._same("disk contents", [side.store.contents for side in self.sides], where)
         if len(self.spec.memory.accesses) != self.compared["accesses"]:
             self.compared["accesses"] = len(self.spec.memory.accesses)
             self._same("guest memory", [side.memory.bytes for side in self.sides], where)
