@@ -14,6 +14,7 @@ from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreRequest, StoreResult, WriteSectors
 from spec.storage.manager import Device, Phase, StorageManager
 from spec.storage.parameters import TESTS, Preset
+from spec.storage.persistent_map import recover_map
 from spec.storage.policy import Policy
 from tests.storage.links import REBOOT_TICKS, AoeLink
 
@@ -169,6 +170,42 @@ class World:
         view = inv.view_after_restart(self.local.durable_bytes, self.link.server_data, g, self.identity)
         inv.check("flush_is_durable", inv.flush_is_durable(view, self.ideal.may_survive_power_cut))
 
+    def check_any_power_cut(self) -> None:
+        """map_crash_safe and flush_is_durable for every way a power cut now could leave the media.
+
+        The map slots may keep their durable or their newest sectors (each slot independently); a data
+        sector may keep any of its versions. For each way the map comes out, every version of every
+        sector the guest would then read must be one the ideal disk allows.
+        """
+        g = self.preset.geometry
+        at_risk = self.local.versions_at_risk()
+        in_flight = self.guest_request if isinstance(self.guest_request, WriteSectors) else None
+
+        def allowed(lba: int) -> frozenset[bytes]:
+            values = self.ideal.may_survive_power_cut(lba)
+            if in_flight is not None and in_flight.lba <= lba < in_flight.lba + len(in_flight.data) // SECTOR_BYTES:
+                offset = (lba - in_flight.lba) * SECTOR_BYTES
+                values |= {in_flight.data[offset : offset + SECTOR_BYTES]}
+            return values
+
+        def versions(lba: int) -> list[bytes]:
+            return at_risk.get(lba, [self.local.durable_sector(lba)])
+
+        for newest in ((False, False), (False, True), (True, False), (True, True)):
+            def medium(lba: int, count: int) -> bytes:
+                slot = next((s for s in (0, 1) if g.slot_lba(s) <= lba < g.slot_lba(s) + g.slot_sectors), None)
+                pick = -1 if slot is not None and newest[slot] else 0
+                return b"".join(versions(s)[pick] for s in range(lba, lba + count))
+
+            slots = tuple(medium(g.slot_lba(s), g.slot_sectors) for s in (0, 1))
+            present = recover_map(slots, g, self.identity).present
+            for lba in range(g.data_sectors):
+                local = g.block_of(lba) in present
+                candidates = versions(lba) if local else [self.link.server_data(lba, 1)]
+                bad = [c for c in candidates if c not in allowed(lba)]
+                name = "map_crash_safe" if local else "flush_is_durable"
+                inv.check(name, not bad, f"a power cut now could leave sector {lba} with data the guest may not see")
+
     def server_crash(self) -> None:
         self.link.server_crash()
         if self.server_volatile:
@@ -200,6 +237,7 @@ class World:
         inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(local_writes))
         inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(remote_writes))
         inv.check("reserved_region_hidden", inv.reserved_region_hidden(m.sector_count(), g, guest_local))
+        self.check_any_power_cut()
         if self.devirtualized_with is not None:
             inv.check(
                 "devirtualize_only_when_quiescent",
