@@ -119,6 +119,8 @@ class World:
                 self.complete_local()
             elif self.link.items():
                 self.complete_remote()
+            elif self.manager.outstanding(Device.REMOTE):
+                self.tick(5)  # a lost frame: wait for the initiator's retransmission
             elif self.guest_request is None:
                 self.tick()
                 if not self.local.pending_ids() and not self.link.items():
