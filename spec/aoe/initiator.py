@@ -182,6 +182,14 @@ class AoeInitiator:
         """(tag, kind, lba, count) of every transmission awaiting an answer."""
         return [(tag, f.kind, f.lba, f.count) for tag, f in sorted(self.outstanding.items())]
 
+    def next_timer(self) -> int | None:
+        """The earliest time at which `tick` has something to do (a retransmission, a deadline, a fence
+        running out), or None; a caller may sleep until then, or until a frame arrives."""
+        times = [f.sent_at + f.rto for f in self.outstanding.values()]
+        times += [r.progress_at + self.config.timing.deadline for r in self.requests.values()]
+        times += [t for t in self.write_fences.values() if t > self.now]
+        return min(times, default=None)
+
     def window(self) -> int:
         """How many frames may be in flight: the target's buffer count, capped by our own limit."""
         return max(1, min(self.buffer_count or 1, self.config.max_window))
@@ -354,6 +362,23 @@ class AoeInitiator:
     def finish(self, request: Request, completion: Completion) -> None:
         del self.requests[request.request_id]
         self.completions.append(completion)
+
+
+def one_write_in_flight_per_sector(initiator: AoeInitiator) -> bool:
+    """Invariant `one_write_in_flight_per_sector`: no two transmissions awaiting an answer write one sector."""
+    written: set[int] = set()
+    for _, kind, lba, count in initiator.in_flight():
+        if kind is Kind.WRITE:
+            sectors = set(range(lba, lba + count))
+            if sectors & written:
+                return False
+            written |= sectors
+    return True
+
+
+def window_respected(initiator: AoeInitiator) -> bool:
+    """No more transmissions await an answer than the target's buffer count allows."""
+    return len(initiator.in_flight()) <= initiator.window()
 
 
 def command_of(kind: Kind) -> int:

@@ -1,13 +1,18 @@
 """The spec initiator against the spec target, frame by frame, with time handed in explicitly."""
 
-import pytest
+from dataclasses import replace
 
-from spec.aoe.constants import BROADCAST_MAC, SECTOR_BYTES, AoeCommand, AoeError, AtaErrorBit, ConfigCommand
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from spec.aoe.constants import BROADCAST_MAC, SECTOR_BYTES, AoeCommand, AoeError, AtaErrorBit, ConfigCommand, HeaderFlag
 from spec.aoe.durable_store import MemoryDurableStore
 from spec.aoe.frames import AoeHeader, EthernetHeader, Frame, OpaqueArgument, decode_frame, encode_frame
-from spec.aoe.initiator import AoeInitiator, Completion, InitiatorConfig, Kind, Timing
+from spec.aoe.initiator import AoeInitiator, Completion, InitiatorConfig, Kind, Timing, one_write_in_flight_per_sector
 from spec.aoe.rtt import RttEstimator
 from spec.aoe.target import AoeTarget, Port, TargetConfig
+from tests.aoe.strategies import frames
 from tests.aoe.target_helpers import HOST_A, SHELF, SLOT, TARGET_MAC
 
 TIMING = Timing(initial_rto=100, min_rto=10, max_rto=1000, deadline=5000, max_frame_age=50)
@@ -142,6 +147,7 @@ def test_one_write_per_sector_in_flight_and_fenced_until_old_copies_age_out():
     other = bench.initiator.submit_write(8, sectors(3))
     sent = [decode_frame(f) for f in bench.initiator.take_outgoing()]
     assert [f.argument.lba for f in sent] == [7, 8], "the second write to sector 7 waits"
+    assert one_write_in_flight_per_sector(bench.initiator)
     bench.deliver(bench.to_target([encode_frame(f) for f in sent]))
     assert {c.request_id for c in bench.initiator.take_completions()} == {first, other}
     assert bench.initiator.take_outgoing() == [], "a copy of the first write may still be travelling"
@@ -261,3 +267,32 @@ def test_an_answer_from_the_wrong_command_is_ignored():
     wrong = Frame(EthernetHeader(HOST_A, TARGET_MAC), AoeHeader(1, 8, 0, SHELF, SLOT, 3, tag), OpaqueArgument(b"\0\0"))
     bench.initiator.receive(encode_frame(wrong), 0)
     assert len(bench.initiator.in_flight()) == 1 and bench.initiator.take_completions() == []
+
+
+def snapshot(initiator: AoeInitiator):
+    """Everything a received frame could change, except the count of ignored frames."""
+    return (
+        initiator.in_flight(),
+        sorted(initiator.requests),
+        [(f.request.request_id, f.lba, f.count, f.tag) for f in initiator.pending],
+        list(initiator.outgoing),
+        list(initiator.completions),
+        dict(initiator.write_fences),
+        (initiator.estimator.srtt, initiator.estimator.deviation),
+        (initiator.target_mac, initiator.buffer_count, initiator.max_sectors, initiator.next_tag),
+    )
+
+
+@given(frames(), st.booleans())
+def test_stale_response_ignored(frame, addressed_to_us):
+    """Invariant `stale_response_ignored`: a frame whose tag is not in flight changes nothing."""
+    bench = discovered()
+    bench.initiator.submit_write(0, sectors(1, 2, 3))
+    bench.initiator.submit_read(4, 1)
+    assume(frame.header.tag not in bench.initiator.outstanding)
+    if addressed_to_us:  # a well-addressed answer from our target whose tag alone is wrong
+        header = replace(frame.header, version=1, flags=HeaderFlag.RESPONSE, major=SHELF, minor=SLOT)
+        frame = replace(frame, ethernet=EthernetHeader(HOST_A, TARGET_MAC), header=header)
+    before = snapshot(bench.initiator)
+    bench.initiator.receive(encode_frame(frame), bench.now)
+    assert snapshot(bench.initiator) == before
