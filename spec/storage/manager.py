@@ -15,6 +15,10 @@ present (install): *wait for the fill*, as dm-clone does; a write covering the
 whole block skips the fill (dm-clone's whole-region shortcut). A write to a
 block being filled waits for that fill, so the fill's local write always lands
 before the guest's (no_fill_clobber).
+
+In cache, a guest write goes to the server, then an AoE FLUSH CACHE, and to
+the local disk, before it completes: the local copy is never newer than the
+server's medium. README.md gives the reasons for every such decision.
 """
 
 from collections.abc import Callable
@@ -73,7 +77,6 @@ class GuestOp:
     request: StoreRequest
     segments: list[Segment] = field(default_factory=list)
     issued: bool = False
-    whole_blocks: list[BlockIndex] = field(default_factory=list)  # absent blocks this write covers entirely
     commit_ticket: int | None = None  # the map commit this flush waits for
     server_flushed: bool = False  # cache: the write-through was followed by a server flush
     result: StoreResult | None = None
@@ -88,7 +91,6 @@ class Commit:
     clean: bool
     step: str = "flush before"
     snapshot: frozenset[BlockIndex] = frozenset()
-    request_id: RequestId | None = None
 
 
 @dataclass(frozen=True)
@@ -283,12 +285,12 @@ class StorageManager:
     def _recover(self, completion: Completion) -> None:
         geometry = self.geometry
         slot_bytes = geometry.slot_sectors * SECTOR_BYTES
-        if completion.ok:
-            raw = completion.data
-            slots = (raw[:slot_bytes], raw[slot_bytes : 2 * slot_bytes])
-        else:
-            # An unreadable map is an empty map: never trusted.
-            slots = (bytes(slot_bytes), bytes(slot_bytes))
+        if not completion.ok:
+            # A read error says nothing about the map: treating it as empty would lose the guest's local writes.
+            self._submit(Device.LOCAL, ("map read",), ReadSectors, geometry.slot_lba(0), geometry.reserved_sectors)
+            return
+        raw = completion.data
+        slots = (raw[:slot_bytes], raw[slot_bytes : 2 * slot_bytes])
         recovery = recover_map(slots, geometry, self.identity)
         self.recovery = recovery
         self.next_slot, self.next_generation = recovery.next_slot, recovery.next_generation
@@ -403,7 +405,6 @@ class StorageManager:
                 continue  # cache: the server alone has this block
             if self.blocks[block] is BlockState.ABSENT:
                 # The whole block is written: no fill needed (dm-clone's whole-region shortcut).
-                op.whole_blocks.append(block)
                 self._transition(block, BlockEvent.WHOLE_WRITE_STARTED)
             segments.append(Segment(Device.LOCAL, WriteSectors, first, n, first - lba, piece_data(first, n)))
         return segments
@@ -565,7 +566,7 @@ class StorageManager:
         self.commit = Commit(self.commits_started, policy, clean)
         # The snapshot is taken as the first flush is issued: only data written before it is durable after it.
         self.commit.snapshot = frozenset(b for b, s in enumerate(self.blocks) if s is BlockState.PRESENT)
-        self.commit.request_id = self._submit(Device.LOCAL, ("commit",), Flush)
+        self._submit(Device.LOCAL, ("commit",), Flush)
 
     def _continue_commit(self, ok: bool) -> None:
         commit = self.commit
@@ -574,11 +575,11 @@ class StorageManager:
             record = MapRecord(self.next_generation, commit.policy, commit.clean, commit.snapshot)
             data = encode_map(record, self.geometry, self.identity)
             lba = self.geometry.slot_lba(self.next_slot)
-            commit.request_id = self._submit(Device.LOCAL, ("commit",), WriteSectors, lba, data=data)
+            self._submit(Device.LOCAL, ("commit",), WriteSectors, lba, data=data)
             return
         if ok and commit.step == "write map":
             commit.step = "flush after"
-            commit.request_id = self._submit(Device.LOCAL, ("commit",), Flush)
+            self._submit(Device.LOCAL, ("commit",), Flush)
             return
         if commit.step != "flush before":
             # The slot was written, perhaps only partly: its generation is used up either way.

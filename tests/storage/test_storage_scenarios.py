@@ -185,3 +185,16 @@ def test_cache_write_marks_the_map_dirty_before_the_local_copy_changes():
     world.settle()
     assert world.manager.persisted == frozenset()  # a dirty cache map is never trusted
     assert world.run(ReadSectors(0, 1)).data == data  # the server has it
+
+
+def test_a_map_read_error_at_start_is_retried_never_taken_for_an_empty_map():
+    """Found by the stateful test: a failed map read once made a flushed install write vanish."""
+    world = started(Policy.INSTALL)
+    data = sector_data(0, 5, version=3)
+    assert world.run(WriteSectors(0, data)).ok
+    assert world.run(Flush()).ok
+    world.power_cut()
+    world.complete_local(ok=False)  # the map read fails
+    world.manager.step()
+    assert world.manager.phase is Phase.STARTING  # and is issued again
+    assert world.run(ReadSectors(0, 5)).data == data

@@ -24,15 +24,23 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from model.network import Faults
 from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
 from spec.storage.block_state import BLOCK_TRANSITIONS
 from spec.storage.devices import Completion
 from spec.storage.devirtualize import DevirtualizeError
-from spec.storage.manager import ERROR_IDNF, Phase
+from spec.storage.manager import ERROR_IDNF, Device, Phase
 from spec.storage.parameters import TESTS
 from spec.storage.policy import POLICY_TRANSITIONS, Policy, PolicyError, is_legal_transition
-from tests.storage.links import TIMING, AoeLink
+from tests.storage.links import TIMING, ModelLink
+
+NETWORK_CONDITIONS = [
+    Faults(),
+    Faults(drop=0.2),
+    Faults(duplicate=0.3, min_delay=0, max_delay=4),
+    Faults(drop=0.1, duplicate=0.2, min_delay=1, max_delay=4),
+]
 from tests.storage.world import World, sector_data
 
 GEOMETRY = TESTS.geometry
@@ -48,9 +56,9 @@ def observe(kind: str, detail: tuple) -> None:
 class StorageMachine(RuleBasedStateMachine):
     lbas = Bundle("lbas")
 
-    @initialize(policy=st.sampled_from([Policy.NETWORK, Policy.CACHE, Policy.INSTALL]))
-    def boot(self, policy):
-        self.world = World(preset=TESTS, policy=policy, link_type=AoeLink, observer=observe)
+    @initialize(policy=st.sampled_from([Policy.NETWORK, Policy.CACHE, Policy.INSTALL]), rng=st.randoms())
+    def boot(self, policy, rng):
+        self.world = World(preset=TESTS, policy=policy, link_type=lambda image: ModelLink(image, rng=rng), observer=observe)
         self.version = 0
 
     # Addresses: block boundaries and their neighbours are the interesting ones.
@@ -111,27 +119,26 @@ class StorageMachine(RuleBasedStateMachine):
         self.world.complete_local(index, ok=False)
 
     @precondition(lambda self: self.world.link.items())
-    @rule(index=st.integers(0, 7))
-    def deliver_frame(self, index):
-        self.world.complete_remote(index, True)
+    @rule()
+    def next_network_event(self):
+        """Time passes until the network delivers a frame or the server answers one."""
+        self.world.complete_remote()
 
-    @precondition(lambda self: self.world.link.items())
-    @rule(index=st.integers(0, 7))
-    def drop_frame(self, index):
-        self.world.complete_remote(index, False)
+    @rule(faults=st.sampled_from(NETWORK_CONDITIONS))
+    def network_conditions(self, faults):
+        """Frames are lost, duplicated, delayed and reordered from now on (model/network.py), or not."""
+        self.world.link.set_faults(faults)
+        event(f"network: {faults}")
 
-    @precondition(lambda self: self.world.link.items())
-    @rule(index=st.integers(0, 7))
-    def duplicate_frame(self, index):
-        self.world.link.duplicate(index)
-
-    @precondition(lambda self: self.world.link.items())
+    @precondition(lambda self: self.world.manager.outstanding(Device.REMOTE))
     @rule()
     def server_silent(self):
         """Every frame is lost until the initiator's deadline passes: what was outstanding fails."""
-        while self.world.link.items():
-            self.world.complete_remote(0, False)
+        link = self.world.link
+        faults = link.network.faults
+        link.set_faults(Faults(drop=1.0))
         self.world.tick(TIMING.deadline + 1)
+        link.set_faults(faults)
         event("server silent past the deadline")
 
     @rule(ticks=st.sampled_from([1, 5, 30, 500]))
@@ -140,7 +147,9 @@ class StorageMachine(RuleBasedStateMachine):
 
     @rule()
     def settle(self):
-        """Let everything in flight finish in order: time passes without faults."""
+        """Let everything in flight finish: the server is back up, time passes until nothing is left to do."""
+        if not self.world.link.server.up:
+            self.world.link.server_restart()
         self.world.settle()
 
     @precondition(lambda self: self.world.local.pending_ids() or self.world.link.items())
@@ -161,11 +170,17 @@ class StorageMachine(RuleBasedStateMachine):
         self.world.power_cut(choose, keep_remote_write)
         event("client power cut")
 
-    @precondition(lambda self: not isinstance(self.world.guest_request, WriteSectors))
-    @rule()
-    def server_crash(self):
-        self.world.server_crash()
+    @precondition(lambda self: self.world.link.server.up and not isinstance(self.world.guest_request, WriteSectors))
+    @rule(survives=st.booleans())
+    def server_crash(self, survives):
+        """The server loses power; each unflushed sector in its cache may or may not have reached its medium."""
+        self.world.server_crash(lambda lba: survives)
         event("server crash")
+
+    @precondition(lambda self: not self.world.link.server.up)
+    @rule()
+    def server_restart(self):
+        self.world.link.server_restart()
 
     # Policy and de-virtualization
 

@@ -6,6 +6,7 @@ catalogue of `spec/invariants.py` on the manager's state, and every guest
 result is compared with the ideal disk.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from model.ideal_disk import IdealDisk
@@ -34,7 +35,7 @@ def sector_data(lba: int, count: int, version: int) -> bytes:
 class World:
     preset: Preset = TESTS
     policy: Policy = Policy.INSTALL
-    link_type: type = None  # AoeLink or DirectLink (tests/storage/links.py)
+    link_type: Callable = None  # builds the link from the image: ModelLink, AoeLink or DirectLink (tests/storage/links.py)
     local: LocalDisk | None = None
     observer: object = None
     identity: bytes = IDENTITY
@@ -97,7 +98,9 @@ class World:
         self.local.complete(ids[index % len(ids)], ok)
 
     def complete_remote(self, index: int = 0, ok: bool = True) -> None:
-        self.link.progress(index, ok, self.now)
+        wait = self.link.progress(index, ok, self.now)
+        if wait:
+            self.tick(wait)
 
     def tick(self, ticks: int = 1) -> None:
         self.now += ticks
@@ -208,8 +211,8 @@ class World:
                 name = "map_crash_safe" if local else "flush_is_durable"
                 inv.check(name, not bad, f"a power cut now could leave sector {lba} with data the guest may not see")
 
-    def server_crash(self) -> None:
-        self.link.server_crash()
+    def server_crash(self, cached_sector_survives=lambda lba: False) -> None:
+        self.link.server_crash(cached_sector_survives)
         if self.server_volatile:
             self.ideal.power_cut()
             self.server_volatile = False
@@ -238,6 +241,10 @@ class World:
         remote_writes = [(o.lba, o.count) for o in remote if o.kind is WriteSectors]
         inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(local_writes))
         inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(remote_writes))
+        if hasattr(self.link.device, "in_flight"):
+            # The AoE initiator's transmissions awaiting an answer, retransmissions included.
+            frames = [(lba, count) for _, kind, lba, count in self.link.device.in_flight() if kind.value == "write"]
+            inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(frames))
         inv.check("reserved_region_hidden", inv.reserved_region_hidden(m.sector_count(), g, guest_local))
         self.check_any_power_cut()
         if self.devirtualized_with is not None:
