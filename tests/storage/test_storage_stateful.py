@@ -44,6 +44,9 @@ NETWORK_CONDITIONS = [
 from tests.storage.world import World, sector_data
 
 GEOMETRY = TESTS.geometry
+SPB = GEOMETRY.sectors_per_block
+BLOCK_STARTS = st.integers(0, GEOMETRY.block_count - 1).map(GEOMETRY.first_lba)  # whole-block writes need them
+COUNTS = st.sampled_from([SPB, 2 * SPB]) | st.integers(1, 2 * SPB + 1)
 REACHED: Counter = Counter()
 
 
@@ -63,7 +66,7 @@ class StorageMachine(RuleBasedStateMachine):
 
     # Addresses: block boundaries and their neighbours are the interesting ones.
 
-    @rule(target=lbas, lba=st.integers(0, GEOMETRY.data_sectors - 1))
+    @rule(target=lbas, lba=BLOCK_STARTS | st.integers(0, GEOMETRY.data_sectors - 1))
     def add_lba(self, lba):
         return lba
 
@@ -73,13 +76,13 @@ class StorageMachine(RuleBasedStateMachine):
         return self.world.guest_request is None
 
     @precondition(idle)
-    @rule(lba=lbas, count=st.integers(1, 2 * GEOMETRY.sectors_per_block + 1))
+    @rule(lba=lbas, count=COUNTS)
     def guest_read(self, lba, count):
         self.world.start(ReadSectors(lba, count))
         self.expect_out_of_range(lba, count)
 
     @precondition(idle)
-    @rule(lba=lbas, count=st.integers(1, 2 * GEOMETRY.sectors_per_block + 1))
+    @rule(lba=lbas, count=COUNTS)
     def guest_write(self, lba, count):
         self.version += 1
         self.world.start(WriteSectors(lba, sector_data(lba, count, self.version)))
@@ -117,6 +120,17 @@ class StorageMachine(RuleBasedStateMachine):
     def fail_local(self, index):
         """The local disk reports an error (ABRT); a failed write may still have reached its cache."""
         self.world.complete_local(index, ok=False)
+
+    def guest_local_writes(self):
+        pending = set(self.world.local.pending_ids())  # submitted and not yet completed by the disk
+        outstanding = self.world.manager.local_purpose.items()
+        return [i for i, o in outstanding if i in pending and o.purpose[0] == "guest" and o.kind is WriteSectors]
+
+    @precondition(lambda self: self.guest_local_writes())
+    @rule()
+    def fail_guest_local_write(self):
+        """The local disk fails the guest's own write: the sectors are indeterminate, the block is not lost."""
+        self.world.local.complete(self.guest_local_writes()[0], ok=False)
 
     @precondition(lambda self: self.world.link.items())
     @rule()
@@ -216,7 +230,7 @@ def test_storage_stateful_reaches_every_transition():
     profile = settings.default  # ci or deep (conftest.py); the machine needs more, longer runs than a plain test
     machine_settings = settings(
         profile,
-        max_examples=5 * profile.max_examples,
+        max_examples=8 * profile.max_examples,
         stateful_step_count=2 * profile.stateful_step_count,
         derandomize=True,  # the coverage assertion below must not depend on the seed of the day
     )
