@@ -41,6 +41,7 @@ from spec.storage.policy import (
     boot_policy,
     check_transition,
 )
+from spec.storage.routing import Device, Piece, Segment, route_flush, route_read, route_write, split_by_block
 
 ERROR_ABRT = 0x04  # ATA/ATAPI-7 V1 §6.2: command aborted
 ERROR_IDNF = 0x10  # ATA/ATAPI-7 V1 §6.2: requested address not found (beyond the capacity)
@@ -51,25 +52,6 @@ class Phase(Enum):
     RUNNING = "running"
     SWITCHING = "switching"  # a policy change waits for quiescence and its map commit
     DEVIRTUALIZED = "devirtualized"
-
-
-class Device(Enum):
-    LOCAL = "local"
-    REMOTE = "remote"
-
-
-@dataclass
-class Segment:
-    """One request on one device, for a piece of a guest request."""
-
-    device: Device
-    kind: type  # ReadSectors, WriteSectors or Flush
-    lba: Lba = 0
-    count: int = 0
-    offset: int = 0  # sectors from the start of the guest request
-    data: bytes = b""
-    request_id: RequestId | None = None
-    completion: Completion | None = None
 
 
 @dataclass
@@ -327,99 +309,35 @@ class StorageManager:
             return StoreResult(False, error=ERROR_IDNF)
         return None
 
-    def _pieces(self, lba: Lba, count: int) -> list[tuple[BlockIndex, Lba, int]]:
-        """The range split at block boundaries: (block, first sector, sectors)."""
-        pieces = []
-        spb = self.geometry.sectors_per_block
-        while count:
-            block = self.geometry.block_of(lba)
-            n = min(count, self.geometry.first_lba(block) + spb - lba)
-            pieces.append((block, lba, n))
-            lba, count = lba + n, count - n
-        return pieces
+    def _pieces(self, lba: Lba, count: int) -> list[Piece]:
+        return split_by_block(self.geometry, lba, count)
 
     def _demand(self, block: BlockIndex) -> None:
         if block not in self.demanded:
             self.demanded.append(block)
 
     def _plan(self, op: GuestOp) -> list[Segment] | None:
-        """The segments that serve the request now, or None if it must wait."""
+        """The segments that serve the request now, or None if it must wait (routing.py decides)."""
         match op.request:
             case ReadSectors(lba, count):
-                return self._plan_read(lba, count)
+                route = route_read(self.policy, self.blocks, self.geometry, lba, count)
             case WriteSectors(lba, data):
-                return self._plan_write(op, lba, data)
+                map_may_be_clean = self.durable_clean or self.commit is not None
+                route = route_write(self.policy, self.blocks, self.geometry, lba, data, map_may_be_clean)
             case Flush():
-                return self._plan_flush(op)
-
-    def _plan_read(self, lba: Lba, count: int) -> list[Segment]:
-        if self.policy is Policy.NETWORK:
-            return [Segment(Device.REMOTE, ReadSectors, lba, count)]
-        if self.policy is Policy.PASSTHROUGH:
-            return [Segment(Device.LOCAL, ReadSectors, lba, count)]
-        segments: list[Segment] = []
-        for block, first, n in self._pieces(lba, count):
-            # Only a present block may answer from the local disk (no_unpopulated_local_read).
-            device = Device.LOCAL if self.blocks[block] is BlockState.PRESENT else Device.REMOTE
-            if device is Device.REMOTE and self.blocks[block] is BlockState.ABSENT:
-                self._demand(block)  # copy-on-read: the guest touched it, fetch it next
-            last = segments[-1] if segments else None
-            if last is not None and last.device is device:
-                last.count += n
-            else:
-                segments.append(Segment(device, ReadSectors, first, n, offset=first - lba))
-        return segments
-
-    def _plan_write(self, op: GuestOp, lba: Lba, data: bytes) -> list[Segment] | None:
-        count = len(data) // SECTOR_BYTES
-
-        def piece_data(first: Lba, n: int) -> bytes:
-            return data[(first - lba) * SECTOR_BYTES : (first - lba + n) * SECTOR_BYTES]
-
-        if self.policy is Policy.NETWORK:
-            return [Segment(Device.REMOTE, WriteSectors, lba, count, 0, data)]
-        if self.policy is Policy.PASSTHROUGH:
-            return [Segment(Device.LOCAL, WriteSectors, lba, count, 0, data)]
-        pieces = self._pieces(lba, count)
-        spb = self.geometry.sectors_per_block
-        # A block being filled or written finishes first, so its local write lands before ours.
-        if any(self.blocks[block] in (BlockState.FETCHING, BlockState.WRITING) for block, _, _ in pieces):
+                route = route_flush(self.policy)
+        for block in route.demanded:
+            self._demand(block)
+        if route.needs_dirty_map and self.commit is None:
+            self.commit_wanted = (Policy.CACHE, False)
+        if route.wait is not None:
             return None
-        partial_absent = [b for b, _, n in pieces if self.blocks[b] is BlockState.ABSENT and n < spb]
-        if self.policy is Policy.INSTALL and partial_absent:
-            # Wait for the fill: the rest of the block must come from the server first.
-            for block in partial_absent:
-                self._demand(block)
-            return None
-        segments: list[Segment] = []
-        if self.policy is Policy.CACHE:
-            # Before the first write after a clean commit, the map on disk is marked dirty (persistent_map.py).
-            if self.durable_clean or self.commit is not None:
-                if self.commit is None:
-                    self.commit_wanted = (Policy.CACHE, False)
-                return None
-            # The server is authoritative: every write goes there, whatever the local disk does.
-            segments.append(Segment(Device.REMOTE, WriteSectors, lba, count, 0, data))
-        for block, first, n in pieces:
-            if block in partial_absent:
-                continue  # cache: the server alone has this block
-            if self.blocks[block] is BlockState.ABSENT:
-                # The whole block is written: no fill needed (dm-clone's whole-region shortcut).
-                self._transition(block, BlockEvent.WHOLE_WRITE_STARTED)
-            segments.append(Segment(Device.LOCAL, WriteSectors, first, n, first - lba, piece_data(first, n)))
-        return segments
-
-    def _plan_flush(self, op: GuestOp) -> list[Segment]:
-        segments = []
-        if self.policy in (Policy.NETWORK, Policy.CACHE):
-            segments.append(Segment(Device.REMOTE, Flush))
-        if self.policy is Policy.PASSTHROUGH:
-            segments.append(Segment(Device.LOCAL, Flush))
-        if self.policy in (Policy.CACHE, Policy.INSTALL):
-            # Local data and the map that makes it findable after a restart (flush_is_durable).
+        for block in route.whole_blocks:
+            self._transition(block, BlockEvent.WHOLE_WRITE_STARTED)
+        if route.needs_commit:
             self.commit_wanted = (self.policy, True)
             op.commit_ticket = self.commits_started + 1
-        return segments
+        return route.segments
 
     def _issue(self, segment: Segment, purpose: tuple) -> None:
         segment.request_id = self._submit(segment.device, purpose, segment.kind, segment.lba, segment.count, segment.data)
@@ -500,7 +418,7 @@ class StorageManager:
             self._transition(block, event)
         if self.policy is Policy.CACHE and not ok:
             # The server decides, and may hold the old or the new data: the local copies are dropped.
-            for block, _, _ in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES):
+            for block in {p.block for p in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES)}:
                 self._transition(block, BlockEvent.INVALIDATED)
 
     # The fill engine
@@ -510,7 +428,7 @@ class StorageManager:
         op = self.guest
         if op is None or not op.issued or not isinstance(op.request, WriteSectors):
             return set()
-        return {block for block, _, _ in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES)}
+        return {p.block for p in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES)}
 
     def _advance_fills(self) -> None:
         self.demanded = [b for b in self.demanded if self.blocks[b] is BlockState.ABSENT]

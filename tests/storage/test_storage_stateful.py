@@ -1,12 +1,18 @@
-"""The storage manager against the ideal disk, over the spec AoE initiator and target, with every fault a rule.
+"""The storage manager against the ideal disk, over the AoE models, with every fault a rule.
 
-Guest reads, writes and flushes on LBAs drawn from a bundle (so operations
-collide), device completions in any order, frames delivered, lost or
-duplicated, clock ticks, client power cuts with restart, server crashes,
-policy changes and de-virtualization. After every read the data must be the
-ideal disk's; after every step every invariant of the catalogue holds. The
-single test runs the machine and then asserts that every per-block
-transition and every policy transition was reached.
+The world: the spec storage manager, the spec AoE initiator, the faulty
+network (`model/network.py`), the queueing and crashing server around the spec
+target (`model/aoe_server.py`), the local disk with its volatile cache
+(`model/local_disk.py`) and the clock (`model/clock.py`). Rules: guest reads,
+writes and flushes on LBAs drawn from a bundle (so operations collide), local
+completions in any order and local failures, network conditions (loss,
+duplication, delay, reordering), a silent server, clock ticks, client power
+cuts with restart, server crashes and restarts, policy changes and
+de-virtualization. After every read the data must be the ideal disk's; after
+every step every invariant of the catalogue holds, including "a power cut now
+would be safe" over every way the media could come out. The single test runs
+the machine and then asserts that every per-block transition and every policy
+transition was reached.
 """
 
 from collections import Counter

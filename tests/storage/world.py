@@ -9,6 +9,7 @@ result is compared with the ideal disk.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from model.clock import Clock
 from model.ideal_disk import IdealDisk
 from model.local_disk import LocalDisk
 from spec import invariants as inv
@@ -48,11 +49,15 @@ class World:
         if self.local is None:
             self.local = LocalDisk(g.local_disk_sectors)
         self.ideal = IdealDisk(self.image)
-        self.now = 0
+        self.clock = Clock()
         self.guest_request: StoreRequest | None = None
         self.server_volatile = False  # a guest write may sit only in the server's volatile cache
         self.devirtualized_with: list[str] | None = None
         self.boot()
+
+    @property
+    def now(self) -> int:
+        return self.clock.now
 
     def boot(self) -> None:
         self.manager = StorageManager(
@@ -103,7 +108,7 @@ class World:
             self.tick(wait)
 
     def tick(self, ticks: int = 1) -> None:
-        self.now += ticks
+        self.clock.advance(ticks)
         self.link.tick(self.now)
         self.manager.tick(self.now)
         self.link.tick(self.now)
@@ -155,7 +160,7 @@ class World:
                 self.ideal.write_done(self.guest_request.lba, self.guest_request.data, ok=False)
                 self.server_volatile |= self.manager.policy is not Policy.INSTALL
             self.guest_request = None
-        self.now += REBOOT_TICKS
+        self.clock.advance(REBOOT_TICKS)
         self.link.client_restart(self.now, lambda: keep_remote_write)
         self.local.power_cut(choose)
         self.ideal.power_cut()
