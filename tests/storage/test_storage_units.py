@@ -1,4 +1,4 @@
-"""Unit checks of the storage chapter's pure parts: geometry, policy table, block table, fill engine."""
+"""Unit checks of the storage chapter's pure parts: geometry, policy table, block table, fill engine, routing."""
 
 import pytest
 from hypothesis import given
@@ -8,6 +8,7 @@ from spec.storage.block_state import BLOCK_TRANSITIONS, BlockEvent, BlockState, 
 from spec.storage.fill_engine import choose_fills, refill_tokens
 from spec.storage.parameters import REALISTIC, SMALL, TESTS, FillParameters, Geometry
 from spec.storage.policy import POLICY_TRANSITIONS, Policy, PolicyError, boot_policy, check_transition
+from spec.storage.routing import Device, Piece, route_flush, route_read, route_write, split_by_block
 
 A, F, P = BlockState.ABSENT, BlockState.FETCHING, BlockState.PRESENT
 
@@ -96,3 +97,46 @@ def test_tokens_accumulate_per_tick_up_to_the_burst():
     assert refill_tokens(0, 2, PARAMETERS) == 2
     assert refill_tokens(2, 100, PARAMETERS) == 3
     assert refill_tokens(1, -5, PARAMETERS) == 1
+
+
+G = TESTS.geometry
+W = BlockState.WRITING
+
+
+def test_split_by_block_cuts_at_block_boundaries():
+    assert split_by_block(G, 3, 6) == [Piece(0, 3, 1), Piece(1, 4, 4), Piece(2, 8, 1)]
+
+
+def test_reads_go_local_only_for_present_blocks_and_demand_absent_ones():
+    route = route_read(Policy.INSTALL, [P, A, F, P] + [A] * 4, G, 2, 12)
+    assert [(s.device, s.lba, s.count, s.offset) for s in route.segments] == [
+        (Device.LOCAL, 2, 2, 0),
+        (Device.REMOTE, 4, 8, 2),
+        (Device.LOCAL, 12, 2, 10),
+    ]
+    assert route.demanded == [1] and route.wait is None
+
+
+def test_install_writes_wait_for_busy_or_partly_written_absent_blocks_and_shortcut_whole_ones():
+    data = bytes(512 * 4)
+    assert route_write(Policy.INSTALL, [F] + [A] * 7, G, 0, data, False).wait is not None
+    assert route_write(Policy.INSTALL, [W] + [A] * 7, G, 0, data, False).wait is not None
+    partial = route_write(Policy.INSTALL, [A] * 8, G, 1, data[:512], False)
+    assert partial.wait is not None and partial.demanded == [0] and not partial.segments
+    whole = route_write(Policy.INSTALL, [A] * 8, G, 4, data, False)
+    assert whole.whole_blocks == [1] and [s.device for s in whole.segments] == [Device.LOCAL]
+
+
+def test_cache_writes_go_to_the_server_always_and_locally_only_where_the_block_is_kept():
+    data = bytes(512 * 6)
+    assert route_write(Policy.CACHE, [P] * 8, G, 0, data, map_may_be_clean=True).needs_dirty_map
+    route = route_write(Policy.CACHE, [P, A] + [A] * 6, G, 2, data, map_may_be_clean=False)
+    assert [(s.device, s.lba, s.count) for s in route.segments] == [(Device.REMOTE, 2, 6), (Device.LOCAL, 2, 2), (Device.LOCAL, 4, 4)]
+    assert route.whole_blocks == [1]
+
+
+def test_flush_per_policy():
+    assert [s.device for s in route_flush(Policy.NETWORK).segments] == [Device.REMOTE] and not route_flush(Policy.NETWORK).needs_commit
+    assert [s.device for s in route_flush(Policy.CACHE).segments] == [Device.REMOTE] and route_flush(Policy.CACHE).needs_commit
+    assert not route_flush(Policy.INSTALL).segments and route_flush(Policy.INSTALL).needs_commit
+    assert [s.device for s in route_flush(Policy.PASSTHROUGH).segments] == [Device.LOCAL]
