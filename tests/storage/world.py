@@ -64,7 +64,10 @@ class World:
             self.preset, self.identity, self.policy, self.local, self.link.device, self.now, self.observer
         )
 
-    # Guest side
+    # Guest side: the world is itself a backing store, so the ATA device can sit in front of it
+
+    def sector_count(self) -> int:
+        return self.manager.sector_count()
 
     def start(self, request: StoreRequest) -> None:
         self.guest_request = request
