@@ -76,7 +76,7 @@ class LocalDisk:
         return list(self.pending)
 
     def complete(self, request_id: int, ok: bool = True) -> None:
-        """The disk finishes one request; a failed write may have reached the cache or not (left to `power_cut`)."""
+        """The disk finishes one request, successfully or with ABRT; a failed request changes nothing."""
         request = self.pending.pop(request_id)
         match request:
             case DiskRead() | DiskWrite() if not self._in_range(request):

@@ -124,7 +124,7 @@ class StorageMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.world.local.pending_ids())
     @rule(index=st.integers(0, 7))
     def fail_local(self, index):
-        """The local disk reports an error (ABRT); a failed write may still have reached its cache."""
+        """The local disk reports an error (ABRT) for any request."""
         self.world.complete_local(index, ok=False)
 
     def guest_local_writes(self):
