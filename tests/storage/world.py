@@ -226,7 +226,18 @@ class World:
             self.server_volatile = False
 
     def devirtualize(self):
-        blockers = self.manager.devirtualize_blockers()
+        """Ask the manager to de-virtualize; the world judges, from its own devices, whether it was quiescent."""
+        g = self.preset.geometry
+        slots = tuple(self.local.durable_bytes(g.slot_lba(s), g.slot_sectors) for s in (0, 1))
+        blockers = []
+        if self.local.pending_ids():
+            blockers.append("the local disk has requests in flight")
+        if self.manager.outstanding(Device.REMOTE):
+            blockers.append("the server has requests in flight")
+        if self.guest_request is not None:
+            blockers.append("a guest request is outstanding")
+        if recover_map(slots, g, self.identity).present != frozenset(range(g.block_count)):
+            blockers.append("the durable map does not mark every block present")
         steps = self.manager.devirtualize()
         self.devirtualized_with = blockers
         return steps
