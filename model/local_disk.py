@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spec.ata.backing_store import SECTOR_BYTES
+from spec.ata.constants import ABRT, IDNF
 from spec.storage.devices import Completion
 
-ERROR_IDNF = 0x10  # ATA/ATAPI-7 V1 §6.2: address beyond the capacity
-ERROR_ABRT = 0x04  # ATA/ATAPI-7 V1 §6.2
 
 
 @dataclass(frozen=True)
@@ -80,9 +79,9 @@ class LocalDisk:
         request = self.pending.pop(request_id)
         match request:
             case DiskRead() | DiskWrite() if not self._in_range(request):
-                self.completions.append(Completion(request_id, False, ata_error=ERROR_IDNF))
+                self.completions.append(Completion(request_id, False, ata_error=IDNF))
             case _ if not ok:
-                self.completions.append(Completion(request_id, False, ata_error=ERROR_ABRT))
+                self.completions.append(Completion(request_id, False, ata_error=ABRT))
             case DiskRead(lba, count):
                 self.completions.append(Completion(request_id, True, self.read_now(lba, count)))
             case DiskWrite(lba, data):

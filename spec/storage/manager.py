@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreRequest, StoreResult, WriteSectors
+from spec.ata.constants import ABRT, IDNF  # ATA/ATAPI-7 V1 §7 Error register: aborted, address not found
 from spec.storage.block_state import BlockEvent, BlockState, next_block_state
 from spec.storage.devices import Completion, RequestDevice, RequestId
 from spec.storage.devirtualize import DEVIRTUALIZE_SEQUENCE, DevirtualizeError, DevirtualizeStep, devirtualize_blockers
@@ -43,8 +44,6 @@ from spec.storage.policy import (
 )
 from spec.storage.routing import Device, Piece, Segment, route_flush, route_read, route_write, split_by_block
 
-ERROR_ABRT = 0x04  # ATA/ATAPI-7 V1 §6.2: command aborted
-ERROR_IDNF = 0x10  # ATA/ATAPI-7 V1 §6.2: requested address not found (beyond the capacity)
 
 
 class Phase(Enum):
@@ -297,16 +296,16 @@ class StorageManager:
             case WriteSectors(lba, data):
                 # Data is a whole, non-zero number of sectors.
                 if not data or len(data) % SECTOR_BYTES:
-                    return StoreResult(False, error=ERROR_ABRT)
+                    return StoreResult(False, error=ABRT)
                 sectors = len(data) // SECTOR_BYTES
             case Flush():
                 return None
         # A transfer of no sectors is malformed.
         if sectors < 1 or lba < 0:
-            return StoreResult(False, error=ERROR_ABRT)
+            return StoreResult(False, error=ABRT)
         # Sectors beyond the capacity, the reserved region included, do not exist (reserved_region_hidden).
         if lba + sectors > self.geometry.data_sectors:
-            return StoreResult(False, error=ERROR_IDNF)
+            return StoreResult(False, error=IDNF)
         return None
 
     def _pieces(self, lba: Lba, count: int) -> list[Piece]:
@@ -400,7 +399,7 @@ class StorageManager:
         if isinstance(op.request, WriteSectors) and self.policy in (Policy.CACHE, Policy.INSTALL):
             self._finish_local_writes(op, ok)
         if not ok:
-            error = next((c.ata_error for c in failed if c.ata_error), ERROR_ABRT)
+            error = next((c.ata_error for c in failed if c.ata_error), ABRT)
             return StoreResult(False, error=error)
         if isinstance(op.request, ReadSectors):
             data = bytearray(op.request.count * SECTOR_BYTES)

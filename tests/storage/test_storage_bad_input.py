@@ -4,7 +4,8 @@ import pytest
 
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
 from spec.storage.block_state import BlockState
-from spec.storage.manager import ERROR_ABRT, ERROR_IDNF, Device, StorageManager
+from spec.ata.constants import ABRT, IDNF
+from spec.storage.manager import Device, StorageManager
 from spec.storage.parameters import TESTS
 from spec.storage.persistent_map import MapRecord, MapRejection, encode_map
 from spec.storage.policy import Policy, PolicyError
@@ -24,13 +25,13 @@ def idle_world(policy=Policy.INSTALL, link=DirectLink) -> World:
 @pytest.mark.parametrize(
     "request_, error",
     [
-        (ReadSectors(G.data_sectors, 1), ERROR_IDNF),  # the first reserved sector
-        (ReadSectors(G.data_sectors - 1, 2), ERROR_IDNF),  # straddles the end of the guest's disk
-        (ReadSectors(G.local_disk_sectors - 1, 1), ERROR_IDNF),  # the last map sector
-        (WriteSectors(G.slot_lba(1), bytes(SECTOR_BYTES)), ERROR_IDNF),  # an attempt to overwrite the map
-        (ReadSectors(0, 0), ERROR_ABRT),  # no sectors
-        (WriteSectors(0, b""), ERROR_ABRT),
-        (WriteSectors(0, bytes(100)), ERROR_ABRT),  # not whole sectors
+        (ReadSectors(G.data_sectors, 1), IDNF),  # the first reserved sector
+        (ReadSectors(G.data_sectors - 1, 2), IDNF),  # straddles the end of the guest's disk
+        (ReadSectors(G.local_disk_sectors - 1, 1), IDNF),  # the last map sector
+        (WriteSectors(G.slot_lba(1), bytes(SECTOR_BYTES)), IDNF),  # an attempt to overwrite the map
+        (ReadSectors(0, 0), ABRT),  # no sectors
+        (WriteSectors(0, b""), ABRT),
+        (WriteSectors(0, bytes(100)), ABRT),  # not whole sectors
     ],
 )
 def test_out_of_range_or_malformed_guest_request_fails_and_touches_no_device(request_, error):
@@ -129,7 +130,7 @@ def test_a_server_that_never_answers_fails_the_guest_request_with_abrt_and_loses
             world.complete_remote(0, ok=False)  # every frame is lost
         world.tick(10)
     result = world.poll()
-    assert result is not None and not result.ok and result.error == ERROR_ABRT
+    assert result is not None and not result.ok and result.error == ABRT
     assert world.run(ReadSectors(2, 1)).data == data  # the server is back: nothing was lost
 
 

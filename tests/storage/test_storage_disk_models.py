@@ -1,7 +1,8 @@
 """The local disk model (volatile cache, flush, power cut) and the ideal disk."""
 
 from model.ideal_disk import IdealDisk
-from model.local_disk import ERROR_IDNF, LocalDisk
+from model.local_disk import LocalDisk
+from spec.ata.constants import IDNF
 
 S = 512
 
@@ -43,7 +44,7 @@ def test_reads_see_completed_writes_and_out_of_range_requests_fail_with_idnf():
     disk.complete(read)
     done = {c.request_id: c for c in disk.take_completions()}
     assert done[read].data == bytes(S) + sector(b"x")
-    assert not done[beyond].ok and done[beyond].ata_error == ERROR_IDNF
+    assert not done[beyond].ok and done[beyond].ata_error == IDNF
 
 
 def test_the_ideal_disk_allows_old_or_new_after_a_cut_and_fixes_what_was_read():

@@ -33,10 +33,11 @@ from hypothesis.stateful import (
 from model.network import Faults
 from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
+from spec.ata.constants import IDNF
 from spec.storage.block_state import BLOCK_TRANSITIONS
 from spec.storage.devices import Completion
 from spec.storage.devirtualize import DevirtualizeError
-from spec.storage.manager import ERROR_IDNF, Device, Phase
+from spec.storage.manager import Device, Phase
 from spec.storage.parameters import TESTS
 from spec.storage.policy import POLICY_TRANSITIONS, Policy, PolicyError, is_legal_transition
 from tests.storage.links import TIMING, ModelLink
@@ -99,7 +100,7 @@ class StorageMachine(RuleBasedStateMachine):
         if lba + count <= GEOMETRY.data_sectors:
             return
         result = self.world.poll()
-        assert result is not None and not result.ok and result.error == ERROR_IDNF
+        assert result is not None and not result.ok and result.error == IDNF
         event("guest: out of range")
 
     @precondition(idle)
