@@ -12,6 +12,7 @@ from tests.storage.links import TIMING, AoeLink, DirectLink
 from tests.storage.world import World, sector_data
 
 SPB = TESTS.geometry.sectors_per_block
+G_BLOCKS = TESTS.geometry.block_count
 
 
 def started(policy: Policy, link=DirectLink) -> World:
@@ -198,3 +199,19 @@ def test_a_map_read_error_at_start_is_retried_never_taken_for_an_empty_map():
     world.manager.step()
     assert world.manager.phase is Phase.STARTING  # and is issued again
     assert world.run(ReadSectors(0, 5)).data == data
+
+
+def test_an_install_resumes_where_the_durable_map_stopped():
+    world = started(Policy.INSTALL)
+    while world.manager.blocks.count(BlockState.PRESENT) < 3:
+        world.tick()
+        world.complete_local() if world.local.pending_ids() else world.complete_remote()
+    world.run(Flush())
+    kept = world.manager.persisted
+    assert len(kept) >= 3
+    fetched = []
+    world.observer = lambda kind, detail: fetched.append(detail) if detail[1].value == "fill started" else None
+    world.power_cut()  # restarts with the observer watching
+    world.settle()
+    assert len(fetched) == G_BLOCKS - len(kept)  # only the blocks the map did not mark are fetched again
+    assert world.manager.persisted == frozenset(range(G_BLOCKS))
