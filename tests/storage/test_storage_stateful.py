@@ -55,6 +55,7 @@ SPB = GEOMETRY.sectors_per_block
 BLOCK_STARTS = st.integers(0, GEOMETRY.block_count - 1).map(GEOMETRY.first_lba)  # whole-block writes need them
 COUNTS = st.sampled_from([SPB, 2 * SPB]) | st.integers(1, 2 * SPB + 1)
 REACHED: Counter = Counter()
+RUNS_TO_COVER = 480  # with derandomize, enough runs to reach every transition (asserted at the end)
 
 
 def observe(kind: str, detail: tuple) -> None:
@@ -237,7 +238,7 @@ def test_storage_stateful_reaches_every_transition():
     profile = settings.default  # ci or deep (conftest.py); the machine needs more, longer runs than a plain test
     machine_settings = settings(
         profile,
-        max_examples=8 * profile.max_examples,
+        max_examples=max(RUNS_TO_COVER, profile.max_examples),
         stateful_step_count=2 * profile.stateful_step_count,
         derandomize=True,  # the coverage assertion below must not depend on the seed of the day
     )
