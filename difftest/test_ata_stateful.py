@@ -7,6 +7,7 @@ by test_ata_corpus.py from then on. The `deep` profile runs at least 10,000 sequ
 
 import hashlib
 import os
+import sys
 
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -86,3 +87,18 @@ def test_every_command_phase_and_outcome_is_exercised_on_both_sides():
 def test_the_deep_profile_runs_at_least_ten_thousand_sequences():
     assert machine_settings(settings.get_profile("deep")).max_examples >= DEEP_EXAMPLES
     assert machine_settings(settings.get_profile("ci")).max_examples == CI_EXAMPLES
+
+
+def test_a_failing_example_is_kept_as_a_replayable_corpus_trace(tmp_path, monkeypatch):
+    from difftest.trace import events as ev
+
+    events = [ev.Config("capacity", 8), ev.PortWrite(1, 0x1F7, 0xEC), ev.Tick(1), ev.PortRead(1, 0x1F7)]
+    monkeypatch.setattr(ata_machine, "LAST_FAILURE", ata_machine.Failure(events, "Divergence: example\nsecond line"))
+    monkeypatch.setattr(sys.modules[__name__], "CORPUS", str(tmp_path))
+    monkeypatch.delenv(WRITE_CORPUS_ENV, raising=False)
+    path = write_failure_trace()
+    assert path and os.path.dirname(path) == str(tmp_path)
+    assert load_trace(path) == events
+    assert "# Divergence: example" in open(path).read()
+    monkeypatch.setenv(WRITE_CORPUS_ENV, "0")
+    assert write_failure_trace() is None
