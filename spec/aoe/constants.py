@@ -6,7 +6,7 @@ tests import them from here.
 
 from enum import IntEnum, IntFlag
 
-ETHERTYPE_AOE = 0x88A2  # AoEr11 §1
+ETHERTYPE_AOE = 0x88A2  # AoEr11 §2.1: AoE's registered Ethernet type
 AOE_VERSION = 1  # AoEr11 §2: the version nibble of every message
 
 ETHERNET_HEADER_BYTES = 14  # destination MAC, source MAC, ethertype
@@ -29,7 +29,7 @@ class HeaderFlag(IntFlag):
 
 
 class AoeError(IntEnum):
-    """The error field of a response with the E flag (AoEr11 §2)."""
+    """The error field of a response with the E flag (AoEr11 §2.4)."""
 
     UNRECOGNIZED_COMMAND = 1
     BAD_ARGUMENT = 2
@@ -100,11 +100,11 @@ class ReserveCommand(IntEnum):
     FORCE_SET = 2
 
 
-MTU_OVERHEAD_BYTES = 36  # AoEr11 §3.1: an ATA message carries (MTU − 36) / 512 sectors
+MTU_OVERHEAD_BYTES = 36  # Ethernet, AoE (§2) and ATA (§3.1) headers, counted against the MTU as vblade does
 
 
 def sectors_per_frame(mtu: int) -> int:
-    """Whole sectors one ATA message can carry at this MTU (AoEr11 §3.1); never negative."""
+    """Whole sectors one ATA message can carry at this MTU, as vblade counts them; never negative."""
     return max(0, (mtu - MTU_OVERHEAD_BYTES) // SECTOR_BYTES)
 
 # Argument sizes of the remaining commands.
@@ -116,12 +116,12 @@ ETHERNET_MIN_FRAME_BYTES = 60  # IEEE 802.3 minimum without FCS: shorter frames 
 
 DEFAULT_MAX_SECTORS = 2  # AoEr11 §3.2: a sector count of 0 in a Query Config response means 2
 MASK_LIST_CAPACITY = 32  # entries a target keeps in its MAC mask list (AoEr11 §3.3 leaves the size open)
-LBA28_MASK = 0x0FFFFFFF  # ATA/ATAPI-7 V1 §6: 28-bit commands use LBA bits 0..27; bits 28..31 are device bits
+LBA28_MASK = 0x0FFFFFFF  # ATA/ATAPI-7 V1, Device register: 28-bit commands use LBA bits 0..27; bits 28..31 are device bits
 LBA48_MASK = (1 << 48) - 1
 
 
 class AtaStatus(IntFlag):
-    """ATA Status register bits an AoE response carries in Cmd/Status (ATA/ATAPI-7 V1 §6.15)."""
+    """ATA Status register bits an AoE response carries in Cmd/Status (ATA/ATAPI-7 V1, Status register)."""
 
     ERR = 0x01
     DRQ = 0x08
@@ -131,11 +131,11 @@ class AtaStatus(IntFlag):
 
 
 class AtaErrorBit(IntFlag):
-    """ATA Error register bits an AoE response carries in Err/Feature (ATA/ATAPI-7 V1 §6.8)."""
+    """ATA Error register bits an AoE response carries in Err/Feature (ATA/ATAPI-7 V1, Error register)."""
 
     ABRT = 0x04  # command aborted: unknown command or the target gave up
     IDNF = 0x10  # ID not found: the address is outside the medium
     UNC = 0x40  # uncorrectable data error
 
 
-CHECK_POWER_MODE_ACTIVE = 0xFF  # ATA/ATAPI-7 V1 §6.6: Sector Count after CHECK POWER MODE, active or idle
+CHECK_POWER_MODE_ACTIVE = 0xFF  # ATA/ATAPI-7 V1 §6, CHECK POWER MODE: Sector Count after it, active or idle

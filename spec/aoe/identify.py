@@ -1,4 +1,4 @@
-"""The IDENTIFY DEVICE data an AoE target returns (ATA/ATAPI-7 V1 §6.17, Table 16).
+"""The IDENTIFY DEVICE data an AoE target returns (ATA/ATAPI-7 V1 §6.16, IDENTIFY DEVICE, Table 16).
 
 Only the words an initiator relies on are filled in; every other word is 0.
 Strings are ATA strings: ASCII, space padded, the two bytes of each word swapped.
@@ -10,7 +10,7 @@ WORDS = SECTOR_BYTES // 2
 
 
 def ata_string(text: str, words: int) -> list[int]:
-    """`text` as `words` ATA string words (ATA/ATAPI-7 V1 §3.2.9: first character in the high byte)."""
+    """`text` as `words` ATA string words (ATA/ATAPI-7 V1 §6.16, IDENTIFY DEVICE, string words: first character in bits 15:8)."""
     padded = text.encode("ascii", "replace")[: words * 2].ljust(words * 2, b" ")
     return [padded[2 * i] << 8 | padded[2 * i + 1] for i in range(words)]
 

@@ -195,7 +195,7 @@ class AoeTarget:
             data = identify_device_data(self.store.sector_count(), self.config.serial, self.config.model, self.config.firmware)
             return [self.ata_response(ethernet, header, a, port, AtaStatus.DRDY, 0, data=data)]
         if command in (FLUSH_CACHE, FLUSH_CACHE_EXT):
-            self.store.flush()  # ATA/ATAPI-7 V1 §6.14: every completed write is on the medium before status
+            self.store.flush()  # ATA/ATAPI-7 V1 §6, FLUSH CACHE: every completed write is on the medium before status
             return [self.ata_response(ethernet, header, a, port, AtaStatus.DRDY, 0)]
         assert command == CHECK_POWER_MODE, "every command in TARGET_ATA_COMMANDS has a branch"
         return [self.ata_response(ethernet, header, a, port, AtaStatus.DRDY, 0, sector_count=CHECK_POWER_MODE_ACTIVE)]
@@ -213,7 +213,7 @@ class AoeTarget:
         if is_write and len(a.data) < count * SECTOR_BYTES:
             return [self.error_response(frame, port, AoeError.BAD_ARGUMENT)]  # the frame lacks the sectors to write
         if lba + count > self.store.sector_count():
-            status = AtaStatus.DRDY | AtaStatus.ERR  # ATA/ATAPI-7 V1 §6.8: IDNF, address outside the medium
+            status = AtaStatus.DRDY | AtaStatus.ERR  # ATA/ATAPI-7 V1, Error register: IDNF, address outside the medium
             return [self.ata_response(ethernet, header, a, port, status, AtaErrorBit.IDNF)]
         if is_write:
             self.store.write(lba, a.data[: count * SECTOR_BYTES])  # durable at the next FLUSH CACHE

@@ -31,7 +31,7 @@ def sector_count_48(count: int, previous_count: int) -> int:
 
 
 def lba_28(lba_low: int, lba_mid: int, lba_high: int, device: int) -> int:
-    """The 28-bit LBA: Device bits 3:0 are LBA bits 27:24 (V1 §7, Device register).
+    """The 28-bit LBA: Device bits 3:0 are LBA bits 27:24 (V1, Device register).
 
     pre: 0 <= lba_low <= 0xFF and 0 <= lba_mid <= 0xFF and 0 <= lba_high <= 0xFF and 0 <= device <= 0xFF
     post: 0 <= __return__ < 2**28
@@ -41,7 +41,7 @@ def lba_28(lba_low: int, lba_mid: int, lba_high: int, device: int) -> int:
 
 
 def lba_48(lba_low: int, lba_mid: int, lba_high: int, prev_low: int, prev_mid: int, prev_high: int) -> int:
-    """The 48-bit LBA: current contents are bits 23:0, previous contents bits 47:24 (V1 §7, "HOB").
+    """The 48-bit LBA: current contents are bits 23:0, previous contents bits 47:24 (V1, Device Control register, HOB).
 
     pre: all(0 <= b <= 0xFF for b in (lba_low, lba_mid, lba_high, prev_low, prev_mid, prev_high))
     post: 0 <= __return__ < 2**48

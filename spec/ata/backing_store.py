@@ -10,7 +10,7 @@ block by block, whether the local disk or the server serves the request.
 from dataclasses import dataclass
 from typing import Protocol
 
-SECTOR_BYTES = 512  # ATA/ATAPI-7 V1 §3.1: a logical sector of 256 words
+SECTOR_BYTES = 512  # ATA/ATAPI-7 V1 §3, definitions: a sector is 256 words
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,12 @@ Every number the device uses is named here once, beside the section of the
 standard it comes from. "V1" and "V2" are the two volumes of ATA/ATAPI-7
 (T13/1532D): V1 holds the registers and commands, V2 the parallel transport and
 its protocol state machines (§11). "PIIX" is Intel's 82371AB (PIIX4) datasheet,
-its bus master IDE registers and PRD table format. Citations name the clause and
-the item's title, e.g. "V1 §6, READ DMA".
+its bus master IDE registers (§5.2, "IDE controller I/O space registers") and
+PRD table format. The spec calls the three bus-master registers BMICOM, BMISTA
+and BMIDTP; the PIIX4 datasheet names them BMICX, BMISX and BMIDTPX (x is the
+channel, P or S). Citations name the clause and the item's title, e.g.
+"V1 §6, READ DMA"; where a clause number could not be checked against the
+standard, only the title is given, e.g. "V1, Status register".
 
 Notation: a *byte register* holds 8 bits, the *data register* 16. A *word* is
 16 bits, little-endian on the I/O bus. A *DRQ data block* is the unit the
@@ -16,7 +20,7 @@ time passes only when the caller says so.
 
 from enum import IntEnum
 
-# --- Register addresses (V1 §7, register addressing; primary channel by default) ---
+# --- Register addresses (PIIX, legacy IDE ports; V2, register selection; primary channel by default) ---
 
 PRIMARY_COMMAND_BASE = 0x1F0  # command block of the primary channel (PIIX, legacy IDE ports)
 PRIMARY_CONTROL_PORT = 0x3F6  # Device Control (write) / Alternate Status (read)
@@ -24,7 +28,7 @@ QEMU_BUS_MASTER_BASE = 0xC040  # BAR4 of QEMU's PIIX3 IDE function; the guest re
 
 
 class CommandBlock(IntEnum):
-    """Offsets of the command block registers from the command base (V1 §7)."""
+    """Offsets of the command block registers from the command base (V1, command block registers)."""
 
     DATA = 0  # Data: 16-bit PIO transfers
     ERROR_FEATURES = 1  # read: Error; write: Features
@@ -37,7 +41,7 @@ class CommandBlock(IntEnum):
 
 
 class BusMasterRegister(IntEnum):
-    """Offsets of the primary channel's bus-master registers from BAR4 (PIIX, bus master IDE I/O registers)."""
+    """Offsets of the primary channel's bus-master registers from BAR4 (PIIX §5.2, IDE controller I/O space registers)."""
 
     COMMAND = 0  # BMICOM: start/stop, read/write control
     STATUS = 2  # BMISTA: active, error, interrupt, drive DMA capable
@@ -46,7 +50,7 @@ class BusMasterRegister(IntEnum):
 
 BUS_MASTER_SPAN = 8  # the primary channel's bus-master registers occupy BAR4+0 .. BAR4+7
 
-# --- Status register bits (V1 §7, Status register) ---
+# --- Status register bits (V1, Status register) ---
 
 BSY = 0x80  # busy: the device owns the command block registers
 DRDY = 0x40  # device ready: able to accept commands
@@ -57,7 +61,7 @@ ERR = 0x01  # an error occurred; the Error register says which
 
 STATUS_BITS = (("BSY", BSY), ("DRDY", DRDY), ("DF", DF), ("DSC", DSC), ("DRQ", DRQ), ("ERR", ERR))
 
-# --- Error register bits (V1 §7, Error register) ---
+# --- Error register bits (V1, Error register) ---
 
 ICRC = 0x80  # interface CRC error (Ultra DMA only)
 UNC = 0x40  # uncorrectable data error
@@ -66,7 +70,7 @@ ABRT = 0x04  # command aborted: not supported, or a parameter is invalid
 
 ERROR_BITS = (("ICRC", ICRC), ("UNC", UNC), ("IDNF", IDNF), ("ABRT", ABRT))
 
-# --- Device Control register bits (V1 §7, Device Control register) ---
+# --- Device Control register bits (V1, Device Control register) ---
 
 HOB = 0x80  # high order byte: reads return the previous content of the LBA48 registers
 SRST = 0x04  # software reset of every device on the channel
@@ -74,7 +78,7 @@ NIEN = 0x02  # interrupt disable: the selected device releases INTRQ
 
 CONTROL_BITS = (("HOB", HOB), ("SRST", SRST), ("nIEN", NIEN))
 
-# --- Device register bits (V1 §7, Device register) ---
+# --- Device register bits (V1, Device register) ---
 
 DEVICE_LBA = 0x40  # addressing is LBA (set) or CHS (clear)
 DEVICE_DEV = 0x10  # selects device 1 (set) or device 0 (clear)

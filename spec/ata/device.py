@@ -48,7 +48,7 @@ from spec.ata.state import ChannelState, Observation, Phase
 ACCESS_WIDTHS = (1, 2, 4)  # IN/OUT move a byte, a word or a dword
 OPEN_BUS = 0xFF  # a byte no register drives reads as all ones
 NO_DATA_WORD = 0xFFFF  # the Data register read without DRQ (the standard leaves it undefined)
-ABSENT_DEVICE_STATUS = 0x00  # Status of an absent device 1, as device 0 answers for it (V1 §7, Status register)
+ABSENT_DEVICE_STATUS = 0x00  # Status of an absent device 1, as device 0 answers for it (V1, Status register)
 EXECUTE_DEVICE_DIAGNOSTIC = 0x90  # the one command both devices execute whichever is selected (V1 §6)
 
 
@@ -105,7 +105,7 @@ class AtaChannel:
         if state.phase is Phase.COMMAND_ACCEPTED:
             execute_command(state, self.store, state.command_code)
         elif state.phase is Phase.RESET_EXECUTING and not state.store_busy:
-            # The reset waits for an abandoned store request to finish, then completes (V2 §11, software reset).
+            # The reset waits for an abandoned store request to finish, then completes (V2 §11.2, software reset protocol).
             state.reset_ticks -= 1
             if state.reset_ticks <= 0:
                 self._finish_reset()
@@ -164,7 +164,7 @@ class AtaChannel:
     def _read_byte(self, port: int) -> int:
         state, r = self.state, self.state.registers
         if port == self.control_port:
-            # Alternate Status: the Status register without clearing the interrupt (V1 §7, Alternate Status).
+            # Alternate Status: the Status register without clearing the interrupt (V1, Alternate Status register).
             return ABSENT_DEVICE_STATUS if self._device1_selected() else state.status
         if self.bus_master_base <= port < self.bus_master_base + BUS_MASTER_SPAN:
             return read_bus_master_byte(state.bus_master, port - self.bus_master_base)
@@ -178,10 +178,10 @@ class AtaChannel:
         if offset == CommandBlock.STATUS_COMMAND:
             if self._device1_selected():
                 return ABSENT_DEVICE_STATUS
-            # Reading Status acknowledges the interrupt (V1 §7, Status register).
+            # Reading Status acknowledges the interrupt (V1, Status register).
             state.interrupt_pending = False
             return state.status
-        # With HOB set the LBA48 registers read their previous content (V1 §7, Device Control register).
+        # With HOB set the LBA48 registers read their previous content (V1, Device Control register).
         current, previous = {
             CommandBlock.SECTOR_COUNT: (r.sector_count, r.prev_sector_count),
             CommandBlock.LBA_LOW: (r.lba_low, r.prev_lba_low),
@@ -200,10 +200,10 @@ class AtaChannel:
             return
         if not self.command_base <= port < self.command_base + 8:
             return
-        # While BSY or DRQ is set the device owns the command block: host writes are ignored (V1 §7).
+        # While BSY or DRQ is set the device owns the command block: host writes are ignored (V1, Status register, BSY and DRQ).
         if state.status & (BSY | DRQ):
             return
-        # Any write to the command block clears HOB (V1 §7, Device Control register).
+        # Any write to the command block clears HOB (V1, Device Control register).
         state.hob = False
         offset = port - self.command_base
         if offset == CommandBlock.DEVICE:
@@ -214,7 +214,7 @@ class AtaChannel:
             self._write_two_deep(CommandBlock(offset), value)
 
     def _write_two_deep(self, register: CommandBlock, value: int) -> None:
-        """Features, Sector Count and LBA registers: the current content becomes the previous content (V1 §7, "HOB")."""
+        """Features, Sector Count and LBA registers: the current content becomes the previous content (V1, Device Control register, HOB)."""
         r = self.state.registers
         match register:
             case CommandBlock.ERROR_FEATURES:
@@ -236,19 +236,19 @@ class AtaChannel:
         # An absent device 1 executes nothing; EXECUTE DEVICE DIAGNOSTIC runs on device 0 whichever is selected (V1 §6).
         if self._device1_selected() and code != EXECUTE_DEVICE_DIAGNOSTIC:
             return
-        # Writing the Command register clears a pending interrupt (V1 §7, Command register).
+        # Writing the Command register clears a pending interrupt (V1, Command register).
         state.interrupt_pending = False
         state.command_code = code
         set_busy(state, Phase.COMMAND_ACCEPTED)
 
     def _write_device_control(self, value: int) -> None:
-        """Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1 §7, Device Control register)."""
+        """Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1, Device Control register)."""
         state = self.state
         srst = bool(value & SRST)
         state.nien = bool(value & NIEN)
         state.hob = bool(value & HOB)
         if srst and not state.srst:
-            # SRST set: abandon any command, go busy, forget the interrupt (V2 §11, software reset protocol).
+            # SRST set: abandon any command, go busy, forget the interrupt (V2 §11.2, software reset protocol).
             state.phase = Phase.RESET_ASSERTED
             state.status = BSY
             state.transfer = None
@@ -279,7 +279,7 @@ class AtaChannel:
 
     def _read_data_word(self) -> int:
         state = self.state
-        # Without DRQ in a data-in phase there is no data: all ones, nothing changes (departure: undefined in V1 §7).
+        # Without DRQ in a data-in phase there is no data: all ones, nothing changes (departure: undefined in V1, Data register).
         if state.phase is not Phase.PIO_IN_TRANSFER or self._device1_selected():
             return NO_DATA_WORD
         transfer = current_transfer(state)
@@ -298,7 +298,7 @@ class AtaChannel:
 
     def _write_data_word(self, word: int) -> None:
         state = self.state
-        # Without DRQ in a data-out phase a Data write is ignored (departure: undefined in V1 §7).
+        # Without DRQ in a data-out phase a Data write is ignored (departure: undefined in V1, Data register).
         if state.phase is not Phase.PIO_OUT_TRANSFER or self._device1_selected():
             return
         transfer = current_transfer(state)
@@ -310,7 +310,7 @@ class AtaChannel:
     # --- Interrupt line ----------------------------------------------------------------------
 
     def _update_intrq(self) -> None:
-        """INTRQ shows a pending interrupt unless nIEN is set or device 0 is not selected (V1 §7, Device Control register)."""
+        """INTRQ shows a pending interrupt unless nIEN is set or device 0 is not selected (V1, Device Control register)."""
         state = self.state
         line = state.interrupt_pending and not state.nien and not self._device1_selected()
         # The PIIX latches the rising edge of its channel's interrupt line in BMISTA (PIIX, BMISTA bit 2).

@@ -1,4 +1,4 @@
-"""Chapter 5 — the IDENTIFY DEVICE data (V1 §6, IDENTIFY DEVICE, Table "IDENTIFY DEVICE information").
+"""Chapter 5 — the IDENTIFY DEVICE data (V1 §6.16, IDENTIFY DEVICE, Table 16).
 
 256 words that tell the host what the device is: its capacity (words 60-61
 for 28-bit commands, 100-103 for 48-bit ones), the commands and transfer

@@ -19,7 +19,7 @@ NO_COMMAND_PHASES = frozenset({Phase.IDLE, Phase.COMMAND_ACCEPTED}) | RESET_PHAS
 
 
 def bsy_excludes_drq(state: ChannelState, capacity: int) -> bool:
-    """BSY and DRQ are never both set (V1 §7, Status register)."""
+    """BSY and DRQ are never both set (V1, Status register)."""
     return not (state.status & BSY and state.status & DRQ)
 
 
@@ -44,7 +44,7 @@ def err_only_when_idle(state: ChannelState, capacity: int) -> bool:
 
 
 def df_never_set(state: ChannelState, capacity: int) -> bool:
-    """This device has no fault condition: DF stays clear (departure: V1 §7 lets a device report one)."""
+    """This device has no fault condition: DF stays clear (departure: V1, Status register, lets a device report one)."""
     return not state.status & DF
 
 

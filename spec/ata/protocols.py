@@ -162,7 +162,7 @@ def dma_transfer_done(state: ChannelState, store: BackingStore) -> None:
 def store_answered(state: ChannelState, store: BackingStore, result: StoreResult) -> None:
     """Continue the protocol with the store's answer to the outstanding request."""
     state.store_busy = False
-    # A reset abandoned the command; the answer to its request is dropped (V2 §11, software reset).
+    # A reset abandoned the command; the answer to its request is dropped (V2 §11.2, software reset protocol).
     if state.phase in (Phase.RESET_ASSERTED, Phase.RESET_EXECUTING):
         return
     transfer = current_transfer(state)

@@ -71,11 +71,11 @@ class PowerMode(Enum):
 
 @dataclass
 class TaskFile:
-    """The command block registers as the device holds them (V1 §7).
+    """The command block registers as the device holds them (V1, command block registers).
 
     Features, Sector Count and the LBA registers are two bytes deep: a write
     moves the current content to `prev_*` ("previous content") and stores the
-    new byte; 48-bit commands use both (V1 §7, "HOB").
+    new byte; 48-bit commands use both (V1, Device Control register, HOB).
     """
 
     features: int = 0

@@ -14,14 +14,14 @@ uint32_t ata_sector_count_48(uint8_t count, uint8_t previous_count)
     return combined ? combined : ATA_LBA48_MAX_SECTORS;
 }
 
-/* The 28-bit LBA: Device bits 3:0 are LBA bits 27:24 (V1 §7, Device register). */
+/* The 28-bit LBA: Device bits 3:0 are LBA bits 27:24 (V1, Device register). */
 uint64_t ata_lba_28(uint8_t lba_low, uint8_t lba_mid, uint8_t lba_high, uint8_t device)
 {
     return ((uint64_t)(device & ATA_DEVICE_LOW_NIBBLE) << 24) | ((uint64_t)lba_high << 16) | ((uint64_t)lba_mid << 8) |
            lba_low;
 }
 
-/* The 48-bit LBA: current contents are bits 23:0, previous contents bits 47:24 (V1 §7, "HOB"). */
+/* The 48-bit LBA: current contents are bits 23:0, previous contents bits 47:24 (V1, Device Control register, HOB). */
 uint64_t ata_lba_48(uint8_t lba_low, uint8_t lba_mid, uint8_t lba_high, uint8_t prev_low, uint8_t prev_mid,
                     uint8_t prev_high)
 {

@@ -13,7 +13,7 @@
 
 /* --- Chapter 4: the channel state (spec/ata/state.py) --- */
 
-/* The command block registers; Features, Sector Count and LBA are two bytes deep (V1 §7, "HOB"). */
+/* The command block registers; Features, Sector Count and LBA are two bytes deep (V1, Device Control register, HOB). */
 struct ata_task_file {
     uint8_t features, prev_features;
     uint8_t sector_count, prev_sector_count;

@@ -5,7 +5,7 @@
 
 #define ATA_OPEN_BUS 0xFF            /* a byte no register drives reads as all ones */
 #define ATA_NO_DATA_WORD 0xFFFF      /* the Data register read without DRQ (the standard leaves it undefined) */
-#define ATA_ABSENT_DEVICE_STATUS 0x00 /* Status of an absent device 1, as device 0 answers for it (V1 §7, Status register) */
+#define ATA_ABSENT_DEVICE_STATUS 0x00 /* Status of an absent device 1, as device 0 answers for it (V1, Status register) */
 
 /* --- Helpers shared by the chapters --- */
 
@@ -132,7 +132,7 @@ static bool ata_device1_selected(const struct ata_channel *channel)
 
 /* --- Interrupt line --- */
 
-/* INTRQ shows a pending interrupt unless nIEN is set or device 0 is not selected (V1 §7, Device Control register). */
+/* INTRQ shows a pending interrupt unless nIEN is set or device 0 is not selected (V1, Device Control register). */
 static void ata_update_intrq(struct ata_channel *channel)
 {
     struct ata_channel_state *state = &channel->state;
@@ -152,7 +152,7 @@ static uint8_t ata_read_byte(struct ata_channel *channel, uint32_t port)
     struct ata_channel_state *state = &channel->state;
     struct ata_task_file *r = &state->registers;
     if (port == channel->control_port)
-        /* Alternate Status: the Status register without clearing the interrupt (V1 §7, Alternate Status). */
+        /* Alternate Status: the Status register without clearing the interrupt (V1, Alternate Status register). */
         return ata_device1_selected(channel) ? ATA_ABSENT_DEVICE_STATUS : state->status;
     if (ata_in_bus_master(channel, port))
         return ata_read_bus_master_byte(&state->bus_master, port - channel->bus_master_base);
@@ -166,11 +166,11 @@ static uint8_t ata_read_byte(struct ata_channel *channel, uint32_t port)
     if (offset == ATA_COMMAND_BLOCK_STATUS_COMMAND) {
         if (ata_device1_selected(channel))
             return ATA_ABSENT_DEVICE_STATUS;
-        /* Reading Status acknowledges the interrupt (V1 §7, Status register). */
+        /* Reading Status acknowledges the interrupt (V1, Status register). */
         state->interrupt_pending = false;
         return state->status;
     }
-    /* With HOB set the LBA48 registers read their previous content (V1 §7, Device Control register). */
+    /* With HOB set the LBA48 registers read their previous content (V1, Device Control register). */
     switch (offset) {
     case ATA_COMMAND_BLOCK_SECTOR_COUNT:
         return state->hob ? r->prev_sector_count : r->sector_count;
@@ -186,7 +186,7 @@ static uint8_t ata_read_byte(struct ata_channel *channel, uint32_t port)
     }
 }
 
-/* Features, Sector Count and LBA registers: the current content becomes the previous content (V1 §7, "HOB"). */
+/* Features, Sector Count and LBA registers: the current content becomes the previous content (V1, Device Control register, HOB). */
 static void ata_write_two_deep(struct ata_channel *channel, uint32_t offset, uint8_t value)
 {
     struct ata_task_file *r = &channel->state.registers;
@@ -223,13 +223,13 @@ static void ata_write_command(struct ata_channel *channel, uint8_t code)
     /* An absent device 1 executes nothing; EXECUTE DEVICE DIAGNOSTIC runs on device 0 whichever is selected (V1 §6). */
     if (ata_device1_selected(channel) && code != ATA_CMD_EXECUTE_DEVICE_DIAGNOSTIC)
         return;
-    /* Writing the Command register clears a pending interrupt (V1 §7, Command register). */
+    /* Writing the Command register clears a pending interrupt (V1, Command register). */
     state->interrupt_pending = false;
     state->command_code = code;
     ata_set_busy(channel, ATA_COMMAND_ACCEPTED);
 }
 
-/* Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1 §7, Device Control register). */
+/* Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1, Device Control register). */
 static void ata_write_device_control(struct ata_channel *channel, uint8_t value)
 {
     struct ata_channel_state *state = &channel->state;
@@ -237,7 +237,7 @@ static void ata_write_device_control(struct ata_channel *channel, uint8_t value)
     state->nien = (value & ATA_NIEN) != 0;
     state->hob = (value & ATA_HOB) != 0;
     if (srst && !state->srst) {
-        /* SRST set: abandon any command, go busy, forget the interrupt (V2 §11, software reset protocol). */
+        /* SRST set: abandon any command, go busy, forget the interrupt (V2 §11.2, software reset protocol). */
         state->phase = ATA_RESET_ASSERTED;
         state->status = ATA_BSY;
         state->has_transfer = false;
@@ -262,10 +262,10 @@ static void ata_write_byte(struct ata_channel *channel, uint32_t port, uint8_t v
     }
     if (!ata_in_command_block(channel, port))
         return;
-    /* While BSY or DRQ is set the device owns the command block: host writes are ignored (V1 §7). */
+    /* While BSY or DRQ is set the device owns the command block: host writes are ignored (V1, Status register, BSY and DRQ). */
     if (state->status & (ATA_BSY | ATA_DRQ))
         return;
-    /* Any write to the command block clears HOB (V1 §7, Device Control register). */
+    /* Any write to the command block clears HOB (V1, Device Control register). */
     state->hob = false;
     uint32_t offset = port - channel->command_base;
     if (offset == ATA_COMMAND_BLOCK_DEVICE)
@@ -290,7 +290,7 @@ static void ata_finish_reset(struct ata_channel *channel)
 static uint32_t ata_read_data_word(struct ata_channel *channel)
 {
     struct ata_channel_state *state = &channel->state;
-    /* Without DRQ in a data-in phase there is no data: all ones, nothing changes (departure: undefined in V1 §7). */
+    /* Without DRQ in a data-in phase there is no data: all ones, nothing changes (departure: undefined in V1, Data register). */
     if (state->phase != ATA_PIO_IN_TRANSFER || ata_device1_selected(channel))
         return ATA_NO_DATA_WORD;
     struct ata_transfer *transfer = &state->transfer;
@@ -316,7 +316,7 @@ static uint32_t ata_read_data(struct ata_channel *channel, uint8_t width)
 static void ata_write_data_word(struct ata_channel *channel, uint32_t word)
 {
     struct ata_channel_state *state = &channel->state;
-    /* Without DRQ in a data-out phase a Data write is ignored (departure: undefined in V1 §7). */
+    /* Without DRQ in a data-out phase a Data write is ignored (departure: undefined in V1, Data register). */
     if (state->phase != ATA_PIO_OUT_TRANSFER || ata_device1_selected(channel))
         return;
     struct ata_transfer *transfer = &state->transfer;
@@ -394,7 +394,7 @@ enum core_status ata_channel_tick(struct ata_channel *channel, struct core_actio
     if (state->phase == ATA_COMMAND_ACCEPTED) {
         ata_execute_command(channel, state->command_code);
     } else if (state->phase == ATA_RESET_EXECUTING && !state->store_busy) {
-        /* The reset waits for an abandoned store request to finish, then completes (V2 §11, software reset). */
+        /* The reset waits for an abandoned store request to finish, then completes (V2 §11.2, software reset protocol). */
         state->reset_ticks -= 1;
         if (state->reset_ticks <= 0)
             ata_finish_reset(channel);

@@ -1,4 +1,4 @@
-/* Chapter 5 — the IDENTIFY DEVICE data (spec/ata/identify.py; V1 §6, IDENTIFY DEVICE). */
+/* Chapter 5 — the IDENTIFY DEVICE data (spec/ata/identify.py; V1 §6.16, IDENTIFY DEVICE, Table 16). */
 #include "ata_core.h"
 #include "core_lib.h"
 

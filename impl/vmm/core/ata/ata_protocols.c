@@ -181,7 +181,7 @@ void ata_store_answered(struct ata_channel *channel, const struct core_store_res
 {
     struct ata_channel_state *state = &channel->state;
     state->store_busy = false;
-    /* A reset abandoned the command; the answer to its request is dropped (V2 §11, software reset). */
+    /* A reset abandoned the command; the answer to its request is dropped (V2 §11.2, software reset protocol). */
     if (state->phase == ATA_RESET_ASSERTED || state->phase == ATA_RESET_EXECUTING)
         return;
     if (!state->has_transfer) {
