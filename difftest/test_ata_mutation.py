@@ -35,7 +35,7 @@ def test_an_equivalent_mutant_survives_and_is_reported():
     comment_only = Mutant(
         name="comment-only",
         file="impl/vmm/core/ata/ata_device.c",
-        find="/* Reading Status acknowledges the interrupt (V1 §7, Status register). */",
+        find="/* Reading Status acknowledges the interrupt (V1, Status register). */",
         replace="/* A changed comment changes no behaviour. */",
         fault="none: an equivalent mutant",
         tests=CORPUS_ONLY,

@@ -125,7 +125,7 @@ class Host:
 
     def lba48(self, lba: int, count: int) -> None:
         self.write(DEVICE, 0x40)
-        for shift in (8, 0):  # previous content first, then current (V1 §7, "HOB")
+        for shift in (8, 0):  # previous content first, then current (V1, Device Control register, HOB)
             self.write(COUNT, (count >> shift) & 0xFF)
             self.write(LBA_LOW, (lba >> (3 * shift)) & 0xFF)
             self.write(LBA_MID, (lba >> (3 * shift + 8)) & 0xFF)
