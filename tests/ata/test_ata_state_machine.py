@@ -21,6 +21,7 @@ TABLE = 0x1000
 BUFFER = 0x40000
 PORTS = [CMD + i for i in range(8)] + [CTRL] + [BM + i for i in range(8)]
 MEDIA_CODES = [c.code for c in COMMANDS if c.addressing is not Addressing.NONE]
+PIO_OUT_CODES = [c.code for c in COMMANDS if c.protocol is Protocol.PIO_DATA_OUT]
 PHASES_SEEN: set[Phase] = set()
 
 lbas = st.one_of(st.integers(0, CAPACITY + 4), st.integers(0, (1 << 28) - 1))
@@ -69,6 +70,14 @@ class AtaChannelMachine(RuleBasedStateMachine):
 
     @rule(code=st.sampled_from(MEDIA_CODES), lba=lbas, count=counts, nien=st.booleans(), ticks=st.integers(0, 4))
     def media_command(self, code, lba, count, nien, ticks):
+        self.issue_media_command(code, lba, count, nien, ticks)
+
+    @rule(code=st.sampled_from(PIO_OUT_CODES), lba=st.integers(0, CAPACITY - 8), count=st.integers(1, 8), nien=st.booleans())
+    def pio_write_command(self, code, lba, count, nien):
+        """A PIO write of sectors that exist: random media commands reach the data-out protocol too rarely."""
+        self.issue_media_command(code, lba, count, nien, ticks=0)
+
+    def issue_media_command(self, code, lba, count, nien, ticks):
         self.prepare(nien)
         command = next(c for c in COMMANDS if c.code == code)
         if command.addressing is Addressing.LBA48:
@@ -101,8 +110,12 @@ class AtaChannelMachine(RuleBasedStateMachine):
             assert got[: len(expected)] == expected
 
     @precondition(lambda self: self.host.channel.state.phase is Phase.PIO_OUT_TRANSFER)
-    @rule(words=st.integers(1, 512), value=st.integers(0, 0xFFFF))
+    @rule(words=st.one_of(st.integers(1, 512), st.none()), value=st.integers(0, 0xFFFF))
     def write_data(self, words, value):
+        """Write `words` data words, or (None) exactly the rest of the current DRQ block, as a driver does."""
+        if words is None:
+            transfer = self.host.channel.state.transfer
+            words = (len(transfer.block) - transfer.position) // 2
         for _ in range(words):
             self.host.write(DATA, value, 2)
 
@@ -156,9 +169,10 @@ TestAtaChannelMachine = AtaChannelMachine.TestCase
 
 
 def test_every_protocol_phase_is_reached():
+    # 250 examples reach every phase from any seed (80 missed one on most seeds), so an edit cannot make this pass by luck.
     PHASES_SEEN.clear()
     run_state_machine_as_test(
         AtaChannelMachine,
-        settings=settings(max_examples=80, stateful_step_count=40, derandomize=True, database=None, deadline=None),
+        settings=settings(max_examples=250, stateful_step_count=40, derandomize=True, database=None, deadline=None),
     )
     assert PHASES_SEEN == set(Phase), f"never reached: {sorted(p.value for p in set(Phase) - PHASES_SEEN)}"
