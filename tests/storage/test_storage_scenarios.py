@@ -5,7 +5,7 @@ import pytest
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
 from spec.storage.block_state import BlockState
 from spec.storage.devirtualize import DEVIRTUALIZE_SEQUENCE, DevirtualizeError
-from spec.storage.manager import Device, Phase
+from spec.storage.manager import CommitStep, Device, Phase
 from spec.storage.parameters import TESTS
 from spec.storage.policy import Policy
 from tests.storage.links import TIMING, AoeLink, DirectLink
@@ -105,7 +105,7 @@ def test_power_cut_between_data_write_and_map_write_restarts_from_the_older_map(
     fill_block_zero(world)
     world.start(Flush())  # the commit begins with a flush of the data
     world.manager.step()
-    assert world.manager.commit.step == "flush before"
+    assert world.manager.commit.step is CommitStep.FLUSH_BEFORE
     world.power_cut(choose=lambda lba, versions: 0)  # the data is lost, the map never written
     world.complete_local()  # the new manager reads its map
     world.manager.step()
@@ -121,7 +121,7 @@ def test_power_cut_after_the_map_write_keeps_either_map_and_never_a_map_without_
         world.manager.step()
         world.complete_local()  # flush before: block 0's data is durable
         world.manager.step()
-        assert world.manager.commit.step == "write map"
+        assert world.manager.commit.step is CommitStep.WRITE_MAP
         world.complete_local()  # the map slot reached the disk's cache, the final flush is pending
         world.manager.step()
         world.power_cut(choose=lambda lba, versions: keep_newest % versions)
