@@ -63,6 +63,19 @@ class GuestOp:
     result: StoreResult | None = None
 
 
+class CommitStep(Enum):
+    """The three writes of a map commit, in their order (persistent_map.py)."""
+
+    FLUSH_BEFORE = "flush before"  # the data the map will vouch for becomes durable
+    WRITE_MAP = "write map"  # the slot not holding the newest valid map
+    FLUSH_AFTER = "flush after"  # the map becomes durable
+
+
+class FillPhase(Enum):
+    READING = "reading"  # the server read is outstanding
+    WRITING = "writing"  # the local write of the server's data is outstanding
+
+
 @dataclass
 class Commit:
     """A map commit in progress: flush, write the slot, flush (persistent_map.py)."""
@@ -70,7 +83,7 @@ class Commit:
     number: int
     policy: Policy
     clean: bool
-    step: str = "flush before"
+    step: CommitStep = CommitStep.FLUSH_BEFORE
     snapshot: frozenset[BlockIndex] = frozenset()
 
 
@@ -119,7 +132,7 @@ class StorageManager:
         self.local_purpose: dict[RequestId, Outstanding] = {}
         self.remote_purpose: dict[RequestId, Outstanding] = {}
         self.guest: GuestOp | None = None
-        self.fills: dict[BlockIndex, str] = {}  # block -> "reading" or "writing"
+        self.fills: dict[BlockIndex, FillPhase] = {}
         self.demanded: list[BlockIndex] = []
         self.now = now
         self.tokens = self.fill_parameters.token_burst
@@ -131,6 +144,8 @@ class StorageManager:
         self.recovery: Recovery | None = None
         self.pending_policy: Policy | None = None
         self.switch_flush = False  # leaving network: the server's volatile data must be durable first
+        self.switch_commit: tuple[Policy, bool] | None = None  # the map commit a policy change still needs
+        self.switch_commit_number: int | None = None  # the commit started for it
         self.phase = Phase.STARTING
         if local is None:
             self.phase = Phase.RUNNING
@@ -256,7 +271,7 @@ class StorageManager:
             tuple(sorted(self.local_purpose)),
             tuple(sorted(self.remote_purpose)),
             guest,
-            tuple(sorted(self.fills.items())),
+            tuple(sorted((block, phase.value) for block, phase in self.fills.items())),
             tuple(self.demanded),
             self.commit and (self.commit.number, self.commit.step),
         )
@@ -446,7 +461,7 @@ class StorageManager:
         self.tokens -= spent
         for block in chosen:
             self._transition(block, BlockEvent.FILL_STARTED)
-            self.fills[block] = "reading"
+            self.fills[block] = FillPhase.READING
             first, spb = self.geometry.first_lba(block), self.geometry.sectors_per_block
             self._submit(Device.REMOTE, ("fill read", block), ReadSectors, first, spb)
 
@@ -454,7 +469,7 @@ class StorageManager:
         if not completion.ok:
             self._finish_fill(block, False)
             return
-        self.fills[block] = "writing"
+        self.fills[block] = FillPhase.WRITING
         self._submit(Device.LOCAL, ("fill write", block), WriteSectors, self.geometry.first_lba(block), data=completion.data)
 
     def _finish_fill(self, block: BlockIndex, ok: bool) -> None:
@@ -487,18 +502,18 @@ class StorageManager:
 
     def _continue_commit(self, ok: bool) -> None:
         commit = self.commit
-        if ok and commit.step == "flush before":
-            commit.step = "write map"
+        if ok and commit.step is CommitStep.FLUSH_BEFORE:
+            commit.step = CommitStep.WRITE_MAP
             record = MapRecord(self.next_generation, commit.policy, commit.clean, commit.snapshot)
             data = encode_map(record, self.geometry, self.identity)
             lba = self.geometry.slot_lba(self.next_slot)
             self._submit(Device.LOCAL, ("commit",), WriteSectors, lba, data=data)
             return
-        if ok and commit.step == "write map":
-            commit.step = "flush after"
+        if ok and commit.step is CommitStep.WRITE_MAP:
+            commit.step = CommitStep.FLUSH_AFTER
             self._submit(Device.LOCAL, ("commit",), Flush)
             return
-        if commit.step != "flush before":
+        if commit.step is not CommitStep.FLUSH_BEFORE:
             # The slot was written, perhaps only partly: its generation is used up either way.
             self.next_generation += 1
             if commit.clean and commit.policy is Policy.CACHE:
@@ -521,11 +536,20 @@ class StorageManager:
             self.switch_flush = True
         if new is Policy.NETWORK and self.local is not None:
             # The local copy is about to go stale: an empty dirty cache map supersedes any clean one.
-            self.commit_wanted = (Policy.CACHE, False)
+            self.switch_commit = (Policy.CACHE, False)
         elif new is Policy.INSTALL and old is Policy.CACHE:
             # From now on local data may be newer than the server's: an install map forbids booting into cache.
-            self.commit_wanted = (Policy.INSTALL, True)
+            self.switch_commit = (Policy.INSTALL, True)
 
+    def _advance_switch_commit(self) -> None:
+        """The change's commit is asked for until one succeeds: a failed one may have left the old map in force."""
+        if self.switch_commit is None or self.commit is not None or self.commit_wanted is not None:
+            return
+        if self.switch_commit_number is not None and self.commit_ok.get(self.switch_commit_number):
+            self.switch_commit = self.switch_commit_number = None
+            return
+        self.commit_wanted = self.switch_commit
+        self.switch_commit_number = self.commits_started + 1
     def _advance_switch(self) -> None:
         if self.phase is not Phase.SWITCHING:
             return
@@ -544,7 +568,8 @@ class StorageManager:
             return
         if self.switch_flush and all(o.purpose != ("switch flush",) for o in self.remote_purpose.values()):
             self._submit(Device.REMOTE, ("switch flush",), Flush)
-        if self.commit is None and self.commit_wanted is None and not self.switch_flush:
+        self._advance_switch_commit()
+        if self.commit is None and self.commit_wanted is None and not self.switch_flush and self.switch_commit is None:
             self.phase = Phase.RUNNING
 
     def _set_policy(self, policy: Policy) -> None:
