@@ -81,10 +81,10 @@ IDENTIFY_DIFFERENCES: dict[int, tuple[int | None, int | None, str]] = {
     81: (0x0016, 0x0000, IDENTIFY_VENDOR_CHOICE + ": minor version number (0 = not reported)"),
     82: (0x4021, 0x0028, IDENTIFY_VENDOR_CHOICE + ": QEMU claims NOP and SMART, the spec the power management feature set"),
     85: (0x4021, 0x0028, IDENTIFY_VENDOR_CHOICE + ": the enabled counterparts of word 82"),
-    93: (0x6001, 0x400B, IDENTIFY_VENDOR_CHOICE + ": hardware reset results; QEMU reports no device 0 diagnostics and a cable detected"),
+    93: (0x6001, 0x400B, IDENTIFY_VENDOR_CHOICE + ": hardware reset results; QEMU leaves device 0's bits 3:1 at 0 and reports an 80-conductor cable (bit 13)"),
     106: (0x6000, 0x0000, IDENTIFY_VENDOR_CHOICE + ": physical/logical sector size (0 = not reported)"),
     169: (0x0001, 0x0000, IDENTIFY_NEWER_STANDARD),  # DATA SET MANAGEMENT (TRIM) supported
-    255: (None, None, IDENTIFY_CHECKSUM),
+    255: (0x0000, None, IDENTIFY_CHECKSUM),
 }
 
 # IDENTIFY words (and bits) that must agree: what a host needs to address and drive the disk.
