@@ -20,6 +20,8 @@ from difftest.qemu_ide.expected_differences import (
 )
 from difftest.qemu_ide.run import build_disk, run_on_qemu, run_on_spec, sector_pattern
 from difftest.qemu_ide.sequences import (
+    CHS_LBA,
+    MULTIPLE_LBA,
     READ_LBA,
     SEABIOS_LBA,
     WORDS_PER_SECTOR,
@@ -107,6 +109,9 @@ def test_data_words_are_the_disks_and_what_was_written(sides):
             assert words(side, "read sectors x3", f"sector {sector}") == as_words(sector_pattern(READ_LBA + sector))
         for sector, first in enumerate(WRITE_FIRST_WORDS):
             assert words(side, "write sectors x2 then read", f"read sector {sector}") == write_data_words(WORDS_PER_SECTOR, first)
+        assert words(side, "chs read", "sector") == as_words(sector_pattern(CHS_LBA))
+        multiple = words(side, "read multiple", "block 0", 8 * WORDS_PER_SECTOR) + words(side, "read multiple", "block 1", 2 * WORDS_PER_SECTOR)
+        assert multiple == as_words(b"".join(sector_pattern(MULTIPLE_LBA + i) for i in range(10)))
 
 
 @pytest.mark.qemu

@@ -24,6 +24,14 @@ DEVICE_OBSOLETE_BITS = (
     "V1 §7 Device register bits 7 and 5 are obsolete; QEMU reads them as one (as in ATA-1's "
     "1 LBA 1 DEV), the spec reads back what the host wrote and 00h after reset (V2 §11 signature)"
 )
+DATA_WITHOUT_DRQ = (
+    "V1 §7 leaves the Data register undefined without DRQ; QEMU reads 0, the spec all ones "
+    "(a departure the spec documents, spec/ata/README.md)"
+)
+ABSENT_DEVICE_1_ERROR = (
+    "device 1 selected and absent: both read Status 00h (V1 §7); for Error QEMU answers 00h, the spec "
+    "device 0's register as for every other command block register (not fixed by the standard as read here)"
+)
 IDENTIFY_STRING = "IDENTIFY serial number, firmware revision and model: each device names itself"
 IDENTIFY_RETIRED = "IDENTIFY word retired or obsolete in ATA/ATAPI-7; QEMU keeps its ATA-1 era value, the spec reports 0"
 IDENTIFY_NEWER_STANDARD = "IDENTIFY word reserved in ATA/ATAPI-7 and defined by later standards (ACS), which QEMU follows"
@@ -34,6 +42,10 @@ IDENTIFY_CHECKSUM = "word 255: the spec gives the integrity word (A5h + checksum
 QEMU_STALE_WORD59 = (
     "QEMU departs: word 59 must show the current multiple count (V1 §6, IDENTIFY DEVICE word 59); "
     "QEMU caches the IDENTIFY data of its first IDENTIFY and keeps 16 after SET MULTIPLE MODE 8"
+)
+QEMU_VERIFY_UNCHECKED = (
+    "QEMU departs: READ VERIFY SECTORS past the capacity must fail with IDNF (or ABRT) like READ SECTORS "
+    "(V1 §6, READ VERIFY SECTORS error outputs); QEMU verifies nothing and completes without error"
 )
 QEMU_WORD50_BIT14 = "QEMU departs: IDENTIFY word 50 bit 14 shall be one (V1 §6, IDENTIFY DEVICE); QEMU reports 0"
 
@@ -59,6 +71,12 @@ EXPECTED_DIFFERENCES: dict[tuple[str, str], tuple[int, int, str]] = {
     ("lba beyond capacity", "lba48 after: status"): (0x41, 0x51, ERROR_STATUS_BIT4),
     ("set features bad subcommand", "settled"): (0x41, 0x51, ERROR_STATUS_BIT4),
     ("set features bad subcommand", "after: status"): (0x41, 0x51, ERROR_STATUS_BIT4),
+    ("read verify sectors", "past end settled"): (0x50, 0x51, QEMU_VERIFY_UNCHECKED),
+    ("read verify sectors", "past end: error"): (0x00, 0x10, QEMU_VERIFY_UNCHECKED),
+    ("execute device diagnostic", "after: device"): (0xA0, 0x00, DEVICE_OBSOLETE_BITS),
+    ("absent device 1", "device 1: error"): (0x00, 0x01, ABSENT_DEVICE_1_ERROR),
+    ("data without drq", "idle word 0"): (0x0000, 0xFFFF, DATA_WITHOUT_DRQ),
+    ("data without drq", "idle word 1"): (0x0000, 0xFFFF, DATA_WITHOUT_DRQ),
 }
 
 # IDENTIFY DEVICE words that differ: word → (QEMU, spec, reason); a `None` value is any value.

@@ -18,7 +18,7 @@ from difftest.qemu_ide.script import (
 )
 from impl.testbed.probe.probe import DISK_SECTORS, FIRST_FREE_LBA
 from spec.ata.commands import COMMANDS_BY_CODE
-from spec.ata.constants import FEATURE_SET_TRANSFER_MODE, HOB, NIEN, SRST
+from spec.ata.constants import DEFAULT_HEADS, DEFAULT_SECTORS_PER_TRACK, FEATURE_SET_TRANSFER_MODE, HOB, NIEN, SRST
 
 WORDS_PER_SECTOR = 256
 UNKNOWN_COMMAND = 0x0B  # in neither the spec's table nor QEMU's
@@ -28,6 +28,8 @@ SEABIOS_LBA = FIRST_FREE_LBA + 1
 READ_LBA = FIRST_FREE_LBA + 5
 WRITE_LBA = FIRST_FREE_LBA + 20
 LBA48_LBA = FIRST_FREE_LBA + 40
+MULTIPLE_LBA = FIRST_FREE_LBA + 60
+CHS_LBA = 100  # cylinder 0, head 1, sector 38 in the 16-head, 63-sector translation
 UNKNOWN_COMMAND_LBA = 0x0ABCDE  # registers with a known content, which an abort leaves alone
 WRITE_FIRST_WORDS = (0x1357, 0x8ACE)  # write-data patterns of the two written sectors
 
@@ -158,6 +160,63 @@ def identify_device() -> Sequence:
     return s.task_file("after")
 
 
+def read_multiple() -> Sequence:
+    """READ MULTIPLE of ten sectors after SET MULTIPLE MODE 8: a block of eight, then the rest (V1 §6, READ MULTIPLE)."""
+    s = Sequence("read multiple")
+    s.lba28(MULTIPLE_LBA, 10).command("READ MULTIPLE")
+    for block, sectors in enumerate((MULTIPLE_COUNT, 10 - MULTIPLE_COUNT)):
+        s.settle(f"block {block} ready")
+        s.read(f"block {block} status", STATUS_COMMAND)
+        s.read_words(f"block {block}", sectors * WORDS_PER_SECTOR)
+    s.settle("settled")
+    return s.read("error", ERROR_FEATURES).read("status", STATUS_COMMAND)
+
+
+def read_verify() -> Sequence:
+    """READ VERIFY SECTORS inside the disk and past its end: no data, the same errors as a read."""
+    s = Sequence("read verify sectors")
+    s.lba28(READ_LBA, 4).command("READ VERIFY SECTORS").settle("inside settled")
+    s.read("inside: error", ERROR_FEATURES).read("inside: status", STATUS_COMMAND)
+    s.lba28(DISK_SECTORS - 1, 2).command("READ VERIFY SECTORS").settle("past end settled")
+    return s.read("past end: error", ERROR_FEATURES)
+
+
+def chs_read() -> Sequence:
+    """READ SECTORS addressed by cylinder, head and sector in the default translation (V1 §6, IDENTIFY words 1, 3, 6)."""
+    s = Sequence("chs read")
+    cylinder, rest = divmod(CHS_LBA, DEFAULT_HEADS * DEFAULT_SECTORS_PER_TRACK)
+    head, sector = divmod(rest, DEFAULT_SECTORS_PER_TRACK)
+    s.out(DEVICE, 0xA0 | head).out(SECTOR_COUNT, 1).out(LBA_LOW, sector + 1)
+    s.out(LBA_MID, cylinder & 0xFF).out(LBA_HIGH, cylinder >> 8).command("READ SECTORS")
+    s.settle("ready")
+    s.read_words("sector", WORDS_PER_SECTOR)
+    s.settle("settled")
+    return s.read("error", ERROR_FEATURES).read("status", STATUS_COMMAND)
+
+
+def execute_device_diagnostic() -> Sequence:
+    """EXECUTE DEVICE DIAGNOSTIC: the signature and Error 01h, device 0 passed, device 1 absent (V1 §6)."""
+    s = Sequence("execute device diagnostic")
+    s.lba28(0x0ABCDE, 0x5A).command("EXECUTE DEVICE DIAGNOSTIC").settle("settled")
+    return s.task_file("after")
+
+
+def absent_device_1() -> Sequence:
+    """Device 1 selected but absent: what the registers read for it (V1 §7, device 0 answers for an absent device 1)."""
+    s = Sequence("absent device 1")
+    s.lba28(0x0ABCDE, 0x5A).out(DEVICE, 0xB0)
+    s.read("alternate status", CONTROL).task_file("device 1")
+    s.out(DEVICE, 0xA0)
+    return s.read("device 0 again: status", STATUS_COMMAND)
+
+
+def data_without_drq() -> Sequence:
+    """The Data register read while no data waits: undefined in V1 §7, compared to see what each side does."""
+    s = Sequence("data without drq")
+    s.read_words("idle", 2)
+    return s.read("status", STATUS_COMMAND)
+
+
 def software_reset_after_commands() -> Sequence:
     """A second software reset after all of the above: the same signature again."""
     s = software_reset()
@@ -177,6 +236,12 @@ SEQUENCES = (
     check_power_mode,
     flush_cache,
     identify_device,
+    read_multiple,
+    read_verify,
+    chs_read,
+    execute_device_diagnostic,
+    absent_device_1,
+    data_without_drq,
     software_reset_after_commands,
 )
 
