@@ -26,6 +26,7 @@ from difftest.qemu_ide.sequences import (
     SEABIOS_LBA,
     WORDS_PER_SECTOR,
     WRITE_FIRST_WORDS,
+    WRITE_MULTIPLE_FIRST_WORD,
     all_sequences,
 )
 from impl.testbed.probe.probe import write_data_words
@@ -110,6 +111,7 @@ def test_data_words_are_the_disks_and_what_was_written(sides):
         for sector, first in enumerate(WRITE_FIRST_WORDS):
             assert words(side, "write sectors x2 then read", f"read sector {sector}") == write_data_words(WORDS_PER_SECTOR, first)
         assert words(side, "chs read", "sector") == as_words(sector_pattern(CHS_LBA))
+        assert words(side, "write multiple", "read sector 0") == write_data_words(3 * WORDS_PER_SECTOR, WRITE_MULTIPLE_FIRST_WORD)[:WORDS_PER_SECTOR]
         multiple = words(side, "read multiple", "block 0", 8 * WORDS_PER_SECTOR) + words(side, "read multiple", "block 1", 2 * WORDS_PER_SECTOR)
         assert multiple == as_words(b"".join(sector_pattern(MULTIPLE_LBA + i) for i in range(10)))
 
@@ -117,7 +119,7 @@ def test_data_words_are_the_disks_and_what_was_written(sides):
 @pytest.mark.qemu
 def test_both_sides_leave_the_signature_after_software_reset(sides):
     for side in sides:
-        for sequence in ("software reset", "software reset again"):
+        for sequence in ("software reset", "software reset during drq", "software reset again"):
             registers = [side[(sequence, f"after reset: {r}")] for r in ("error", "sector count", "lba low", "lba mid", "lba high", "status")]
             assert registers == [DIAGNOSTIC_PASSED, 0x01, 0x01, 0x00, 0x00, 0x50]
 

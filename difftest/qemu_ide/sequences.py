@@ -29,6 +29,9 @@ READ_LBA = FIRST_FREE_LBA + 5
 WRITE_LBA = FIRST_FREE_LBA + 20
 LBA48_LBA = FIRST_FREE_LBA + 40
 MULTIPLE_LBA = FIRST_FREE_LBA + 60
+WRITE_MULTIPLE_LBA = FIRST_FREE_LBA + 80
+WRITE_MULTIPLE_FIRST_WORD = 0x4242
+DRQ_LBA = FIRST_FREE_LBA + 90
 CHS_LBA = 100  # cylinder 0, head 1, sector 38 in the 16-head, 63-sector translation
 UNKNOWN_COMMAND_LBA = 0x0ABCDE  # registers with a known content, which an abort leaves alone
 WRITE_FIRST_WORDS = (0x1357, 0x8ACE)  # write-data patterns of the two written sectors
@@ -217,6 +220,52 @@ def data_without_drq() -> Sequence:
     return s.read("status", STATUS_COMMAND)
 
 
+def write_multiple() -> Sequence:
+    """WRITE MULTIPLE of three sectors, one partial block after SET MULTIPLE MODE 8; READ SECTORS brings them back."""
+    s = Sequence("write multiple")
+    s.lba28(WRITE_MULTIPLE_LBA, 3).command("WRITE MULTIPLE").settle("block ready")
+    s.read("block status", STATUS_COMMAND)
+    s.write_words(3 * WORDS_PER_SECTOR, WRITE_MULTIPLE_FIRST_WORD)
+    s.settle("write settled")
+    s.read("write: error", ERROR_FEATURES).read("write: status", STATUS_COMMAND)
+    s.lba28(WRITE_MULTIPLE_LBA, 3).command("READ SECTORS")
+    for sector in range(3):
+        s.settle(f"read sector {sector} ready")
+        s.read_words(f"read sector {sector}", WORDS_PER_SECTOR)
+    s.settle("read settled")
+    return s.read("status after read", STATUS_COMMAND)
+
+
+def write_clears_hob() -> Sequence:
+    """A write to the command block clears HOB: the next read gives the current content (V1 §7, Device Control)."""
+    s = Sequence("command block write clears hob")
+    s.out(CONTROL, NIEN).out(SECTOR_COUNT, 0x11).out(SECTOR_COUNT, 0x22)
+    s.out(CONTROL, HOB | NIEN).read("hob set: sector count", SECTOR_COUNT)
+    s.out(LBA_LOW, 0x33).read("after a write: sector count", SECTOR_COUNT)
+    return s.out(CONTROL, NIEN)
+
+
+def writes_ignored_during_drq() -> Sequence:
+    """Command block writes while DRQ is set are ignored (V1 §7): the transfer and the registers stay."""
+    s = Sequence("writes ignored during drq")
+    s.lba28(DRQ_LBA, 1).command("READ SECTORS").settle("ready")
+    s.out(LBA_MID, 0x77).out(LBA_HIGH, 0x66).out(DEVICE, 0xE5)
+    s.read("during drq: lba mid", LBA_MID).read("during drq: lba high", LBA_HIGH).read("during drq: device", DEVICE)
+    s.read_words("sector", WORDS_PER_SECTOR)
+    s.settle("settled")
+    return s.read("after: lba mid", LBA_MID).read("after: lba high", LBA_HIGH).read("after: device", DEVICE)
+
+
+def reset_during_drq() -> Sequence:
+    """SRST in the middle of a data block abandons the command: the signature, and no data left (V2 §11)."""
+    s = Sequence("software reset during drq")
+    s.lba28(DRQ_LBA, 2).command("READ SECTORS").settle("ready")
+    s.read_words("first words", 8)
+    s.out(CONTROL, SRST | NIEN).out(CONTROL, NIEN).settle("reset settled")
+    s.task_file("after reset")
+    return s.read("alternate status after data read", CONTROL)
+
+
 def software_reset_after_commands() -> Sequence:
     """A second software reset after all of the above: the same signature again."""
     s = software_reset()
@@ -237,6 +286,10 @@ SEQUENCES = (
     flush_cache,
     identify_device,
     read_multiple,
+    write_multiple,
+    write_clears_hob,
+    writes_ignored_during_drq,
+    reset_during_drq,
     read_verify,
     chs_read,
     execute_device_diagnostic,
