@@ -286,13 +286,13 @@ def test_scripted_port_io_reads_the_same_through_the_vmm_as_bare(vmm_image, prob
 
 
 def test_probe_script_rejects_bad_operations_with_their_name():
-    from impl.testbed.probe.probe import script_sector
+    from impl.testbed.probe.probe import script_sectors
 
     with pytest.raises(ValueError, match="unknown probe operation 'nope'"):
-        script_sector(["nope"])
+        script_sectors(["nope"])
     with pytest.raises(ValueError, match="size must be 1, 2 or 4"):
-        script_sector([("out", 3, 0x1F3, 1)])
+        script_sectors([("out", 3, 0x1F3, 1)])
     with pytest.raises(ValueError, match="value does not fit 1 bytes"):
-        script_sector([("out", 1, 0x1F3, 256)])
+        script_sectors([("out", 1, 0x1F3, 256)])
     with pytest.raises(ValueError, match="takes no operands"):
-        script_sector([("e820", 1)])
+        script_sectors([("e820", 1)])

@@ -2,7 +2,7 @@
 ; well-behaved OS never does - read and write the VMM's memory, aim bus-master and fw_cfg
 ; DMA at it, print the E820 map it is given - and reports each result as one line on COM1:
 ;   probe: <operation> <fields...>
-; What it does is a script: op bytes in the script sector (LBA SCRIPT_LBA, magic "PRB1"),
+; What it does is a script: op bytes in the script sectors (from LBA SCRIPT_LBA, magic "PRB1"),
 ; written by the disk builder (probe.py), so tests choose sequences without reassembling.
 ; Runs in real mode with 4 GiB data-segment limits (FS, GS) to reach memory above 1 MiB.
 
@@ -11,6 +11,7 @@
 
 PROBE_SECTORS   equ 15              ; sectors after the MBR holding the rest of the probe
 SCRIPT_LBA      equ 16
+SCRIPT_SECTORS  equ 8               ; 4 KiB of script, loaded at SCRIPT_BUFFER .. 15FFh
 SCRIPT_BUFFER   equ 0x0600
 PRD_TABLE       equ 0x5000          ; a PRD table in ordinary guest memory
 FWCFG_DESC      equ 0x5100
@@ -42,7 +43,11 @@ OP_VMSAVE_INTO_VMM equ 17
 OP_A20_OFF      equ 18
 OP_OUT          equ 19              ; operands: size (1, 2, 4), port (word), value (dword)
 OP_IN           equ 20              ; operands: size, port; prints "probe: in PORT SIZE VALUE"
-OP_LAST         equ 20
+OP_WAIT_NOT_BUSY equ 21            ; operand: port (word); polls it until BSY clears
+OP_READ_DATA    equ 22              ; operand: word count (word); IN words from the Data register
+OP_WRITE_DATA   equ 23              ; operands: word count, first word; word i = first + i * 0101h
+OP_LAST         equ 23
+WAIT_POLL_LIMIT equ 1000000         ; a device busy longer than this is reported, not waited for
 NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
 PIO_LBA         equ 100
 PIO_BUFFER      equ 0x2000          ; 512 bytes written
@@ -152,11 +157,12 @@ op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
         dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
         dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide, op_self_init
-        dw op_vmsave_into_vmm, op_a20_off, op_out, op_in
+        dw op_vmsave_into_vmm, op_a20_off, op_out, op_in, op_wait_not_busy, op_read_data
+        dw op_write_data
 
 script_load_packet:
         db 0x10, 0
-        dw 1
+        dw SCRIPT_SECTORS
         dw SCRIPT_BUFFER, 0
         dq SCRIPT_LBA
 
@@ -701,6 +707,72 @@ op_in:
         call newline
         ret
 
+; ---- op 21: poll a status port until BSY clears; prints the port, the number of polls, the last value ----
+; A device completes commands in its own time; scripts compare the settled value, never the count.
+op_wait_not_busy:
+        mov si, [script_cursor]
+        lodsw
+        mov dx, ax
+        mov [script_cursor], si
+        xor ecx, ecx
+.poll:  in al, dx
+        inc ecx
+        test al, 0x80
+        jz .show
+        cmp ecx, WAIT_POLL_LIMIT
+        jb .poll
+.show:  push ax
+        mov si, msg_wait
+        call print
+        movzx eax, dx
+        call hex32
+        call space
+        mov eax, ecx
+        call hex32
+        call space
+        pop ax
+        call hex8
+        call newline
+        ret
+
+; ---- op 22: IN of N words from the Data register, one at a time; prints N and every word ----
+op_read_data:
+        mov si, [script_cursor]
+        lodsw
+        mov [script_cursor], si
+        mov cx, ax
+        mov si, msg_data
+        call print
+        movzx eax, cx
+        call hex32
+.word:  jcxz .done
+        call space
+        mov dx, ATA_BASE
+        in ax, dx
+        shl eax, 16                 ; hex_digits prints from the top nibble
+        push cx
+        mov cx, 4
+        call hex_digits
+        pop cx
+        dec cx
+        jmp .word
+.done:  call newline
+        ret
+
+; ---- op 23: OUT of N words to the Data register, word i = first + i * 0101h; prints nothing ----
+op_write_data:
+        mov si, [script_cursor]
+        lodsw
+        mov cx, ax
+        lodsw
+        mov [script_cursor], si
+        mov dx, ATA_BASE
+        jcxz .done
+.word:  out dx, ax
+        add ax, 0x0101
+        loop .word
+.done:  ret
+
 ; ---- op 18: switch A20 off through port 0x92 (PS/2 system control port A, bit 1) ----
 ; Then show that 0 and 1 MiB are the same memory, and list the E820 map with A20 still off.
 op_a20_off:
@@ -968,6 +1040,8 @@ msg_self_init:  db "probe: self-init", 13, 10, 0
 msg_vmsave:     db "probe: vmsave-into-vmm ", 0
 msg_a20:        db "probe: a20-off ", 0
 msg_in:         db "probe: in ", 0
+msg_wait:       db "probe: wait ", 0
+msg_data:       db "probe: data ", 0
 msg_self_init_survived: db "probe: self-init returned", 13, 10, 0
 msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
 msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0

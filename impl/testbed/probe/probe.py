@@ -1,9 +1,13 @@
 """Builds a disk that boots the probe guest with a given script.
 
 The probe (probe.asm) is assembled with nasm; the disk holds it from LBA 0 and the script
-sector at SCRIPT_LBA: the magic "PRB1", then each operation's code byte and operands, then 0.
-An operation is a name ("e820") or, for port I/O, a tuple: ("out", size, port, value) writes
-1, 2 or 4 bytes, ("in", size, port) reads them and prints `probe: in PORT SIZE VALUE`.
+sectors from SCRIPT_LBA: the magic "PRB1", then each operation's code byte and operands, then 0.
+An operation is a name ("e820") or a tuple with operands: ("out", size, port, value) writes
+1, 2 or 4 bytes, ("in", size, port) reads them and prints `probe: in PORT SIZE VALUE`;
+("wait-not-busy", port) polls a status port until BSY clears and prints
+`probe: wait PORT POLLS VALUE`; ("read-data", count) reads `count` words from the Data register
+and prints `probe: data COUNT WORD...`; ("write-data", count, first) writes `count` words,
+word i = (first + i * 0x0101) mod 2**16 (`write_data_words`).
 """
 
 import subprocess
@@ -13,8 +17,10 @@ from pathlib import Path
 PROBE_SOURCE = Path(__file__).with_name("probe.asm")
 SECTOR_SIZE = 512
 SCRIPT_LBA = 16  # keep in step with probe.asm
+SCRIPT_SECTORS = 8  # keep in step with probe.asm
 SCRIPT_MAGIC = b"PRB1"
 DISK_SECTORS = 2048  # 1 MiB: room for the probe, the script and sectors to read
+FIRST_FREE_LBA = SCRIPT_LBA + SCRIPT_SECTORS  # sectors from here on are the tests' to fill
 
 # Operation names and codes; keep in step with the OP_* constants of probe.asm.
 OPS: dict[str, int] = {
@@ -38,10 +44,14 @@ OPS: dict[str, int] = {
     "a20-off": 18,
     "out": 19,
     "in": 20,
+    "wait-not-busy": 21,
+    "read-data": 22,
+    "write-data": 23,
 }
 PORT_SIZES = (1, 2, 4)
+WORD_PATTERN_STEP = 0x0101  # write-data's word i is first + i * WORD_PATTERN_STEP
 
-# An operation: a name, or ("out", size, port, value) / ("in", size, port) for port I/O.
+# An operation: a name, or a tuple of a name and its operands (see the module docstring).
 Operation = str | tuple
 
 
@@ -76,17 +86,30 @@ def encode(op: Operation) -> bytes:
                 raise ValueError(f"probe operation {op!r}: value does not fit {size} bytes")
             body += value.to_bytes(4, "little")
         return body
+    if name in WORD_OPERANDS:
+        if len(operands) != WORD_OPERANDS[name] or not all(isinstance(w, int) and 0 <= w <= 0xFFFF for w in operands):
+            raise ValueError(f"probe operation {name!r} takes {WORD_OPERANDS[name]} operands of 0..0xFFFF, got {operands!r}")
+        return bytes([OPS[name]]) + b"".join(w.to_bytes(2, "little") for w in operands)
     if operands:
         raise ValueError(f"probe operation {name!r} takes no operands, got {operands!r}")
     return bytes([OPS[name]])
 
 
-def script_sector(ops: Sequence[Operation]) -> bytes:
-    """The script sector for a list of operations."""
+WORD_OPERANDS = {"wait-not-busy": 1, "read-data": 1, "write-data": 2}  # operations whose operands are words
+
+
+def write_data_words(count: int, first: int) -> list[int]:
+    """The words ("write-data", count, first) writes, in order."""
+    return [(first + i * WORD_PATTERN_STEP) & 0xFFFF for i in range(count)]
+
+
+def script_sectors(ops: Sequence[Operation]) -> bytes:
+    """The script sectors for a list of operations."""
+    capacity = SCRIPT_SECTORS * SECTOR_SIZE
     body = SCRIPT_MAGIC + b"".join(encode(op) for op in ops) + b"\0"
-    if len(body) > SECTOR_SIZE:
-        raise ValueError(f"a probe script holds at most {SECTOR_SIZE} bytes, this one needs {len(body)}")
-    return body.ljust(SECTOR_SIZE, b"\0")
+    if len(body) > capacity:
+        raise ValueError(f"a probe script holds at most {capacity} bytes, this one needs {len(body)}")
+    return body.ljust(capacity, b"\0")
 
 
 def build_probe_disk(disk: Path, ops: Sequence[Operation], build_dir: Path) -> Path:
@@ -96,6 +119,6 @@ def build_probe_disk(disk: Path, ops: Sequence[Operation], build_dir: Path) -> P
         raise RuntimeError("the probe has grown into its script sector")
     image = bytearray(DISK_SECTORS * SECTOR_SIZE)
     image[: len(code)] = code
-    image[SCRIPT_LBA * SECTOR_SIZE : (SCRIPT_LBA + 1) * SECTOR_SIZE] = script_sector(ops)
+    image[SCRIPT_LBA * SECTOR_SIZE : FIRST_FREE_LBA * SECTOR_SIZE] = script_sectors(ops)
     disk.write_bytes(bytes(image))
     return disk
