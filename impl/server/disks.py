@@ -1,0 +1,143 @@
+"""Each client's disk: its base image seen through its own copy-on-write overlay.
+
+A client's overlay lives at `STATE/overlays/<client MAC>/<image name>.overlay`.
+Overlays are opened on the client's first request, so clients that never
+appear cost nothing. A read-only target has no overlay: writes are refused.
+"""
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from spec.aoe.constants import SECTOR_BYTES
+
+from .catalogue import Image
+from .frames import format_mac
+from .overlay import Overlay
+
+OVERLAY_DIRECTORY = "overlays"
+OVERLAY_SUFFIX = ".overlay"
+
+
+@dataclass
+class ClientCounters:
+    """What one client did, for the operator (`storvisor clients`)."""
+
+    requests: int = 0
+    read_bytes: int = 0
+    written_bytes: int = 0
+    errors: int = 0
+    duplicates: int = 0  # requests whose tag this client used moments ago: retransmits or network duplicates
+    flushes: int = 0
+    last_activity: float = 0.0
+    recent_tags: dict = field(default_factory=dict)  # tag -> None, insertion ordered, bounded
+
+    RECENT_TAGS = 64
+
+    def saw_tag(self, tag: int) -> None:
+        tags = self.recent_tags
+        if tag in tags:
+            self.duplicates += 1
+            return
+        tags[tag] = None
+        if len(tags) > self.RECENT_TAGS:
+            del tags[next(iter(tags))]
+
+    def describe(self) -> dict:
+        return {
+            "requests": self.requests,
+            "read_bytes": self.read_bytes,
+            "written_bytes": self.written_bytes,
+            "errors": self.errors,
+            "duplicates": self.duplicates,
+            "flushes": self.flushes,
+            "last_activity": self.last_activity,
+        }
+
+
+class ClientDisk:
+    """One client's view of one image: reads fall through the overlay to the base image."""
+
+    def __init__(self, client: bytes, image: Image, base_fd: int, overlay: Overlay | None):
+        self.client = client
+        self.image = image
+        self.sectors = image.sectors
+        self.base_fd = base_fd
+        self.overlay = overlay  # None: read-only
+        self.read_only = overlay is None
+
+    def read(self, lba: int, count: int) -> bytearray:
+        out = bytearray(count * SECTOR_BYTES)
+        if self.overlay is None:
+            out[:] = os.pread(self.base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
+        else:
+            self.overlay.read_into(lba, count, out, self.base_fd)
+        return out
+
+    def write(self, lba: int, data: bytes) -> None:
+        self.overlay.write(lba, data)
+
+    def flush(self) -> None:
+        if self.overlay is not None:
+            self.overlay.flush()
+
+    def describe(self) -> dict:
+        overlay = self.overlay
+        return {
+            "client": format_mac(self.client),
+            "image": self.image.name,
+            "read_only": self.read_only,
+            "overlay_sectors": overlay.sectors_written() if overlay else 0,
+            "overlay_bytes": overlay.sectors_written() * SECTOR_BYTES if overlay else 0,
+            "overlay_file_bytes": overlay.log_bytes() if overlay else 0,
+        }
+
+
+def overlay_path(state: str, client: bytes, image_name: str) -> str:
+    return os.path.join(state, OVERLAY_DIRECTORY, client.hex(), image_name + OVERLAY_SUFFIX)
+
+
+class DiskRegistry:
+    """Every client disk opened so far, one per (client, image), and the base images' file descriptors."""
+
+    def __init__(self, state: str):
+        self.state = state
+        self.disks: dict[tuple[bytes, str], ClientDisk] = {}
+        self.base_fds: dict[str, int] = {}
+        self.counters: dict[bytes, ClientCounters] = {}
+        self.lock = threading.Lock()
+
+    def counters_for(self, client: bytes) -> ClientCounters:
+        counters = self.counters.get(client)
+        if counters is None:
+            counters = self.counters[client] = ClientCounters()
+        counters.last_activity = time.time()
+        return counters
+
+    def open(self, client: bytes, image: Image, read_only: bool) -> ClientDisk:
+        """The client's disk over `image`; raises OverlayError when its overlay cannot be used."""
+        key = (client, image.name)
+        disk = self.disks.get(key)
+        if disk is not None and disk.read_only == read_only:
+            return disk
+        with self.lock:
+            base_fd = self.base_fds.get(image.path)
+            if base_fd is None:
+                base_fd = self.base_fds[image.path] = os.open(image.path, os.O_RDONLY)
+            overlay = None
+            if not read_only:
+                path = overlay_path(self.state, client, image.name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                overlay = disk.overlay if disk and disk.overlay else Overlay(path, image.identity, image.sectors)
+            disk = self.disks[key] = ClientDisk(client, image, base_fd, overlay)
+            return disk
+
+    def close(self) -> None:
+        for disk in self.disks.values():
+            if disk.overlay is not None:
+                disk.overlay.close()
+        for fd in self.base_fds.values():
+            os.close(fd)
+        self.disks.clear()
+        self.base_fds.clear()

@@ -1,0 +1,172 @@
+"""A client's copy-on-write overlay: an append-only log of checksummed write records.
+
+File layout: a 128-byte file header (magic, format version, the base image's
+identity and size), then records. A record is a 24-byte header (magic, LBA,
+sector count, CRC-32 of header fields and data) followed by its data. One
+record is written with one `pwrite`, so when a WRITE is acknowledged its data
+and its allocation are both in the operating system: a `kill -9` of the server
+loses nothing. The allocation (the record) counts only when its checksum over
+the data is intact, so a record can never point to data that did not reach
+the disk ("data before allocation"). FLUSH is `fdatasync` of the log.
+
+Recovery reads the log front to back and stops at the first record that is
+torn or fails its checksum; the file is cut there. What remains is a prefix of
+the writes in the order they were acknowledged, and it contains every write
+acknowledged before the last completed flush.
+"""
+
+import os
+import struct
+import threading
+import zlib
+
+from spec.aoe.constants import SECTOR_BYTES
+
+FILE_MAGIC = b"STORVISOR-OVERLAY\n"
+FORMAT_VERSION = 1
+FILE_HEADER = struct.Struct("<18sH64sQ")  # magic, version, base identity (hex), base sectors
+FILE_HEADER_BYTES = 128
+RECORD_MAGIC = 0x52564F53  # "SOVR" little-endian: marks the start of a record
+RECORD = struct.Struct("<IQII4x")  # magic, lba, count, crc32(lba, count, data)
+RECORD_FIELDS = struct.Struct("<QI")
+MAX_RECORD_SECTORS = 65536  # ATA/ATAPI-7: no command moves more sectors (LBA48 count 0)
+
+
+class OverlayError(Exception):
+    """An overlay file that cannot be used as it is; the message says why and what to do."""
+
+
+def record_crc(lba: int, count: int, data: bytes) -> int:
+    return zlib.crc32(data, zlib.crc32(RECORD_FIELDS.pack(lba, count)))
+
+
+class Overlay:
+    """The sectors one client has written over one base image, and where in the log each one lives."""
+
+    def __init__(self, path: str, base_identity: str, base_sectors: int):
+        self.path = path
+        self.base_identity = base_identity
+        self.base_sectors = base_sectors
+        self.index: dict[int, int] = {}  # lba -> offset of that sector's latest data in the log
+        self.lock = threading.Lock()  # serialises reset/compaction against a commit reading the log
+        self.fd = self._open()
+        self.end = self._recover()
+
+    def _open(self) -> int:
+        new = not os.path.exists(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if new or os.fstat(fd).st_size < FILE_HEADER_BYTES:
+            self._write_header(fd)
+            if new:
+                fsync_directory(os.path.dirname(self.path))
+            return fd
+        magic, version, identity, sectors = FILE_HEADER.unpack_from(os.pread(fd, FILE_HEADER.size, 0))
+        if magic != FILE_MAGIC or version != FORMAT_VERSION:
+            os.close(fd)
+            raise OverlayError(f"{self.path}: not a storvisor overlay (format {FORMAT_VERSION})")
+        if identity.decode() != self.base_identity or sectors != self.base_sectors:
+            os.close(fd)
+            raise OverlayError(
+                f"{self.path}: made over base image {identity.decode()[:12]}…, which is no longer "
+                f"the image assigned (now {self.base_identity[:12]}…); reset the client to use the new image"
+            )
+        return fd
+
+    def _write_header(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        header = FILE_HEADER.pack(FILE_MAGIC, FORMAT_VERSION, self.base_identity.encode(), self.base_sectors)
+        os.pwrite(fd, header.ljust(FILE_HEADER_BYTES, b"\0"), 0)
+        os.fdatasync(fd)
+
+    def _recover(self) -> int:
+        """Rebuild the index from the log; cut the log at the first torn or corrupt record."""
+        size = os.fstat(self.fd).st_size
+        offset = FILE_HEADER_BYTES
+        while offset + RECORD.size <= size:
+            magic, lba, count, crc = RECORD.unpack(os.pread(self.fd, RECORD.size, offset))
+            length = count * SECTOR_BYTES
+            if magic != RECORD_MAGIC or not 0 < count <= MAX_RECORD_SECTORS or lba + count > self.base_sectors:
+                break
+            if offset + RECORD.size + length > size:
+                break
+            data = os.pread(self.fd, length, offset + RECORD.size)
+            if record_crc(lba, count, data) != crc:
+                break
+            self._index_record(lba, count, offset + RECORD.size)
+            offset += RECORD.size + length
+        if offset != size:
+            os.ftruncate(self.fd, offset)
+            os.fdatasync(self.fd)
+        return offset
+
+    def _index_record(self, lba: int, count: int, data_offset: int) -> None:
+        index = self.index
+        for i in range(count):
+            index[lba + i] = data_offset + i * SECTOR_BYTES
+
+    def write(self, lba: int, data: bytes) -> None:
+        """Append one record; when this returns the write is in the OS (it survives the process)."""
+        count = len(data) // SECTOR_BYTES
+        record = RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data)) + data
+        offset = self.end
+        written = os.pwrite(self.fd, record, offset)
+        if written != len(record):
+            raise OSError(f"{self.path}: short write ({written} of {len(record)} bytes)")
+        self.end = offset + len(record)
+        self._index_record(lba, count, offset + RECORD.size)
+
+    def flush(self) -> None:
+        """Every write appended so far reaches stable storage (FLUSH CACHE)."""
+        os.fdatasync(self.fd)
+
+    def read_into(self, lba: int, count: int, out: bytearray, base_fd: int) -> None:
+        """Fill `out` with sectors lba..lba+count-1: the overlay's where written, else the base image's."""
+        index = self.index
+        if not index:
+            out[:] = os.pread(base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
+            return
+        i = 0
+        while i < count:
+            offset = index.get(lba + i)
+            start = i
+            if offset is None:  # a run of sectors from the base image
+                i += 1
+                while i < count and (lba + i) not in index:
+                    i += 1
+                chunk = os.pread(base_fd, (i - start) * SECTOR_BYTES, (lba + start) * SECTOR_BYTES)
+            else:  # a run of sectors that sit one after another in the log
+                i += 1
+                while i < count and index.get(lba + i) == offset + (i - start) * SECTOR_BYTES:
+                    i += 1
+                chunk = os.pread(self.fd, (i - start) * SECTOR_BYTES, offset)
+            out[start * SECTOR_BYTES : start * SECTOR_BYTES + len(chunk)] = chunk
+
+    def sectors_written(self) -> int:
+        return len(self.index)
+
+    def log_bytes(self) -> int:
+        return self.end
+
+    def reset(self) -> None:
+        """Forget every write: the client sees its base image again. Durable when it returns."""
+        with self.lock:
+            self._write_header(self.fd)
+            self.index.clear()
+            self.end = FILE_HEADER_BYTES
+
+    def snapshot(self) -> dict[int, int]:
+        """A copy of the index; the log is append-only, so its offsets stay valid until a reset."""
+        return dict(self.index)
+
+    def close(self) -> None:
+        os.fdatasync(self.fd)
+        os.close(self.fd)
+
+
+def fsync_directory(path: str) -> None:
+    """Make a created or renamed directory entry durable."""
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,115 @@
+"""The running server: configuration, catalogue, transport, target and control socket, in one loop.
+
+One thread serves every client: it takes a batch of frames from the
+transport, answers each in order, and looks at the control socket between
+batches. Answers go out before the next frame is read, so one client's
+malformed frame or slow request never holds another's answer back for longer
+than one request.
+"""
+
+import logging
+import os
+import selectors
+import signal
+
+from .catalogue import Catalogue, CatalogueError
+from .config import ConfigError, ServerConfig
+from .control import ControlServer
+from .disks import DiskRegistry
+from .frames import format_mac
+from .operations import Operations
+from .statelock import StateLock
+from .target import AoeTarget
+from .transport import RawTransport, UdpTransport
+
+log = logging.getLogger("storvisor.server")
+
+
+def open_catalogue(config: ServerConfig) -> Catalogue:
+    """The catalogue, with every image the targets name checked to be there."""
+    catalogue = Catalogue(config.images, config.state)
+    for number, target in enumerate(config.targets):
+        if target.image not in catalogue.images:
+            known = ", ".join(catalogue.images) or "none"
+            raise ConfigError(f"target[{number}].image: no image named {target.image!r} in {config.images} (images: {known})")
+    return catalogue
+
+
+class Server:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.lock = StateLock(config.state)
+        self.transport = None
+        self.disks = None
+        self.control = None
+        try:
+            self.catalogue = open_catalogue(config)
+            if config.transport == "raw":
+                self.transport = RawTransport(config.interface)
+                mac, mtu = self.transport.mac, self.transport.mtu
+            else:
+                self.transport = UdpTransport(*config.listen)
+                mac, mtu = config.mac, config.mtu
+            self.disks = DiskRegistry(config.state)
+            self.target = AoeTarget(config, self.catalogue, self.disks, mac, mtu)
+            read_only = {t.image for t in config.targets if t.read_only}
+            self.control = ControlServer(config.state, Operations(self.catalogue, self.disks, read_only))
+        except BaseException:
+            self.close()
+            raise
+        self.running = False
+        log.warning(
+            "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d",
+            config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
+            len(config.targets), len(self.catalogue.images),
+        )
+
+    def serve_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT (or `stop()`), then flush every overlay."""
+        selector = selectors.DefaultSelector()
+        selector.register(self.transport, selectors.EVENT_READ, "frames")
+        selector.register(self.control, selectors.EVENT_READ, "control")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+        process_frame, send = self.target.process_frame, self.transport.send
+        self.running = True
+        while self.running:
+            for key, _ in selector.select(timeout=0.5):
+                if key.data == "frames":
+                    for frame, peer in self.transport.receive_batch():
+                        for response in process_frame(frame):
+                            send(response, peer)
+                elif key.data == "control":
+                    connection = self.control.accept()
+                    if connection is not None:
+                        selector.register(connection, selectors.EVENT_READ, "connection")
+                else:
+                    if not self.control.readable(key.fileobj):
+                        selector.unregister(key.fileobj)
+        selector.close()
+
+    def stop(self) -> None:
+        self.running = False
+
+    def close(self) -> None:
+        """Flush and close every overlay, release the state directory."""
+        if self.control is not None:
+            self.control.close()
+        if self.transport is not None:
+            self.transport.close()
+        if self.disks is not None:
+            self.disks.close()
+        self.lock.release()
+
+
+def serve(config: ServerConfig) -> None:
+    os.makedirs(config.state, exist_ok=True)
+    server = Server(config)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+        log.warning("event=stopped")
+
+
+__all__ = ["Server", "serve", "open_catalogue", "CatalogueError", "ConfigError"]

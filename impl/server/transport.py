@@ -1,0 +1,117 @@
+"""How frames reach the server: UDP datagrams that each carry one Ethernet frame, or raw Ethernet.
+
+UDP is what QEMU's `-netdev socket,udp=...` and `-netdev dgram` speak: every
+datagram is one whole Ethernet frame; the answer goes back to the sender's
+address. Raw Ethernet is an AF_PACKET socket bound to one interface and to the
+AoE ethertype (needs root or CAP_NET_RAW).
+"""
+
+import errno
+import os
+import socket
+
+from spec.aoe.constants import ETHERTYPE_AOE
+
+from .frames import MINIMUM_FRAME_BYTES
+
+RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
+MAX_FRAME_BYTES = 65536
+BATCH_FRAMES = 64  # frames taken from the socket per wake-up before looking at the control socket
+
+
+class TransportError(Exception):
+    """The transport cannot be opened; the message says what to change."""
+
+
+class UdpTransport:
+    name = "udp"
+
+    def __init__(self, host: str, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.sock.close()
+            if e.errno == errno.EADDRINUSE:
+                raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
+            raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive_batch(self) -> list[tuple[bytes, object]]:
+        frames = []
+        recvfrom = self.sock.recvfrom
+        try:
+            for _ in range(BATCH_FRAMES):
+                frames.append(recvfrom(MAX_FRAME_BYTES))
+        except BlockingIOError:
+            pass
+        return frames
+
+    def send(self, frame: bytes, peer) -> None:
+        try:
+            self.sock.sendto(frame, peer)
+        except OSError:
+            pass  # AoEr11 §1: delivery is best effort; the initiator retransmits
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def interface_mtu(interface: str) -> int:
+    with open(f"/sys/class/net/{interface}/mtu") as f:
+        return int(f.read())
+
+
+class RawTransport:
+    name = "raw"
+
+    def __init__(self, interface: str):
+        if not interface or "/" in interface or not os.path.exists(f"/sys/class/net/{interface}"):
+            names = ", ".join(sorted(os.listdir("/sys/class/net"))) if os.path.isdir("/sys/class/net") else "?"
+            raise TransportError(f"network interface {interface!r} does not exist (interfaces here: {names})")
+        try:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETHERTYPE_AOE))
+        except PermissionError:
+            raise TransportError("the raw transport needs root (or CAP_NET_RAW); use --transport udp otherwise") from None
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            self.sock.bind((interface, ETHERTYPE_AOE))
+        except OSError as e:
+            self.sock.close()
+            raise TransportError(f"cannot bind to interface {interface}: {e.strerror}") from None
+        self.sock.setblocking(False)
+        self.interface = interface
+        self.mac = self.sock.getsockname()[4]
+        self.mtu = interface_mtu(interface)
+        self.address = interface
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive_batch(self) -> list[tuple[bytes, object]]:
+        frames = []
+        recv = self.sock.recvfrom
+        try:
+            for _ in range(BATCH_FRAMES):
+                frame, address = recv(MAX_FRAME_BYTES)
+                if address[2] != socket.PACKET_OUTGOING:  # our own transmissions echo back on the socket
+                    frames.append((frame, None))
+        except BlockingIOError:
+            pass
+        return frames
+
+    def send(self, frame: bytes, peer) -> None:
+        if len(frame) < MINIMUM_FRAME_BYTES:
+            frame = frame + bytes(MINIMUM_FRAME_BYTES - len(frame))  # IEEE 802.3 padding; veth does not pad
+        try:
+            self.sock.send(frame)
+        except OSError:
+            pass  # AoEr11 §1: delivery is best effort; the initiator retransmits
+
+    def close(self) -> None:
+        self.sock.close()
