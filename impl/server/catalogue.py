@@ -55,26 +55,32 @@ class Catalogue:
         self.directory = directory
         self.cache_path = os.path.join(state_directory, IDENTITY_CACHE)
         self.images: dict[str, Image] = {}
+        self.problems: dict[str, str] = {}
         self.reload()
 
     def reload(self) -> None:
-        """Read the directory again (an image file given instead of a directory is a one-image catalogue)."""
+        """Read the directory again. Given an image file instead, its directory is the catalogue and the
+        file is in it whatever its name. Unusable files are left out and named in `problems`."""
         cache = self._load_cache()
-        images = {}
+        images, problems = {}, {}
         if os.path.isfile(self.directory):
             filename = os.path.basename(self.directory)
-            name = image_name(filename) or filename
-            images[name] = load_image(name, self.directory, cache)
-        elif not os.path.isdir(self.directory):
-            raise CatalogueError(f"{self.directory}: no such image directory or image file")
+            candidates = {image_name(filename) or filename: self.directory}
+            folder = os.path.dirname(os.path.abspath(self.directory))
+        elif os.path.isdir(self.directory):
+            candidates, folder = {}, self.directory
         else:
-            for filename in sorted(os.listdir(self.directory)):
-                name = image_name(filename)
-                path = os.path.join(self.directory, filename)
-                if name is None or not os.path.isfile(path):
-                    continue
+            raise CatalogueError(f"{self.directory}: no such image directory or image file")
+        for filename in sorted(os.listdir(folder)):
+            name = image_name(filename)
+            if name is not None and name not in candidates and os.path.isfile(os.path.join(folder, filename)):
+                candidates[name] = os.path.join(folder, filename)
+        for name, path in candidates.items():
+            try:
                 images[name] = load_image(name, path, cache)
-        self.images = images
+            except CatalogueError as e:
+                problems[name] = str(e)
+        self.images, self.problems = images, problems
         self._save_cache(cache)
 
     def image_directory(self) -> str:
@@ -86,7 +92,8 @@ class Catalogue:
             return self.images[name]
         except KeyError:
             known = ", ".join(self.images) or "none"
-            raise CatalogueError(f"no image named {name!r} in {self.directory} (images: {known})") from None
+            why = f": {self.problems[name]}" if name in self.problems else f" (images: {known})"
+            raise CatalogueError(f"no usable image named {name!r} in {self.directory}{why}") from None
 
     def _load_cache(self) -> dict:
         try:

@@ -51,6 +51,17 @@ class ServerConfig:
     buffer_count: int = DEFAULT_BUFFER_COUNT
     log_level: str = "warning"
     targets: list[TargetConfig] = field(default_factory=list)
+    path: str = ""  # the configuration file, for messages that point into it
+
+    def where(self, number: int, key: str) -> str:
+        """`FILE:LINE: target[N].KEY` for a message about a target's key, as far as it can be found."""
+        if not self.path:
+            return f"target[{number}].{key}"
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        headers = table_lines(text, "target")
+        line = key_line(text, headers[number], key) if number < len(headers) else None
+        return f"{self.path}:{line}: target[{number}].{key}" if line else f"{self.path}: target[{number}].{key}"
 
 
 def quick_start(image_path: str, state: str) -> ServerConfig:
@@ -134,6 +145,7 @@ def load(path: str) -> ServerConfig:
     config = ServerConfig(
         images=os.path.join(base, server.get("images", str, "images")),
         state=os.path.join(base, server.get("state", str, "state")),
+        path=path,
     )
     config.transport = server.get("transport", str, "udp")
     if config.transport not in TRANSPORTS:
@@ -164,7 +176,7 @@ def load(path: str) -> ServerConfig:
 
 def parse_listen(reader: _Reader, text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise reader.fail("listen", f"must be HOST:PORT, got {text!r}")
     return host, int(port)
 

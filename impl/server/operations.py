@@ -92,12 +92,10 @@ class Operations:
         client = self._mac(mac)
         name = self._image_of(client, image)
         disk = self.disks.open(client, self.catalogue.get(name), read_only=False)
-        if not disk.overlay.lock.acquire(blocking=False):
+        # commits start from the server's one loop, as resets do: none can begin between check and reset
+        if disk.overlay.lock.locked():
             raise OperationError(f"a commit of client {mac} is in progress; reset it afterwards")
-        try:
-            disk.overlay.reset()
-        finally:
-            disk.overlay.lock.release()
+        disk.overlay.reset()
         return disk.describe()
 
     def commit(self, mac: str, new_name: str, image: str | None = None) -> dict:

@@ -60,14 +60,15 @@ class Overlay:
             if new:
                 fsync_directory(os.path.dirname(self.path))
             return fd
-        magic, version, identity, sectors = FILE_HEADER.unpack_from(os.pread(fd, FILE_HEADER.size, 0))
+        magic, version, raw_identity, sectors = FILE_HEADER.unpack_from(os.pread(fd, FILE_HEADER.size, 0))
+        identity = raw_identity.rstrip(b"\0").decode(errors="replace")
         if magic != FILE_MAGIC or version != FORMAT_VERSION:
             os.close(fd)
             raise OverlayError(f"{self.path}: not a storvisor overlay (format {FORMAT_VERSION})")
-        if identity.decode() != self.base_identity or sectors != self.base_sectors:
+        if identity != self.base_identity or sectors != self.base_sectors:
             os.close(fd)
             raise OverlayError(
-                f"{self.path}: made over base image {identity.decode()[:12]}…, which is no longer "
+                f"{self.path}: made over base image {identity[:12]}…, which is no longer "
                 f"the image assigned (now {self.base_identity[:12]}…); reset the client to use the new image"
             )
         return fd

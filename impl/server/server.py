@@ -30,8 +30,10 @@ def open_catalogue(config: ServerConfig) -> Catalogue:
     catalogue = Catalogue(config.images, config.state)
     for number, target in enumerate(config.targets):
         if target.image not in catalogue.images:
-            known = ", ".join(catalogue.images) or "none"
-            raise ConfigError(f"target[{number}].image: no image named {target.image!r} in {config.images} (images: {known})")
+            try:
+                catalogue.get(target.image)
+            except CatalogueError as e:
+                raise ConfigError(f"{config.where(number, 'image')}: {e}") from None
     return catalogue
 
 
