@@ -10,7 +10,7 @@ import shutil
 
 from spec.aoe.constants import SECTOR_BYTES
 
-from .catalogue import Catalogue, CatalogueError, image_name
+from .catalogue import Catalogue, image_name
 from .disks import OVERLAY_DIRECTORY, OVERLAY_SUFFIX, DiskRegistry
 from .frames import format_mac, parse_mac
 from .overlay import fsync_directory

@@ -14,8 +14,15 @@ from spec.aoe.constants import (
     BROADCAST_MAC,
     BROADCAST_MAJOR,
     BROADCAST_MINOR,
+    CHECK_POWER_MODE_ACTIVE,
     CONFIG_STRING_MAX,
     ETHERTYPE_AOE,
+    LBA28_MASK,
+    LBA48_MASK,
+    MASK_LIST_CAPACITY,
+    AtaErrorBit,
+    AtaFlag,
+    AtaStatus,
     SECTOR_BYTES,
     AoeCommand,
     AoeError,
@@ -25,7 +32,6 @@ from spec.aoe.constants import (
     MaskDirective,
     MaskError,
     ReserveCommand,
-    sectors_per_frame,
 )
 
 from .catalogue import Catalogue, CatalogueError
@@ -50,26 +56,35 @@ from .frames import (
     format_mac,
     response_header,
 )
-from .identify import identify_device_data
+from spec.aoe.identify import identify_device_data
+from spec.aoe.target import (
+    Port,
+    CHECK_POWER_MODE,
+    FLUSH_CACHE,
+    FLUSH_CACHE_EXT,
+    IDENTIFY_DEVICE,
+    LBA48_COMMANDS,
+    READ_COMMANDS,
+    WRITE_COMMANDS,
+    max_sectors,
+)
 from .overlay import OverlayError
 
 log = logging.getLogger("storvisor.server")
 
-# ATA/ATAPI-7 V1 §6: the command codes an AoE initiator sends (AoEr11 §3.1 carries them unchanged)
-READ_SECTORS, READ_SECTORS_EXT = 0x20, 0x24
-WRITE_SECTORS, WRITE_SECTORS_EXT = 0x30, 0x34
-CHECK_POWER_MODE, FLUSH_CACHE, FLUSH_CACHE_EXT, IDENTIFY_DEVICE = 0xE5, 0xE7, 0xEA, 0xEC
-LBA28_MASK = 0x0FFFFFFF  # ATA/ATAPI-7 V1 §4.2: 28-bit LBA; the top nibble of byte 3 is the device register
-LBA48_MASK = 0xFFFFFFFFFFFF
+STATUS_DRDY, STATUS_ERR = AtaStatus.DRDY.value, AtaStatus.ERR.value
+ERROR_ABRT, ERROR_IDNF = AtaErrorBit.ABRT.value, AtaErrorBit.IDNF.value
+READ_WRITE_COMMANDS = READ_COMMANDS | WRITE_COMMANDS
+FIRMWARE_VERSION = 0x0001  # what Query Config reports (as spec.aoe.target.TargetConfig's default)
+FIRMWARE_TEXT = "1"  # IDENTIFY DEVICE words 23-26
 
-# ATA/ATAPI-7 V1 §6.15 status and §6.3 error register bits
-STATUS_DRDY, STATUS_ERR = 0x40, 0x01
-ERROR_ABRT, ERROR_IDNF = 0x04, 0x10
-POWER_MODE_ACTIVE = 0xFF  # ATA/ATAPI-7 V1 §6.9: count register after CHECK POWER MODE: active or idle
 
-FIRMWARE_VERSION = 0x0001
-MASK_LIST_MAX = 255  # the directive count of a MAC Mask List response is one byte (AoEr11 §3.3)
-RESERVE_LIST_MAX = 255  # the MAC count of a Reserve/Release message is one byte (AoEr11 §3.4)
+def identify_serial(client: bytes) -> str:
+    return "SV" + client.hex().upper()
+
+
+def identify_model(image_name: str) -> str:
+    return "storvisor " + image_name
 
 
 class TargetState:
@@ -95,7 +110,7 @@ class AoeTarget:
         self.catalogue = catalogue
         self.disks = disks
         self.mac = mac
-        self.max_sectors = sectors_per_frame(mtu)
+        self.max_sectors = max_sectors(Port(mac, mtu))
         self.buffer_count = config.buffer_count
         self.targets = [TargetState(t, catalogue.get(t.image).name) for t in config.targets]
         self.by_address: dict[tuple[int, int], list[TargetState]] = {}
@@ -161,9 +176,11 @@ class AoeTarget:
         return responses
 
     def process_request(self, target, frame, src, version, command, tag, counters) -> bytes | None:
-        def error(code: AoeError, body: bytes = b"") -> bytes:
+        def error(code: AoeError, body: bytes | None = None) -> bytes:
+            """The request's header with R and E, and its argument echoed (as spec.aoe.target does)."""
             counters.errors += 1
-            return response_header(src, self.mac, code, target.shelf, target.slot, command, tag) + body
+            echo = frame[HEADER_BYTES:] if body is None else body
+            return response_header(src, self.mac, code, target.shelf, target.slot, command, tag) + echo
 
         # AoEr11 §2: version 1 is the only one
         if version != AOE_VERSION:
@@ -185,33 +202,38 @@ class AoeTarget:
         if n < ATA_HEADER_BYTES:
             return error(AoeError.BAD_ARGUMENT)
         aflags, _feature, count, cmd, lba_bytes = ATA_ARG.unpack_from(frame, HEADER_BYTES)
-        argument = frame[HEADER_BYTES:ATA_HEADER_BYTES]
-        # AoEr11 §3.4: a reserved target serves only the reservation's members (IDENTIFY is harmless)
-        if target.reservations and src not in target.reservations and cmd != IDENTIFY_DEVICE:
-            return error(AoeError.TARGET_RESERVED, argument)
         try:
             disk = self.disks.open(src, self.catalogue.get(target.image_name), target.config.read_only)
         except (OverlayError, CatalogueError, OSError) as e:
             log.error("event=disk-unavailable client=%s image=%s reason=%r", format_mac(src), target.image_name, str(e))
-            return error(AoeError.DEVICE_UNAVAILABLE, argument)
-        lba = int.from_bytes(lba_bytes, "little")
+            # the client's medium is offline: its overlay cannot be used as it is
+            return error(AoeError.DEVICE_UNAVAILABLE)
+        # AoEr11 §3.4: a reserved target serves only the reservation's members; IDENTIFY stays open
+        if target.reservations and src not in target.reservations and cmd != IDENTIFY_DEVICE:
+            return error(AoeError.TARGET_RESERVED)
         data = b""
-        status, ata_error, count_out = STATUS_DRDY, 0, 0
-        if cmd in (READ_SECTORS, READ_SECTORS_EXT, WRITE_SECTORS, WRITE_SECTORS_EXT):
-            lba &= LBA28_MASK if cmd in (READ_SECTORS, WRITE_SECTORS) else LBA48_MASK
-            writing = cmd in (WRITE_SECTORS, WRITE_SECTORS_EXT)
-            # AoEr11 §3.1: no more sectors than one frame carries at this MTU (the Query Config sector count)
+        status, ata_error, count_out = STATUS_DRDY, 0, count
+        if cmd in READ_WRITE_COMMANDS:
+            lba = int.from_bytes(lba_bytes, "little") & (LBA48_MASK if cmd in LBA48_COMMANDS else LBA28_MASK)
+            writing = cmd in WRITE_COMMANDS
+            # ATA 0 means 256 or 65536 sectors: above any maximum
+            if count == 0:
+                return error(AoeError.BAD_ARGUMENT)
+            # AoEr11 §3.2: no more sectors than Query Config advertised (one frame at this MTU)
             if count > self.max_sectors:
-                return error(AoeError.BAD_ARGUMENT, argument)
-            # AoEr11 §3.1: a write carries all its data
+                return error(AoeError.BAD_ARGUMENT)
+            # AoEr11 §3.1: W says whether data follows
+            if bool(aflags & AtaFlag.WRITE) != writing:
+                return error(AoeError.BAD_ARGUMENT)
+            # AoEr11 §3.1: a write carries all its sectors
             if writing and n - ATA_HEADER_BYTES < count * SECTOR_BYTES:
-                return error(AoeError.BAD_ARGUMENT, argument)
-            # ATA/ATAPI-7 V1 §6.45: a sector beyond the medium is IDNF
+                return error(AoeError.BAD_ARGUMENT)
+            # ATA/ATAPI-7 V1 §6.8: IDNF, address outside the medium
             if lba + count > disk.sectors:
-                status, ata_error, count_out = STATUS_DRDY | STATUS_ERR, ERROR_IDNF, count
-            # ATA/ATAPI-7 V1 §6.64: a write the device refuses is aborted (a read-only image)
+                status, ata_error = STATUS_DRDY | STATUS_ERR, ERROR_IDNF
+            # ATA/ATAPI-7 V1 §6.8: ABRT, the device refuses the command (a read-only image; not in spec.aoe)
             elif writing and disk.read_only:
-                status, ata_error, count_out = STATUS_DRDY | STATUS_ERR, ERROR_ABRT, count
+                status, ata_error = STATUS_DRDY | STATUS_ERR, ERROR_ABRT
             else:
                 try:
                     if writing:
@@ -222,16 +244,13 @@ class AoeTarget:
                         counters.read_bytes += len(data)
                 except OSError as e:
                     log.error("event=io-error client=%s lba=%d count=%d reason=%r", format_mac(src), lba, count, str(e))
-                    status, ata_error, count_out, data = STATUS_DRDY | STATUS_ERR, ERROR_ABRT, count, b""
+                    status, ata_error, data = STATUS_DRDY | STATUS_ERR, ERROR_ABRT, b""
         elif cmd == IDENTIFY_DEVICE:
-            # ATA/ATAPI-7 V1 §6.17: one sector of data (AoEr11 carries it in one frame)
-            if count != 1:
-                return error(AoeError.BAD_ARGUMENT, argument)
             data = self.identify(disk)
         elif cmd == CHECK_POWER_MODE:
-            count_out = POWER_MODE_ACTIVE
+            count_out = CHECK_POWER_MODE_ACTIVE
         elif cmd in (FLUSH_CACHE, FLUSH_CACHE_EXT):
-            # ATA/ATAPI-7 V1 §6.14: acknowledged only once every completed write is on stable storage
+            # ATA/ATAPI-7 V1 §6.14: every completed write is on stable storage before status
             try:
                 disk.flush()
                 counters.flushes += 1
@@ -239,7 +258,7 @@ class AoeTarget:
                 log.error("event=flush-error client=%s reason=%r", format_mac(src), str(e))
                 status, ata_error = STATUS_DRDY | STATUS_ERR, ERROR_ABRT
         else:
-            # ATA/ATAPI-7 V1 §6: a command the device does not implement is aborted
+            # ATA/ATAPI-7 V1 §6: a command the target does not implement is aborted
             status, ata_error = STATUS_DRDY | STATUS_ERR, ERROR_ABRT
         if status & STATUS_ERR:
             counters.errors += 1
@@ -247,8 +266,8 @@ class AoeTarget:
         return header + ATA_ARG.pack(aflags, ata_error, count_out, status, lba_bytes) + data
 
     def identify(self, disk: ClientDisk) -> bytes:
-        serial = "SV" + disk.client.hex().upper()
-        return identify_device_data(disk.sectors, serial, "storvisor AoE disk " + disk.image.name, "SV%d" % FIRMWARE_VERSION)
+        """The spec's IDENTIFY data; the serial number names the client, the model the image."""
+        return identify_device_data(disk.sectors, identify_serial(disk.client), identify_model(disk.image.name), FIRMWARE_TEXT)
 
     def process_query_config(self, target, frame, src, tag, error) -> bytes | None:
         n = len(frame)
@@ -256,33 +275,42 @@ class AoeTarget:
         if n < CONFIG_HEADER_BYTES:
             return error(AoeError.BAD_ARGUMENT)
         _buffers, _firmware, _sectors, vercmd, length = CONFIG_ARG.unpack_from(frame, HEADER_BYTES)
+        # AoEr11 §3.2: a config string is at most 1024 bytes
+        if length > CONFIG_STRING_MAX:
+            return error(AoeError.BAD_ARGUMENT)
+        # the config string the length announces must be in the frame
+        if CONFIG_HEADER_BYTES + length > n:
+            return error(AoeError.BAD_ARGUMENT)
         ccmd = vercmd & 0x0F
         string = bytes(frame[CONFIG_HEADER_BYTES : CONFIG_HEADER_BYTES + length])
-        # AoEr11 §3.2: a config string is at most 1024 bytes and must be in the frame
-        if ccmd != ConfigCommand.READ and (length > CONFIG_STRING_MAX or CONFIG_HEADER_BYTES + length > n):
-            return error(AoeError.BAD_ARGUMENT)
-        code = 0
-        if ccmd == ConfigCommand.TEST_EXACT:
-            # AoEr11 §3.2: answer only when the strings are equal
-            if string != target.config_string:
+        ours = target.config_string
+        if ccmd == ConfigCommand.READ:
+            pass
+        elif ccmd == ConfigCommand.TEST_EXACT:
+            # AoEr11 §3.2: only a target whose string matches exactly answers
+            if string != ours:
                 return None
         elif ccmd == ConfigCommand.TEST_PREFIX:
-            # AoEr11 §3.2: answer only when the request's string is a prefix of the target's
-            if not target.config_string.startswith(string):
+            # AoEr11 §3.2: only a target whose string starts with the request's answers
+            if not ours.startswith(string):
                 return None
         elif ccmd == ConfigCommand.SET_IF_EMPTY:
-            # AoEr11 §3.2: a set string is kept unless it is the same string
-            if target.config_string and target.config_string != string:
-                code = AoeError.CONFIG_STRING_PRESENT
-            else:
-                target.config_string = string
+            # AoEr11 §3.2: a string that is set stays, unless the request sets the same one
+            if ours and ours != string:
+                return error(AoeError.CONFIG_STRING_PRESENT, self.config_argument(target, ccmd))
+            target.config_string = string
         elif ccmd == ConfigCommand.FORCE_SET:
             target.config_string = string
-        elif ccmd != ConfigCommand.READ:
-            code = AoeError.BAD_ARGUMENT
+        else:
+            # no such subcommand
+            return error(AoeError.BAD_ARGUMENT)
+        header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.QUERY_CONFIG, tag)
+        return header + self.config_argument(target, ccmd)
+
+    def config_argument(self, target: TargetState, ccmd: int) -> bytes:
         current = target.config_string
-        body = CONFIG_ARG.pack(self.buffer_count, FIRMWARE_VERSION, self.max_sectors, AOE_VERSION << VERSION_SHIFT | ccmd, len(current))
-        return response_header(src, self.mac, code, target.shelf, target.slot, AoeCommand.QUERY_CONFIG, tag) + body + current
+        vercmd = AOE_VERSION << VERSION_SHIFT | ccmd
+        return CONFIG_ARG.pack(self.buffer_count, FIRMWARE_VERSION, self.max_sectors, vercmd, len(current)) + current
 
     def process_mac_mask_list(self, target, frame, src, tag, error) -> bytes:
         n = len(frame)
@@ -290,36 +318,38 @@ class AoeTarget:
         if n < MASK_HEADER_BYTES:
             return error(AoeError.BAD_ARGUMENT)
         mcmd, _merror, dcount = MASK_ARG.unpack_from(frame, HEADER_BYTES)
-        merror = MaskError.NONE
-        if mcmd == MaskCommand.EDIT:
-            # AoEr11 §3.3: every directive the count announces must be in the frame
-            if MASK_HEADER_BYTES + dcount * MASK_DIRECTIVE_BYTES > n:
-                return error(AoeError.BAD_ARGUMENT)
-            for i in range(dcount):
-                dcmd, mac = MASK_DIRECTIVE.unpack_from(frame, MASK_HEADER_BYTES + i * MASK_DIRECTIVE_BYTES)
-                if dcmd == MaskDirective.NONE:
-                    continue
-                if dcmd == MaskDirective.DELETE:
-                    if mac in target.mask_list:
-                        target.mask_list.remove(mac)
-                    continue
-                if dcmd == MaskDirective.ADD:
-                    if mac in target.mask_list:
-                        continue
-                    if len(target.mask_list) < MASK_LIST_MAX:
-                        target.mask_list.append(mac)
-                        continue
-                    merror = MaskError.LIST_FULL
-                else:
-                    merror = MaskError.BAD_DIRECTIVE
-                # AoEr11 §3.3: stop at the failing directive; its index is the response's count
-                header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.MAC_MASK_LIST, tag)
-                return header + MASK_ARG.pack(mcmd, merror, i)
-        elif mcmd != MaskCommand.READ:
+        # AoEr11 §3.3: every directive the count announces must be in the frame
+        if MASK_HEADER_BYTES + dcount * MASK_DIRECTIVE_BYTES > n:
             return error(AoeError.BAD_ARGUMENT)
         header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.MAC_MASK_LIST, tag)
+        if mcmd == MaskCommand.EDIT:
+            edited = list(target.mask_list)
+            for i in range(dcount):
+                at = MASK_HEADER_BYTES + i * MASK_DIRECTIVE_BYTES
+                dcmd, mac = MASK_DIRECTIVE.unpack_from(frame, at)
+                if dcmd == MaskDirective.NONE:
+                    continue
+                if dcmd == MaskDirective.ADD:
+                    if mac in edited:
+                        continue  # already listed: adding again changes nothing
+                    if len(edited) < MASK_LIST_CAPACITY:
+                        edited.append(mac)
+                        continue
+                    merror = MaskError.LIST_FULL
+                elif dcmd == MaskDirective.DELETE:
+                    if mac in edited:
+                        edited.remove(mac)
+                    continue
+                else:
+                    merror = MaskError.BAD_DIRECTIVE
+                # an edit applies completely or not at all; the directives before the failing one are echoed
+                return header + MASK_ARG.pack(mcmd, merror, i) + frame[MASK_HEADER_BYTES:at]
+            target.mask_list = edited
+        elif mcmd != MaskCommand.READ:
+            # no such subcommand
+            return error(AoeError.BAD_ARGUMENT)
         directives = b"".join(MASK_DIRECTIVE.pack(MaskDirective.NONE, mac) for mac in target.mask_list)
-        return header + MASK_ARG.pack(mcmd, merror, len(target.mask_list)) + directives
+        return header + MASK_ARG.pack(mcmd, MaskError.NONE, len(target.mask_list)) + directives
 
     def process_reserve_release(self, target, frame, src, tag, error) -> bytes:
         n = len(frame)
@@ -327,17 +357,21 @@ class AoeTarget:
         if n < RESERVE_HEADER_BYTES:
             return error(AoeError.BAD_ARGUMENT)
         rcmd, nmacs = RESERVE_ARG.unpack_from(frame, HEADER_BYTES)
-        if rcmd == ReserveCommand.SET:
-            # AoEr11 §3.4: only a member of the current reservation may change it
+        # AoEr11 §3.4: every MAC the count announces must be in the frame
+        if RESERVE_HEADER_BYTES + nmacs * MAC_BYTES > n:
+            return error(AoeError.BAD_ARGUMENT)
+        macs = [bytes(frame[RESERVE_HEADER_BYTES + i * MAC_BYTES : RESERVE_HEADER_BYTES + (i + 1) * MAC_BYTES]) for i in range(nmacs)]
+        if rcmd == ReserveCommand.READ:
+            pass
+        elif rcmd == ReserveCommand.SET:
+            # AoEr11 §3.4: only a holder may change a reservation
             if target.reservations and src not in target.reservations:
                 return error(AoeError.TARGET_RESERVED)
-        if rcmd in (ReserveCommand.SET, ReserveCommand.FORCE_SET):
-            # AoEr11 §3.4: every MAC the count announces must be in the frame
-            if RESERVE_HEADER_BYTES + nmacs * MAC_BYTES > n:
-                return error(AoeError.BAD_ARGUMENT)
-            start = RESERVE_HEADER_BYTES
-            target.reservations = [bytes(frame[start + i * MAC_BYTES : start + (i + 1) * MAC_BYTES]) for i in range(nmacs)]
-        elif rcmd != ReserveCommand.READ:
+            target.reservations = macs
+        elif rcmd == ReserveCommand.FORCE_SET:
+            target.reservations = macs
+        else:
+            # no such subcommand
             return error(AoeError.BAD_ARGUMENT)
         header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.RESERVE_RELEASE, tag)
         return header + RESERVE_ARG.pack(rcmd, len(target.reservations)) + b"".join(target.reservations)

@@ -2,17 +2,12 @@
 serving, many requests outstanding, and `kill -9` during a write stream."""
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 
-import pytest
 
-from impl.server.initiator import ata_body, parse_response, request_frame, client_mac
+from impl.server.initiator import ata_body, request_frame, client_mac
 from spec.aoe.constants import AoeCommand
-from tests.server.conftest import IMAGE_SECTORS, ROOT, SERVER_MAC, image_bytes, run_cli
+from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, run_cli
 
 BASE = image_bytes(IMAGE_SECTORS)
 

@@ -104,7 +104,6 @@ def test_identify_reports_capacity(target):
     words = [int.from_bytes(r.data[i : i + 2], "little") for i in range(0, 512, 2)]
     assert words[60] | words[61] << 16 == IMAGE_SECTORS
     assert words[100] == IMAGE_SECTORS and words[83] & 0x2400 == 0x2400  # LBA48 and FLUSH CACHE EXT
-    assert ask(target, AoeCommand.ATA, ata_body(0xEC, 0, 2))[0].error == AoeError.BAD_ARGUMENT
 
 
 def test_check_power_mode_and_flushes(target):
@@ -188,8 +187,10 @@ def test_mac_mask_list_admits_only_listed_clients(target):
     assert ask(target, AoeCommand.QUERY_CONFIG, bytes(8), src=B) == []
     assert len(ask(target, AoeCommand.QUERY_CONFIG, bytes(8), src=A)) == 1
     (r,) = ask(target, AoeCommand.MAC_MASK_LIST, mask_request(MaskCommand.EDIT, [(MaskDirective.ADD, B), (9, A), (MaskDirective.DELETE, A)]))
-    assert (r.fields[1], r.fields[2]) == (MaskError.BAD_DIRECTIVE, 1)  # stopped at the second directive
+    assert (r.fields[1], r.fields[2]) == (MaskError.BAD_DIRECTIVE, 1)  # names the second directive
     (r,) = ask(target, AoeCommand.MAC_MASK_LIST, mask_request(MaskCommand.READ))
+    assert r.data == b"\x00\x00" + A  # an edit that fails changes nothing
+    (r,) = ask(target, AoeCommand.MAC_MASK_LIST, mask_request(MaskCommand.EDIT, [(MaskDirective.ADD, B)]))
     assert r.data == b"\x00\x00" + A + b"\x00\x00" + B
     assert ask(target, AoeCommand.MAC_MASK_LIST, mask_request(5))[0].error == AoeError.BAD_ARGUMENT
     assert ask(target, AoeCommand.MAC_MASK_LIST, bytes([0, 1, 0, 3]))[0].error == AoeError.BAD_ARGUMENT
@@ -222,6 +223,12 @@ def test_duplicates_and_counters(target):
     assert (c.requests, c.duplicates, c.read_bytes, c.written_bytes) == (3, 1, 1024, 512)
 
 
-def test_response_echoes_the_ata_argument(target):
-    r = ata(target, READ_EXT, 0x123456, 0)
-    assert r.fields[4] == (0x123456).to_bytes(6, "little") and ATA_ARG.size == 12
+def test_response_echoes_the_ata_registers(target):
+    r = ata(target, READ_EXT, 0x12, 2)
+    assert r.fields[:3] == (0x40, 0, 2) and r.fields[4] == (0x12).to_bytes(6, "little") and ATA_ARG.size == 12
+
+
+@pytest.mark.parametrize("body", [ata_body(READ_EXT, 0, 0), ata_body(READ_EXT, 0, 1, write=True), ata_body(WRITE_EXT, 0, 1, b"x" * 512)])
+def test_zero_count_and_a_wrong_write_flag_are_bad_arguments(target, body):
+    (r,) = ask(target, AoeCommand.ATA, body)
+    assert r.error == AoeError.BAD_ARGUMENT
