@@ -46,7 +46,10 @@ class VethNamespace:
         return process
 
     def start_vblade(self, image: str, log_path: str, shelf: int = 0, slot: int = 0) -> subprocess.Popen:
-        process = self.start(["vblade", str(shelf), str(slot), self.far_interface, image], log_path)
+        return self.start_vblade_with([], image, log_path, shelf, slot)
+
+    def start_vblade_with(self, options: list[str], image: str, log_path: str, shelf: int = 0, slot: int = 0) -> subprocess.Popen:
+        process = self.start(["vblade", *options, str(shelf), str(slot), self.far_interface, image], log_path)
         time.sleep(0.3)  # vblade opens its socket at once; it has no readiness signal
         return process
 

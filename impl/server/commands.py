@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     serve_parser.add_argument("--interface", metavar="NAME", help="network interface for the raw transport")
     serve_parser.add_argument("--mtu", type=int, help="MTU of the UDP transport's virtual Ethernet (default 1500; jumbo 9000)")
     serve_parser.add_argument("--mac", help="the server's MAC address on the UDP transport")
+    serve_parser.add_argument("--buffer-count", type=int, help="requests per client the server advertises it queues (default 16)")
     serve_parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: every event, -vv: debugging")
     serve_parser.set_defaults(run=run_serve)
     for name, helptext, extra in (
@@ -86,6 +87,10 @@ def apply_overrides(config: ServerConfig, args) -> None:
         config.interface = args.interface
     if args.mtu:
         config.mtu = args.mtu
+    if args.buffer_count:
+        if not 2 <= args.buffer_count <= 65535:
+            raise ConfigError(f"--buffer-count: must be between 2 and 65535, got {args.buffer_count}")
+        config.buffer_count = args.buffer_count
     if args.mac:
         try:
             config.mac = parse_mac(args.mac)

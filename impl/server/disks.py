@@ -59,24 +59,34 @@ class ClientCounters:
 class ClientDisk:
     """One client's view of one image: reads fall through the overlay to the base image."""
 
-    def __init__(self, client: bytes, image: Image, base_fd: int, overlay: Overlay | None):
+    def __init__(self, client: bytes, image: Image, base_fd: int, overlay_path: str | None):
         self.client = client
         self.image = image
         self.sectors = image.sectors
         self.base_fd = base_fd
-        self.overlay = overlay  # None: read-only
-        self.read_only = overlay is None
+        self.overlay_path = overlay_path  # None: read-only
+        self.read_only = overlay_path is None
+        self.overlay: Overlay | None = None
+        if overlay_path is not None and os.path.exists(overlay_path):
+            self.ensure_overlay()
 
-    def read(self, lba: int, count: int) -> bytearray:
-        out = bytearray(count * SECTOR_BYTES)
+    def ensure_overlay(self) -> Overlay:
+        """The overlay, created on the client's first write: a client that only reads costs no file."""
         if self.overlay is None:
-            out[:] = os.pread(self.base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
-        else:
-            self.overlay.read_into(lba, count, out, self.base_fd)
-        return out
+            os.makedirs(os.path.dirname(self.overlay_path), exist_ok=True)
+            self.overlay = Overlay(self.overlay_path, self.image.identity, self.image.sectors)
+        return self.overlay
+
+    def read(self, lba: int, count: int) -> bytes:
+        overlay = self.overlay
+        if overlay is None or not overlay.covers_any(lba, count):
+            return os.pread(self.base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
+        out = bytearray(count * SECTOR_BYTES)
+        overlay.read_into(lba, count, out, self.base_fd)
+        return bytes(out)
 
     def write(self, lba: int, data: bytes) -> None:
-        self.overlay.write(lba, data)
+        (self.overlay or self.ensure_overlay()).write(lba, data)
 
     def flush(self) -> None:
         if self.overlay is not None:
@@ -125,12 +135,8 @@ class DiskRegistry:
             base_fd = self.base_fds.get(image.path)
             if base_fd is None:
                 base_fd = self.base_fds[image.path] = os.open(image.path, os.O_RDONLY)
-            overlay = None
-            if not read_only:
-                path = overlay_path(self.state, client, image.name)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                overlay = disk.overlay if disk and disk.overlay else Overlay(path, image.identity, image.sectors)
-            disk = self.disks[key] = ClientDisk(client, image, base_fd, overlay)
+            path = None if read_only else overlay_path(self.state, client, image.name)
+            disk = self.disks[key] = ClientDisk(client, image, base_fd, path)
             return disk
 
     def close(self) -> None:

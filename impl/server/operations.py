@@ -92,10 +92,11 @@ class Operations:
         client = self._mac(mac)
         name = self._image_of(client, image)
         disk = self.disks.open(client, self.catalogue.get(name), read_only=False)
+        overlay = disk.ensure_overlay()
         # commits start from the server's one loop, as resets do: none can begin between check and reset
-        if disk.overlay.lock.locked():
+        if overlay.lock.locked():
             raise OperationError(f"a commit of client {mac} is in progress; reset it afterwards")
-        disk.overlay.reset()
+        overlay.reset()
         return disk.describe()
 
     def commit(self, mac: str, new_name: str, image: str | None = None) -> dict:
@@ -111,13 +112,14 @@ class Operations:
         directory = self.catalogue.image_directory()
         path = os.path.join(directory, new_name + ".img")
         partial = path + ".partial"
-        with disk.overlay.lock:
-            index = disk.overlay.snapshot()  # the log is append-only: these offsets stay valid
+        overlay = disk.ensure_overlay()
+        with overlay.lock:
+            index = overlay.snapshot()  # the log is append-only: these offsets stay valid
             shutil.copyfile(base.path, partial)
             fd = os.open(partial, os.O_WRONLY)
             try:
                 for lba, count, offset in runs(index):
-                    os.pwrite(fd, os.pread(disk.overlay.fd, count * SECTOR_BYTES, offset), lba * SECTOR_BYTES)
+                    os.pwrite(fd, os.pread(overlay.fd, count * SECTOR_BYTES, offset), lba * SECTOR_BYTES)
                 os.fsync(fd)
             finally:
                 os.close(fd)

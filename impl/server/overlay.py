@@ -142,6 +142,13 @@ class Overlay:
                 chunk = os.pread(self.fd, (i - start) * SECTOR_BYTES, offset)
             out[start * SECTOR_BYTES : start * SECTOR_BYTES + len(chunk)] = chunk
 
+    def covers_any(self, lba: int, count: int) -> bool:
+        """Whether any of the sectors lba..lba+count-1 has been written."""
+        index = self.index
+        if not index:
+            return False
+        return any(lba + i in index for i in range(count))
+
     def sectors_written(self) -> int:
         return len(self.index)
 

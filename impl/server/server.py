@@ -11,6 +11,7 @@ import logging
 import os
 import selectors
 import signal
+import time
 
 from .catalogue import Catalogue, CatalogueError
 from .config import ConfigError, ServerConfig
@@ -23,6 +24,7 @@ from .target import AoeTarget
 from .transport import RawTransport, UdpTransport
 
 log = logging.getLogger("storvisor.server")
+BUSY_POLL_SECONDS = 0.0002  # keep polling this long after the last frame before sleeping in select
 
 
 def open_catalogue(config: ServerConfig) -> Catalogue:
@@ -73,14 +75,11 @@ class Server:
         selector.register(self.control, selectors.EVENT_READ, "control")
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
-        process_frame, send = self.target.process_frame, self.transport.send
         self.running = True
         while self.running:
             for key, _ in selector.select(timeout=0.5):
                 if key.data == "frames":
-                    for frame, peer in self.transport.receive_batch():
-                        for response in process_frame(frame):
-                            send(response, peer)
+                    self.serve_frames()
                 elif key.data == "control":
                     connection = self.control.accept()
                     if connection is not None:
@@ -89,6 +88,29 @@ class Server:
                     if not self.control.readable(key.fileobj):
                         selector.unregister(key.fileobj)
         selector.close()
+
+    def serve_frames(self) -> None:
+        """Answer frames until none has arrived for BUSY_POLL_SECONDS.
+
+        Polling a little before sleeping again keeps the loop awake through a
+        stream of requests, so an initiator's send does not have to wake it
+        (a wake-up across CPUs costs more than answering a request)."""
+        process_frame, send, receive = self.target.process_frame, self.transport.send, self.transport.receive_batch
+        idle_since = None
+        while True:
+            batch = receive()
+            if batch:
+                idle_since = None
+                for frame, peer in batch:
+                    for response in process_frame(frame):
+                        send(response, peer)
+                continue
+            now = time.perf_counter()
+            if idle_since is None:
+                idle_since = now
+            elif now - idle_since > BUSY_POLL_SECONDS:
+                return
+            os.sched_yield()  # an initiator sharing this CPU gets to send its next request
 
     def stop(self) -> None:
         self.running = False

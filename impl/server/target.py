@@ -8,6 +8,8 @@ Every difference from vblade is listed in this folder's README.
 """
 
 import logging
+import struct
+import time
 
 from spec.aoe.constants import (
     AOE_VERSION,
@@ -75,6 +77,9 @@ log = logging.getLogger("storvisor.server")
 STATUS_DRDY, STATUS_ERR = AtaStatus.DRDY.value, AtaStatus.ERR.value
 ERROR_ABRT, ERROR_IDNF = AtaErrorBit.ABRT.value, AtaErrorBit.IDNF.value
 READ_WRITE_COMMANDS = READ_COMMANDS | WRITE_COMMANDS
+WRITE_FLAG = AtaFlag.WRITE.value
+RESPONSE_FLAG = HeaderFlag.RESPONSE.value
+FAST_PATH_MARK = ETHERTYPE_AOE.to_bytes(2, "big") + bytes([AOE_VERSION << 4])  # AoE, version 1, no flags
 FIRMWARE_VERSION = 0x0001  # what Query Config reports (as spec.aoe.target.TargetConfig's default)
 FIRMWARE_TEXT = "1"  # IDENTIFY DEVICE words 23-26
 
@@ -117,6 +122,8 @@ class AoeTarget:
         for t in sorted(self.targets, key=lambda t: t.config.clients is None):  # explicit lists before "*"
             self.by_address.setdefault((t.shelf, t.slot), []).append(t)
         self.routes: dict[tuple[bytes, int, int], list[TargetState]] = {}
+        # (client MAC + shelf + slot as on the wire) -> what plain transfers on that route need
+        self.fast_routes: dict[bytes, tuple] = {}
         self.dropped = 0
 
     def targets_for(self, client: bytes, major: int, minor: int) -> list[TargetState]:
@@ -136,6 +143,48 @@ class AoeTarget:
         return route
 
     def process_frame(self, frame: bytes) -> list[bytes]:
+        """The responses to one frame: the fast path when it applies, else the full checks below."""
+        if frame[12:15] == FAST_PATH_MARK and frame[19] == AoeCommand.ATA and frame[:6] == self.mac:
+            route = self.fast_routes.get(frame[6:12] + frame[16:19])
+            if route is not None:
+                response = self.process_plain_transfer(frame, *route)
+                if response is not None:
+                    return [response]
+        return self.process_frame_checked(frame)
+
+    def process_plain_transfer(self, frame, target: "TargetState", disk: ClientDisk, counters: ClientCounters, prefix: bytes) -> bytes | None:
+        """A plain, in-range READ/WRITE SECTORS (EXT) on an established route: the same answer the
+        checked path gives, with its checks in its order; None hands anything else to the checked path."""
+        if target.mask_list or target.reservations or len(frame) < ATA_HEADER_BYTES:
+            return None
+        aflags, _feature, count, cmd, lba_bytes = ATA_ARG.unpack_from(frame, HEADER_BYTES)
+        if cmd not in READ_WRITE_COMMANDS or not 0 < count <= self.max_sectors:
+            return None
+        writing = cmd in WRITE_COMMANDS
+        if bool(aflags & WRITE_FLAG) != writing:
+            return None
+        lba = int.from_bytes(lba_bytes, "little") & (LBA48_MASK if cmd in LBA48_COMMANDS else LBA28_MASK)
+        if lba + count > disk.sectors:
+            return None
+        length = count * SECTOR_BYTES
+        try:
+            if writing:
+                if len(frame) - ATA_HEADER_BYTES < length or disk.read_only:
+                    return None
+                disk.write(lba, frame[ATA_HEADER_BYTES : ATA_HEADER_BYTES + length])
+                counters.written_bytes += length
+                data = b""
+            else:
+                data = disk.read(lba, count)
+                counters.read_bytes += length
+        except OSError:
+            return None  # the checked path reports it
+        counters.requests += 1
+        counters.last_activity = time.time()
+        counters.saw_tag(int.from_bytes(frame[20:24], "big"))
+        return prefix + frame[20:24] + ATA_ARG.pack(aflags, 0, count, STATUS_DRDY, lba_bytes) + data
+
+    def process_frame_checked(self, frame: bytes) -> list[bytes]:
         n = len(frame)
         # AoEr11 §2: a frame too short for the AoE header cannot be answered
         if n < HEADER_BYTES:
@@ -152,7 +201,7 @@ class AoeTarget:
             return []
         first, _error, major, minor, command, tag = AOE_HEADER.unpack_from(frame, 14)
         # AoEr11 §2: a response (R set) is never answered
-        if first & HeaderFlag.RESPONSE:
+        if first & RESPONSE_FLAG:
             self.dropped += 1
             return []
         # a client not assigned to an addressed target gets nothing
@@ -263,6 +312,8 @@ class AoeTarget:
         if status & STATUS_ERR:
             counters.errors += 1
         header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.ATA, tag)
+        if status == STATUS_DRDY and frame[0:6] == self.mac and (target.shelf, target.slot) == struct.unpack_from("!HB", frame, 16):
+            self.fast_routes[frame[6:12] + frame[16:19]] = (target, disk, counters, header[:-4])
         return header + ATA_ARG.pack(aflags, ata_error, count_out, status, lba_bytes) + data
 
     def identify(self, disk: ClientDisk) -> bytes:

@@ -16,6 +16,8 @@ from .frames import MINIMUM_FRAME_BYTES
 
 RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
 MAX_FRAME_BYTES = 65536
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23  # Linux ≥ 4.20: our own transmissions are not handed back to us
 BATCH_FRAMES = 64  # frames taken from the socket per wake-up before looking at the control socket
 
 
@@ -81,11 +83,13 @@ class RawTransport:
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
             self.sock.bind((interface, ETHERTYPE_AOE))
+            self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         except OSError as e:
             self.sock.close()
             raise TransportError(f"cannot bind to interface {interface}: {e.strerror}") from None
         self.sock.setblocking(False)
         self.interface = interface
+        self.buffer = bytearray(MAX_FRAME_BYTES)
         self.mac = self.sock.getsockname()[4]
         self.mtu = interface_mtu(interface)
         self.address = interface
@@ -95,12 +99,11 @@ class RawTransport:
 
     def receive_batch(self) -> list[tuple[bytes, object]]:
         frames = []
-        recv = self.sock.recvfrom
+        recv_into, buffer = self.sock.recv_into, self.buffer
         try:
             for _ in range(BATCH_FRAMES):
-                frame, address = recv(MAX_FRAME_BYTES)
-                if address[2] != socket.PACKET_OUTGOING:  # our own transmissions echo back on the socket
-                    frames.append((frame, None))
+                n = recv_into(buffer)
+                frames.append((bytes(buffer[:n]), None))
         except BlockingIOError:
             pass
         return frames
