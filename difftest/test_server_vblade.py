@@ -26,9 +26,9 @@ ANSWER_SECONDS = 0.1  # veth answers within a millisecond; silence is the answer
 class Peer:
     """One target (ours or vblade) on its own veth pair, and a raw link to it."""
 
-    def __init__(self, tmp_path, kind: str, image: bytes):
+    def __init__(self, tmp_path, kind: str, image: bytes, mtu: int = 1500):
         self.kind = kind
-        self.net = VethNamespace()
+        self.net = VethNamespace(mtu)
         self.image = str(tmp_path / f"{kind}.img")
         with open(self.image, "wb") as f:
             f.write(image)
@@ -60,12 +60,13 @@ class Peer:
 
 
 @pytest.fixture
-def peers(tmp_path):
+def peers(tmp_path, request):
     image = random.Random(7).randbytes(SECTORS * SECTOR_BYTES)
+    mtu = getattr(request, "param", 1500)
     started = []
     try:
         for kind in ("ours", "vblade"):
-            started.append(Peer(tmp_path, kind, image))
+            started.append(Peer(tmp_path, kind, image, mtu))
         yield started
     finally:
         for peer in started:
@@ -184,3 +185,17 @@ def test_documented_differences(peers):
     # Query Config's firmware version: each reports its own
     mine, theirs = ask_both(peers, bytes(8), command=AoeCommand.QUERY_CONFIG, tag=10)
     assert mine.fields[1] == 1 and theirs.fields[1] == 0x4000 + 25
+
+
+@pytest.mark.parametrize("peers", [9000], indirect=True)
+def test_jumbo_frames_carry_17_sectors_on_both(peers):
+    """AoEr11 §3.1: (9000 − 36) // 512 = 17 sectors per frame, advertised and served by both."""
+    mine, theirs = ask_both(peers, bytes(8), command=AoeCommand.QUERY_CONFIG, tag=1)
+    assert mine.fields[2] == theirs.fields[2] == 17
+    data = bytes(range(256)) * 34
+    mine, theirs = ask_both(peers, ata_body(0x34, 10, 17, data, write=True), tag=2)
+    assert mine.fields[3] == theirs.fields[3] == 0x40
+    mine, theirs = ask_both(peers, ata_body(0x24, 10, 17), tag=3)
+    assert mine.data[: 17 * SECTOR_BYTES] == theirs.data[: 17 * SECTOR_BYTES] == data
+    mine, theirs = ask_both(peers, ata_body(0x24, 10, 18), tag=4)
+    assert mine.error == AoeError.BAD_ARGUMENT and theirs.error == AoeError.BAD_ARGUMENT

@@ -3,6 +3,7 @@ serving, many requests outstanding, and `kill -9` during a write stream."""
 
 import json
 import signal
+import socket
 
 
 from impl.server.initiator import ata_body, request_frame, client_mac
@@ -117,3 +118,29 @@ def test_kill_9_during_a_write_stream_loses_no_acknowledged_write(server_process
         allowed = {BASE[lba * 512 : (lba + 1) * 512]} if lba not in acknowledged else {acknowledged[lba].to_bytes(2, "big") * 256}
         allowed |= {i.to_bytes(2, "big") * 256 for i in in_flight.get(lba, ())}
         assert sector in allowed, f"sector {lba} holds neither its acknowledged write nor a write in flight"
+
+
+def test_malformed_frames_neither_crash_nor_stall_other_clients(server_process):
+    """A stream of garbage from one sender is dropped or answered with errors while a good client is served."""
+    import random
+
+    server = server_process()
+    good = server.initiator(1)
+    noise = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rng = random.Random(5)
+    header = SERVER_MAC + client_mac(9) + b"\x88\xa2"
+    for round_ in range(20):
+        for _ in range(50):
+            kind = rng.randrange(4)
+            if kind == 0:
+                junk = rng.randbytes(rng.randrange(0, 80))
+            elif kind == 1:
+                junk = header + rng.randbytes(rng.randrange(0, 60))
+            elif kind == 2:
+                junk = header + bytes([rng.choice([0x10, 0x20, 0x18])]) + rng.randbytes(9) + rng.randbytes(rng.randrange(0, 1200))
+            else:
+                junk = header + rng.randbytes(9000)
+            noise.sendto(junk, ("127.0.0.1", server.port))
+        assert good.read(round_, 1) == BASE[round_ * 512 : (round_ + 1) * 512]
+    noise.close()
+    assert server.process.poll() is None
