@@ -10,6 +10,7 @@ APT_PACKAGES=(
   gcc binutils nasm make          # the VMM and the probe guest
   syslinux syslinux-common mtools # bootable FAT disk images without root
   busybox-static cpio xz-utils    # the guest's initramfs
+  kmod zstd                       # the Debian kernel's modules.dep (depmod), compressed modules
   vblade aoetools                 # the reference AoE target and tools
   iproute2                        # network namespaces and veth pairs
   python3 python3-venv
@@ -40,3 +41,11 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; t
   .venv/bin/python -m pip install -q -e '.[dev]' || fail "pip could not install the dependencies of pyproject.toml"
   echo "$want" > "$stamp"
 fi
+
+# The test guest's unmodified Debian kernel: downloaded and unpacked under build/, never installed.
+if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+  [[ $(id -u) -eq 0 ]] || fail "apt knows no linux-image-amd64; run apt-get update as root"
+  apt-get update -q || fail "apt-get update failed; is the Debian mirror reachable?"
+fi
+.venv/bin/python -m impl.testbed.debian_kernel >/dev/null \
+  || fail "cannot fetch the Debian kernel for the test guest (the reason is above)"
