@@ -51,12 +51,13 @@ def register(subparsers) -> None:
         ("client", "show one client", ("mac",)),
         ("reset", "reset a client to its base image (drops its overlay)", ("mac",)),
         ("commit", "write a client's overlay over its base as a new image", ("mac", "name")),
+        ("compact", "rewrite a client's overlay log without overwritten data", ("mac",)),
     ):
         p = subparsers.add_parser(name, help=helptext)
         add_source_arguments(p)
         for argument in extra:
             p.add_argument(argument, help={"mac": "the client's MAC address", "name": "the new image's name"}[argument])
-        if name in ("reset", "commit"):
+        if name in ("reset", "commit", "compact"):
             p.add_argument("--overlay-image", dest="overlay_image", metavar="NAME", help="which of the client's images, when it has several")
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(run=run_operator, op=name)

@@ -26,6 +26,7 @@ OPERATIONS = {
     "client": lambda ops, a: ops.client(a["mac"]),
     "reset": lambda ops, a: ops.reset(a["mac"], a.get("image")),
     "commit": lambda ops, a: ops.commit(a["mac"], a["name"], a.get("image")),
+    "compact": lambda ops, a: ops.compact(a["mac"], a.get("image")),
 }
 THREADED = {"commit"}
 

@@ -13,9 +13,8 @@ from spec.aoe.constants import SECTOR_BYTES
 from .catalogue import Catalogue, image_name
 from .disks import OVERLAY_DIRECTORY, OVERLAY_SUFFIX, DiskRegistry
 from .frames import format_mac, parse_mac
-from .overlay import fsync_directory
+from .overlay import fsync_directory, log_runs
 
-COPY_RUN_SECTORS = 2048  # sectors copied per pread/pwrite while committing
 
 
 class OperationError(Exception):
@@ -99,6 +98,15 @@ class Operations:
         overlay.reset()
         return disk.describe()
 
+    def compact(self, mac: str, image: str | None = None) -> dict:
+        """Rewrite the client's overlay log without overwritten data (the client waits meanwhile)."""
+        client = self._mac(mac)
+        name = self._image_of(client, image)
+        disk = self.disks.open(client, self.catalogue.get(name), read_only=False)
+        before = disk.ensure_overlay().log_bytes()
+        disk.overlay.compact()
+        return {**disk.describe(), "overlay_file_bytes_before": before}
+
     def commit(self, mac: str, new_name: str, image: str | None = None) -> dict:
         """Write base image + the client's overlay as a new read-only base image `new_name`."""
         client = self._mac(mac)
@@ -118,7 +126,7 @@ class Operations:
             shutil.copyfile(base.path, partial)
             fd = os.open(partial, os.O_WRONLY)
             try:
-                for lba, count, offset in runs(index):
+                for lba, count, offset in log_runs(index):
                     os.pwrite(fd, os.pread(overlay.fd, count * SECTOR_BYTES, offset), lba * SECTOR_BYTES)
                 os.fsync(fd)
             finally:
@@ -128,22 +136,3 @@ class Operations:
         fsync_directory(directory)
         self.catalogue.reload()
         return {"image": new_name, "path": path, "from": name, "client": format_mac(client), "overlay_sectors": len(index)}
-
-
-def runs(index: dict[int, int]):
-    """(lba, count, log offset) for each run of sectors consecutive both on the disk and in the log."""
-    items = sorted(index.items())
-    i = 0
-    while i < len(items):
-        lba, offset = items[i]
-        count = 1
-        while (
-            i + count < len(items)
-            and count < COPY_RUN_SECTORS
-            and items[i + count] == (lba + count, offset + count * SECTOR_BYTES)
-        ):
-            count += 1
-        yield lba, count, offset
-        i += count
-
-

@@ -29,6 +29,8 @@ FILE_HEADER_BYTES = 128
 RECORD_MAGIC = 0x52564F53  # "SOVR" little-endian: marks the start of a record
 RECORD = struct.Struct("<IQII4x")  # magic, lba, count, crc32(lba, count, data)
 RECORD_FIELDS = struct.Struct("<QI")
+COMPACT_THRESHOLD_BYTES = 16 << 20  # compact at open once this much of the log, and more than is live, is dead
+MAX_COPY_RUN_SECTORS = 2048  # sectors per record when compacting
 MAX_RECORD_SECTORS = 65536  # ATA/ATAPI-7: no command moves more sectors (LBA48 count 0)
 
 
@@ -51,6 +53,8 @@ class Overlay:
         self.lock = threading.Lock()  # serialises reset/compaction against a commit reading the log
         self.fd = self._open()
         self.end = self._recover()
+        if self.garbage_bytes() > max(COMPACT_THRESHOLD_BYTES, self.live_bytes()):
+            self.compact()
 
     def _open(self) -> int:
         new = not os.path.exists(self.path)
@@ -155,6 +159,40 @@ class Overlay:
     def log_bytes(self) -> int:
         return self.end
 
+    def live_bytes(self) -> int:
+        return len(self.index) * SECTOR_BYTES
+
+    def garbage_bytes(self) -> int:
+        """Log bytes that no read will ever return: overwritten sectors and record headers."""
+        return self.end - FILE_HEADER_BYTES - self.live_bytes()
+
+    def compact(self) -> None:
+        """Rewrite the log with only the latest data of each sector, one record per run.
+
+        The new log is written beside the old one, made durable, and renamed over
+        it (then the directory is synced): a crash at any point leaves either the
+        old log or the new one, both complete. Clients wait while it copies."""
+        with self.lock:
+            partial = self.path + ".compact"
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                self._write_header(fd)
+                end, index = FILE_HEADER_BYTES, {}
+                for lba, count, offset in log_runs(self.index):
+                    data = os.pread(self.fd, count * SECTOR_BYTES, offset)
+                    os.pwrite(fd, RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data)) + data, end)
+                    for i in range(count):
+                        index[lba + i] = end + RECORD.size + i * SECTOR_BYTES
+                    end += RECORD.size + len(data)
+                os.fdatasync(fd)
+                os.rename(partial, self.path)
+                fsync_directory(os.path.dirname(self.path))
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(self.fd)
+            self.fd, self.index, self.end = fd, index, end
+
     def reset(self) -> None:
         """Forget every write: the client sees its base image again. Durable when it returns."""
         with self.lock:
@@ -169,6 +207,19 @@ class Overlay:
     def close(self) -> None:
         os.fdatasync(self.fd)
         os.close(self.fd)
+
+
+def log_runs(index: dict[int, int], limit: int = MAX_COPY_RUN_SECTORS):
+    """(lba, count, log offset) for each run of sectors consecutive both on the disk and in the log."""
+    items = sorted(index.items())
+    i = 0
+    while i < len(items):
+        lba, offset = items[i]
+        count = 1
+        while i + count < len(items) and count < limit and items[i + count] == (lba + count, offset + count * SECTOR_BYTES):
+            count += 1
+        yield lba, count, offset
+        i += count
 
 
 def fsync_directory(path: str) -> None:

@@ -103,3 +103,35 @@ def test_garbage_after_the_last_record_is_cut(tmp_path):
     reopened = Overlay(path, "id", SECTORS)
     assert reopened.end == end == FILE_HEADER_BYTES + RECORD.size + 512
     assert os.path.getsize(path) == end
+
+
+def test_compaction_keeps_every_sector_and_drops_overwritten_data(tmp_path):
+    fd = base_file(tmp_path)
+    path = str(tmp_path / "o")
+    o = Overlay(path, "id", SECTORS)
+    for round_ in range(5):
+        o.write(2, bytes([round_]) * 512 * 4)
+        o.write(20, bytes([100 + round_]) * 512)
+    disk = read_all(o, fd)
+    before = o.end
+    o.compact()
+    assert read_all(o, fd) == disk and o.end < before and o.garbage_bytes() == 2 * RECORD.size
+    o.write(21, b"n" * 512)
+    o.close()
+    reopened = Overlay(path, "id", SECTORS)
+    assert read_all(reopened, fd)[: 21 * 512] == disk[: 21 * 512] and reopened.sectors_written() == 6
+    assert not os.path.exists(path + ".compact")
+
+
+def test_an_overlay_mostly_garbage_is_compacted_when_opened(tmp_path, monkeypatch):
+    import impl.server.overlay as overlay_module
+
+    monkeypatch.setattr(overlay_module, "COMPACT_THRESHOLD_BYTES", 4096)
+    fd = base_file(tmp_path)
+    o = Overlay(str(tmp_path / "o"), "id", SECTORS)
+    for round_ in range(20):
+        o.write(0, bytes([round_]) * 512)
+    o.close()
+    reopened = Overlay(str(tmp_path / "o"), "id", SECTORS)
+    assert reopened.end == FILE_HEADER_BYTES + RECORD.size + 512
+    assert read_all(reopened, fd)[:512] == bytes([19]) * 512

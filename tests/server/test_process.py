@@ -39,6 +39,13 @@ def test_operator_commands_while_serving(server_process, tmp_path, images):
     assert committed.returncode == 0, committed.stderr
     assert (images / "golden.img").read_bytes() == b"c" * 1024 + BASE[1024:]
     assert "golden" in run_cli("images", "--state", server.state).stdout
+    for _ in range(3):
+        client.write(0, b"d" * 1024)
+    compacted = run_cli("compact", "02:00:00:00:00:01", "--state", server.state, "--json")
+    assert compacted.returncode == 0, compacted.stderr
+    sizes = json.loads(compacted.stdout)
+    assert sizes["overlay_file_bytes"] < sizes["overlay_file_bytes_before"] and sizes["overlay_sectors"] == 2
+    assert client.read(0, 2) == b"d" * 1024
     assert run_cli("reset", "02:00:00:00:00:01", "--state", server.state).returncode == 0
     assert client.read(0, 2) == BASE[:1024]
     unknown = run_cli("reset", "02:00:00:00:00:07", "--state", server.state)
