@@ -11,9 +11,16 @@ same bytes.
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, example, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from difftest.server.requests import CLIENTS, DISK_SECTORS, SERVER_MAC, base_image, requests
+from difftest.server.requests import (
+    CLIENTS,
+    DISK_SECTORS,
+    SERVER_MAC,
+    base_image,
+    requests,
+)
 from impl.server.catalogue import Catalogue
 from impl.server.config import ServerConfig, TargetConfig
 from impl.server.disks import DiskRegistry

@@ -8,13 +8,12 @@ checks that the difference is exactly the one listed in impl/server/README.md.
 
 import os
 import random
-import shutil
 
 import pytest
 
 from difftest.server.netns import VethNamespace
 from impl.server.initiator import RawLink, ata_body, parse_response, request_frame
-from spec.aoe.constants import AoeCommand, AoeError, HeaderFlag, SECTOR_BYTES
+from spec.aoe.constants import SECTOR_BYTES, AoeCommand, AoeError, HeaderFlag
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]
 

@@ -13,7 +13,7 @@ import sys
 import time
 
 from .catalogue import CatalogueError
-from .config import ConfigError, ServerConfig, load, quick_start, parse_listen, _Reader
+from .config import ConfigError, ServerConfig, _Reader, load, parse_listen, quick_start
 from .control import request, run_operation
 from .disks import DiskRegistry
 from .frames import parse_mac

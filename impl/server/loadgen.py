@@ -17,7 +17,13 @@ import select
 import socket
 import time
 
-from spec.aoe.constants import ETHERTYPE_AOE, SECTOR_BYTES, AoeCommand, AtaFlag, sectors_per_frame
+from spec.aoe.constants import (
+    ETHERTYPE_AOE,
+    SECTOR_BYTES,
+    AoeCommand,
+    AtaFlag,
+    sectors_per_frame,
+)
 
 from .frames import AOE_HEADER, ATA_ARG, ATA_HEADER_BYTES, ETHERNET, parse_mac
 from .initiator import RawLink, UdpLink, client_mac

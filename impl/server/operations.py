@@ -16,7 +16,6 @@ from .frames import format_mac, parse_mac
 from .overlay import fsync_directory, log_runs
 
 
-
 class OperationError(Exception):
     """An operator command that cannot be carried out; nothing was changed."""
 

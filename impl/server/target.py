@@ -1,10 +1,11 @@
 """The AoE target: what the server answers to each request frame (AoEr11 §2–§3.4).
 
 `AoeTarget.process_frame` takes one received Ethernet frame and returns the
-response frames (none, one, or one per target a broadcast reaches). The order
-of checks: frame shape, ethertype, destination, response flag, addressed
-targets assigned to this client, MAC mask list, version, command.
-Every difference from vblade is listed in this folder's README.
+response frames (none, one, or one per target a broadcast reaches). The checks
+run in `spec.aoe.target`'s order: frame shape and ethertype, response flag,
+destination, shelf and slot (here: the targets assigned to this client), MAC
+mask list, version, command. Every difference from vblade is listed in this
+folder's README.
 """
 
 import logging
@@ -22,18 +23,30 @@ from spec.aoe.constants import (
     LBA28_MASK,
     LBA48_MASK,
     MASK_LIST_CAPACITY,
-    AtaErrorBit,
-    AtaFlag,
-    AtaStatus,
     SECTOR_BYTES,
     AoeCommand,
     AoeError,
+    AtaErrorBit,
+    AtaFlag,
+    AtaStatus,
     ConfigCommand,
     HeaderFlag,
     MaskCommand,
     MaskDirective,
     MaskError,
     ReserveCommand,
+)
+from spec.aoe.identify import identify_device_data
+from spec.aoe.target import (
+    CHECK_POWER_MODE,
+    FLUSH_CACHE,
+    FLUSH_CACHE_EXT,
+    IDENTIFY_DEVICE,
+    LBA48_COMMANDS,
+    READ_COMMANDS,
+    WRITE_COMMANDS,
+    Port,
+    max_sectors,
 )
 
 from .catalogue import Catalogue, CatalogueError
@@ -58,18 +71,6 @@ from .frames import (
     format_mac,
     response_header,
 )
-from spec.aoe.identify import identify_device_data
-from spec.aoe.target import (
-    Port,
-    CHECK_POWER_MODE,
-    FLUSH_CACHE,
-    FLUSH_CACHE_EXT,
-    IDENTIFY_DEVICE,
-    LBA48_COMMANDS,
-    READ_COMMANDS,
-    WRITE_COMMANDS,
-    max_sectors,
-)
 from .overlay import OverlayError
 
 log = logging.getLogger("storvisor.server")
@@ -80,6 +81,7 @@ READ_WRITE_COMMANDS = READ_COMMANDS | WRITE_COMMANDS
 WRITE_FLAG = AtaFlag.WRITE.value
 RESPONSE_FLAG = HeaderFlag.RESPONSE.value
 FAST_PATH_MARK = ETHERTYPE_AOE.to_bytes(2, "big") + bytes([AOE_VERSION << 4])  # AoE, version 1, no flags
+ROUTE_CACHE_ENTRIES = 65536  # routes remembered per (client, shelf, slot) before the caches start over
 FIRMWARE_VERSION = 0x0001  # what Query Config reports (as spec.aoe.target.TargetConfig's default)
 FIRMWARE_TEXT = "1"  # IDENTIFY DEVICE words 23-26
 
@@ -139,6 +141,8 @@ class AoeTarget:
                     if t.serves(client):
                         route.append(t)
                         break
+            if len(self.routes) >= ROUTE_CACHE_ENTRIES:
+                self.routes.clear()  # bounded: senders of arbitrary addresses cannot grow it forever
             self.routes[key] = route
         return route
 
@@ -195,16 +199,16 @@ class AoeTarget:
         if ethertype != ETHERTYPE_AOE:
             self.dropped += 1
             return []
-        # IEEE 802.3: addressed to this server or to everyone
-        if dst != self.mac and dst != BROADCAST_MAC:
-            self.dropped += 1
-            return []
         first, _error, major, minor, command, tag = AOE_HEADER.unpack_from(frame, 14)
-        # AoEr11 §2: a response (R set) is never answered
+        # AoEr11 §2: a response is never a request; targets ignore responses
         if first & RESPONSE_FLAG:
             self.dropped += 1
             return []
-        # a client not assigned to an addressed target gets nothing
+        # addressed to another station
+        if dst != self.mac and dst != BROADCAST_MAC:
+            self.dropped += 1
+            return []
+        # AoEr11 §2: another shelf or slot, or a client no target at that address is assigned to
         targets = self.targets_for(src, major, minor)
         if not targets:
             self.dropped += 1
@@ -313,6 +317,8 @@ class AoeTarget:
             counters.errors += 1
         header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.ATA, tag)
         if status == STATUS_DRDY and frame[0:6] == self.mac and (target.shelf, target.slot) == struct.unpack_from("!HB", frame, 16):
+            if len(self.fast_routes) >= ROUTE_CACHE_ENTRIES:
+                self.fast_routes.clear()
             self.fast_routes[frame[6:12] + frame[16:19]] = (target, disk, counters, header[:-4])
         return header + ATA_ARG.pack(aflags, ata_error, count_out, status, lba_bytes) + data
 

@@ -1,8 +1,16 @@
 """Hypothesis against the request path: any frame gets a well-formed answer or none, and never crashes;
 many clients writing at once never see each other's data."""
 
-from hypothesis import given, strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, initialize, precondition
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from impl.server.frames import ETHERNET
 from impl.server.initiator import ata_body, parse_response, request_frame
@@ -60,7 +68,8 @@ class ClientsAndTheirDisks(RuleBasedStateMachine):
 
     @initialize(target=lbas, lba=st.integers(0, IMAGE_SECTORS - 2))
     def start(self, lba):
-        import tempfile, pathlib
+        import pathlib
+        import tempfile
 
         self.directory = tempfile.TemporaryDirectory()
         root = pathlib.Path(self.directory.name)

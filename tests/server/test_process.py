@@ -5,8 +5,7 @@ import json
 import signal
 import socket
 
-
-from impl.server.initiator import ata_body, request_frame, client_mac
+from impl.server.initiator import ata_body, client_mac, request_frame
 from spec.aoe.constants import AoeCommand
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, run_cli
 
