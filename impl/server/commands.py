@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     serve_parser.add_argument("--mtu", type=int, help="MTU of the UDP transport's virtual Ethernet (default 1500; jumbo 9000)")
     serve_parser.add_argument("--mac", help="the server's MAC address on the UDP transport")
     serve_parser.add_argument("--buffer-count", type=int, help="requests per client the server advertises it queues (default 16)")
-    serve_parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: every event, -vv: debugging")
+    serve_parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail too")
     serve_parser.set_defaults(run=run_serve)
     for name, helptext, extra in (
         ("images", "list the image catalogue", ()),
@@ -102,12 +102,10 @@ def apply_overrides(config: ServerConfig, args) -> None:
 
 
 def run_serve(args) -> int:
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     config = configuration(args)
     apply_overrides(config, args)
-    if not args.verbose:
-        logging.getLogger().setLevel(config.log_level.upper())
+    level = logging.DEBUG if args.verbose else config.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     serve(config)
     return 0
 

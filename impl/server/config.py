@@ -49,7 +49,7 @@ class ServerConfig:
     mac: bytes = parse_mac(DEFAULT_SERVER_MAC)
     mtu: int = DEFAULT_MTU
     buffer_count: int = DEFAULT_BUFFER_COUNT
-    log_level: str = "warning"
+    log_level: str = "info"
     targets: list[TargetConfig] = field(default_factory=list)
     path: str = ""  # the configuration file, for messages that point into it
 
@@ -160,7 +160,7 @@ def load(path: str) -> ServerConfig:
         raise server.fail("mac", str(e)) from None
     config.mtu = server.integer("mtu", DEFAULT_MTU, 576, 65535)
     config.buffer_count = server.integer("buffer_count", DEFAULT_BUFFER_COUNT, 2, 65535)
-    config.log_level = server.get("log_level", str, "warning")
+    config.log_level = server.get("log_level", str, "info")
     if config.log_level not in LOG_LEVELS:
         raise server.fail("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     targets = document.get("target", [])

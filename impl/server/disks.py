@@ -5,6 +5,7 @@ Overlays are opened on the client's first request, so clients that never
 appear cost nothing. A read-only target has no overlay: writes are refused.
 """
 
+import logging
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from .catalogue import Image
 from .frames import format_mac
 from .overlay import Overlay
 
+log = logging.getLogger("storvisor.server")
 OVERLAY_DIRECTORY = "overlays"
 OVERLAY_SUFFIX = ".overlay"
 
@@ -137,6 +139,8 @@ class DiskRegistry:
                 base_fd = self.base_fds[image.path] = os.open(image.path, os.O_RDONLY)
             path = None if read_only else overlay_path(self.state, client, image.name)
             disk = self.disks[key] = ClientDisk(client, image, base_fd, path)
+            log.info("event=client-disk client=%s image=%s overlay_sectors=%d read_only=%s", format_mac(client), image.name,
+                     disk.overlay.sectors_written() if disk.overlay else 0, read_only)
             return disk
 
     def close(self) -> None:

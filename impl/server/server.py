@@ -9,6 +9,7 @@ than one request.
 
 import logging
 import os
+import resource
 import selectors
 import signal
 import time
@@ -39,10 +40,18 @@ def open_catalogue(config: ServerConfig) -> Catalogue:
     return catalogue
 
 
+def raise_file_limit() -> None:
+    """Each writing client holds its overlay open: allow as many files as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class Server:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.lock = StateLock(config.state)
+        raise_file_limit()
         self.transport = None
         self.disks = None
         self.control = None
@@ -62,7 +71,7 @@ class Server:
             self.close()
             raise
         self.running = False
-        log.warning(
+        log.info(
             "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d",
             config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
             len(config.targets), len(self.catalogue.images),
@@ -133,7 +142,7 @@ def serve(config: ServerConfig) -> None:
         server.serve_forever()
     finally:
         server.close()
-        log.warning("event=stopped")
+        log.info("event=stopped")
 
 
 __all__ = ["Server", "serve", "open_catalogue", "CatalogueError", "ConfigError"]
