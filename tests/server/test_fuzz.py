@@ -115,6 +115,7 @@ class ClientsAndTheirDisks(RuleBasedStateMachine):
         if hasattr(self, "target"):
             self.target.disks.close()
             self.directory.cleanup()
+            del self.target, self.model  # Hypothesis may keep the machine; its disks need not stay
 
 
 TestClientsAndTheirDisks = ClientsAndTheirDisks.TestCase
