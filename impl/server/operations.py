@@ -28,7 +28,8 @@ class Operations:
 
     def images(self) -> list[dict]:
         self.catalogue.reload()
-        return [image.describe() for image in self.catalogue.images.values()]
+        unusable = [{"name": name, "problem": problem} for name, problem in self.catalogue.problems.items()]
+        return [image.describe() for image in self.catalogue.images.values()] + unusable
 
     def overlays(self) -> list[tuple[bytes, str]]:
         """(client, image name) of every overlay file in the state directory."""

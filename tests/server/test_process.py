@@ -37,7 +37,9 @@ def test_operator_commands_while_serving(server_process, tmp_path, images):
     committed = run_cli("commit", "02:00:00:00:00:01", "golden", "--state", server.state)
     assert committed.returncode == 0, committed.stderr
     assert (images / "golden.img").read_bytes() == b"c" * 1024 + BASE[1024:]
-    assert "golden" in run_cli("images", "--state", server.state).stdout
+    (images / "broken.img").write_bytes(b"x" * 100)
+    listing = run_cli("images", "--state", server.state).stdout
+    assert "name=golden" in listing and "name=broken  problem=" in listing and "not a positive multiple of 512" in listing
     for _ in range(3):
         client.write(0, b"d" * 1024)
     compacted = run_cli("compact", "02:00:00:00:00:01", "--state", server.state, "--json")
