@@ -25,6 +25,8 @@ from .target import AoeTarget
 from .transport import RawTransport, UdpTransport
 
 log = logging.getLogger("storvisor.server")
+MAC_TAKEOVER_SECONDS = 30.0  # a client restarted on a new UDP port gets its MAC back after this silence
+MAX_MAC_OWNERS = 65536
 BUSY_POLL_SECONDS = 0.0002  # keep polling this long after the last frame before sleeping in select
 
 
@@ -71,6 +73,8 @@ class Server:
             self.close()
             raise
         self.running = False
+        self.mac_owners: dict[bytes, tuple[object, float]] = {}
+        self.refused_frames = 0
         log.info(
             "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d",
             config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
@@ -111,6 +115,8 @@ class Server:
             if batch:
                 idle_since = None
                 for frame, peer in batch:
+                    if peer is not None and not self.peer_owns_mac(frame, peer):
+                        continue
                     for response in process_frame(frame):
                         send(response, peer)
                 continue
@@ -120,6 +126,23 @@ class Server:
             elif now - idle_since > BUSY_POLL_SECONDS:
                 return
             os.sched_yield()  # an initiator sharing this CPU gets to send its next request
+
+    def peer_owns_mac(self, frame: bytes, peer) -> bool:
+        """UDP: a client MAC belongs to the address that used it, until that address is silent for
+        MAC_TAKEOVER_SECONDS, so no sender can reach another client's overlay by claiming its MAC."""
+        mac = frame[6:12]
+        now = time.monotonic()
+        owner = self.mac_owners.get(mac)
+        if owner is not None and owner[0] != peer and now - owner[1] < MAC_TAKEOVER_SECONDS:
+            self.refused_frames += 1
+            if self.refused_frames & (self.refused_frames - 1) == 0:  # log the 1st, 2nd, 4th, ... only
+                log.warning("event=mac-claimed-by-other-address mac=%s owner=%s sender=%s refused=%d",
+                            format_mac(mac), owner[0], peer, self.refused_frames)
+            return False
+        if owner is None and len(self.mac_owners) >= MAX_MAC_OWNERS:
+            self.mac_owners = {m: o for m, o in self.mac_owners.items() if now - o[1] < MAC_TAKEOVER_SECONDS}
+        self.mac_owners[mac] = (peer, now)
+        return True
 
     def stop(self) -> None:
         self.running = False

@@ -5,6 +5,8 @@ import json
 import signal
 import socket
 
+import pytest
+
 from impl.server.initiator import ata_body, client_mac, request_frame
 from spec.aoe.constants import AoeCommand
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, run_cli
@@ -152,3 +154,14 @@ def test_malformed_frames_neither_crash_nor_stall_other_clients(server_process):
         assert good.read(round_, 1) == BASE[round_ * 512 : (round_ + 1) * 512]
     noise.close()
     assert server.process.poll() is None
+
+
+def test_a_udp_sender_cannot_claim_another_clients_mac(server_process):
+    server = server_process()
+    owner = server.initiator(1)
+    owner.write(7, b"s" * 512)
+    impostor = server.initiator(1, timeout=0.2, tries=2)  # same MAC, another UDP address
+    with pytest.raises(Exception, match="no response"):
+        impostor.read(7, 1)
+    assert owner.read(7, 1) == b"s" * 512
+    assert "event=mac-claimed-by-other-address" in server.log()
