@@ -15,7 +15,7 @@ from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Image
 from .frames import format_mac
-from .overlay import Overlay
+from .overlay import Overlay, OverlayError
 
 log = logging.getLogger("storvisor.server")
 OVERLAY_DIRECTORY = "overlays"
@@ -115,7 +115,8 @@ class DiskRegistry:
 
     def __init__(self, state: str):
         self.state = state
-        self.disks: dict[tuple[bytes, str], ClientDisk] = {}
+        self.disks: dict[tuple[bytes, str, bool], ClientDisk] = {}  # (client, image, read-only)
+        self.failures: dict[tuple[bytes, str, bool], str] = {}  # overlays that could not be opened, and why
         self.base_fds: dict[str, int] = {}
         self.counters: dict[bytes, ClientCounters] = {}
         self.lock = threading.Lock()
@@ -129,19 +130,35 @@ class DiskRegistry:
 
     def open(self, client: bytes, image: Image, read_only: bool) -> ClientDisk:
         """The client's disk over `image`; raises OverlayError when its overlay cannot be used."""
-        key = (client, image.name)
+        key = (client, image.name, read_only)
         disk = self.disks.get(key)
-        if disk is not None and disk.read_only == read_only:
+        if disk is not None:
             return disk
+        if key in self.failures:
+            raise OverlayError(self.failures[key])
         with self.lock:
             base_fd = self.base_fds.get(image.path)
             if base_fd is None:
                 base_fd = self.base_fds[image.path] = os.open(image.path, os.O_RDONLY)
             path = None if read_only else overlay_path(self.state, client, image.name)
-            disk = self.disks[key] = ClientDisk(client, image, base_fd, path)
+            try:
+                disk = ClientDisk(client, image, base_fd, path)
+            except OverlayError as e:
+                self.failures[key] = str(e)  # reported once; every request of the client gets DEVICE_UNAVAILABLE
+                log.error("event=overlay-unusable client=%s image=%s reason=%r", format_mac(client), image.name, str(e))
+                raise
+            self.disks[key] = disk
             log.info("event=client-disk client=%s image=%s overlay_sectors=%d read_only=%s", format_mac(client), image.name,
                      disk.overlay.sectors_written() if disk.overlay else 0, read_only)
             return disk
+
+    def forget(self, client: bytes, image_name: str) -> None:
+        """Drop what is known of the client's disk over this image, so its next request opens it anew."""
+        for key in [k for k in (*self.disks, *self.failures) if k[:2] == (client, image_name)]:
+            disk = self.disks.pop(key, None)
+            if disk is not None and disk.overlay is not None:
+                disk.overlay.close()
+            self.failures.pop(key, None)
 
     def close(self) -> None:
         for disk in self.disks.values():

@@ -11,9 +11,9 @@ import shutil
 from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Catalogue, image_name
-from .disks import OVERLAY_DIRECTORY, OVERLAY_SUFFIX, DiskRegistry
+from .disks import OVERLAY_DIRECTORY, OVERLAY_SUFFIX, DiskRegistry, overlay_path
 from .frames import format_mac, parse_mac
-from .overlay import fsync_directory, log_runs
+from .overlay import OverlayError, fsync_directory, log_runs
 
 
 class OperationError(Exception):
@@ -90,13 +90,24 @@ class Operations:
         """Drop the client's overlay: it sees its base image again from its next request."""
         client = self._mac(mac)
         name = self._image_of(client, image)
-        disk = self.disks.open(client, self.catalogue.get(name), read_only=False)
+        try:
+            disk = self.disks.open(client, self.catalogue.get(name), read_only=False)
+        except OverlayError:
+            return self._remove_unusable_overlay(client, name)
         overlay = disk.ensure_overlay()
         # commits start from the server's one loop, as resets do: none can begin between check and reset
         if overlay.lock.locked():
             raise OperationError(f"a commit of client {mac} is in progress; reset it afterwards")
         overlay.reset()
         return disk.describe()
+
+    def _remove_unusable_overlay(self, client: bytes, name: str) -> dict:
+        """An overlay that cannot be opened (e.g. made over an older base image) is deleted outright."""
+        path = overlay_path(self.disks.state, client, name)
+        os.unlink(path)
+        fsync_directory(os.path.dirname(path))
+        self.disks.forget(client, name)
+        return {"client": format_mac(client), "image": name, "removed": path}
 
     def compact(self, mac: str, image: str | None = None) -> dict:
         """Rewrite the client's overlay log without overwritten data (the client waits meanwhile)."""

@@ -257,9 +257,11 @@ class AoeTarget:
         aflags, _feature, count, cmd, lba_bytes = ATA_ARG.unpack_from(frame, HEADER_BYTES)
         try:
             disk = self.disks.open(src, self.catalogue.get(target.image_name), target.config.read_only)
-        except (OverlayError, CatalogueError, OSError) as e:
+        except OverlayError:
+            # the client's medium is offline: its overlay cannot be used as it is (logged once when found)
+            return error(AoeError.DEVICE_UNAVAILABLE)
+        except (CatalogueError, OSError) as e:
             log.error("event=disk-unavailable client=%s image=%s reason=%r", format_mac(src), target.image_name, str(e))
-            # the client's medium is offline: its overlay cannot be used as it is
             return error(AoeError.DEVICE_UNAVAILABLE)
         # AoEr11 §3.4: a reserved target serves only the reservation's members; IDENTIFY stays open
         if target.reservations and src not in target.reservations and cmd != IDENTIFY_DEVICE:

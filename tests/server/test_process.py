@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from impl.server.initiator import ata_body, client_mac, request_frame
-from spec.aoe.constants import AoeCommand
+from spec.aoe.constants import AoeCommand, AoeError
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, run_cli
 
 BASE = image_bytes(IMAGE_SECTORS)
@@ -165,3 +165,20 @@ def test_a_udp_sender_cannot_claim_another_clients_mac(server_process):
         impostor.read(7, 1)
     assert owner.read(7, 1) == b"s" * 512
     assert "event=mac-claimed-by-other-address" in server.log()
+
+
+def test_an_overlay_over_a_changed_base_is_unavailable_until_reset(server_process, images):
+    server = server_process()
+    server.initiator(1).write(0, b"v" * 512)
+    server.stop()
+    image = images / "base.img"
+    image.write_bytes(b"new base " * (IMAGE_SECTORS * 512 // 9) + bytes(IMAGE_SECTORS * 512 % 9))
+    restarted = server_process(state=server.state, port=server.port)
+    client = restarted.initiator(1)
+    response = client.ata(0x24, 0, 1)
+    assert response.error == AoeError.DEVICE_UNAVAILABLE
+    client.ata(0x24, 0, 1)
+    assert restarted.log().count("event=overlay-unusable") == 1
+    reset = run_cli("reset", "02:00:00:00:00:01", "--state", restarted.state)
+    assert reset.returncode == 0, reset.stderr
+    assert client.read(0, 1) == image.read_bytes()[:512]
