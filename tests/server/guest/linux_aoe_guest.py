@@ -13,7 +13,14 @@ from pathlib import Path
 
 from impl.testbed import cpio_newc
 from impl.testbed.debian_kernel import fetch_kernel
-from impl.testbed.initramfs import BUSYBOX, GUEST_DIRECTORIES, guest_module_path, load_order, parse_modules_dep, read_module
+from impl.testbed.initramfs import (
+    BUSYBOX,
+    GUEST_DIRECTORIES,
+    guest_module_path,
+    load_order,
+    parse_modules_dep,
+    read_module,
+)
 
 INIT = Path(__file__).with_name("aoe_init.sh")
 MODULES = ("e1000", "aoe")
