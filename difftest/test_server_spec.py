@@ -5,10 +5,13 @@ as one `spec.aoe.target.AoeTarget` per client whose stores are separate and
 whose `TargetState` (config string, mask list, reservation) is one shared
 object, because those belong to the target, not to a client. A client the
 configuration does not list gets no answer at all. Every response must be the
-same bytes.
+same bytes, and after every FLUSH CACHE answer the client's durable image (its
+overlay log as recovery after a crash would read it) equals the spec store's.
 """
 
+import os
 import tempfile
+from hashlib import sha256
 from pathlib import Path
 
 from hypothesis import example, given
@@ -23,7 +26,8 @@ from difftest.server.requests import (
 )
 from impl.server.catalogue import Catalogue
 from impl.server.config import ServerConfig, TargetConfig
-from impl.server.disks import DiskRegistry
+from impl.server.disks import DiskRegistry, overlay_path
+from impl.server.overlay import Overlay
 from impl.server.target import FIRMWARE_TEXT, AoeTarget, identify_model, identify_serial
 from spec.aoe.durable_store import MemoryDurableStore
 from spec.aoe.target import AoeTarget as SpecTarget
@@ -45,6 +49,28 @@ def spec_targets(mtu: int) -> dict[bytes, SpecTarget]:
     return targets
 
 
+def is_flush(frame: bytes) -> bool:
+    return len(frame) >= 36 and frame[19] == 0 and frame[27] in (0xE7, 0xEA)
+
+
+def durable_image(root: Path, client: bytes) -> bytes:
+    """What the server would serve this client after a crash now: its overlay log as recovery reads it."""
+    base = base_image()
+    path = overlay_path(str(root / "state"), client, IMAGE)
+    if not os.path.exists(path):
+        return base
+    overlay = Overlay(path, sha256(base).hexdigest(), DISK_SECTORS)
+    with open(root / "images" / f"{IMAGE}.img", "rb") as f:
+        out = bytearray(len(base))
+        overlay.read_into(0, DISK_SECTORS, out, f.fileno())
+    os.close(overlay.fd)
+    return bytes(out)
+
+
+def spec_durable_image(target: SpecTarget) -> bytes:
+    return b"".join(target.store.durable_sector(lba) for lba in range(DISK_SECTORS))
+
+
 def run_both(frames: list[bytes], mtu: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
@@ -62,6 +88,8 @@ def run_both(frames: list[bytes], mtu: int) -> None:
                 expected = spec[source].process_frame(frame, port) if source in spec else []
                 got = server.process_frame(frame)
                 assert got == expected, f"frame {number} {frame.hex()}: server {[g.hex() for g in got]} spec {[e.hex() for e in expected]}"
+                if expected and is_flush(frame) and expected[0][27] == 0x40:
+                    assert durable_image(root, source) == spec_durable_image(spec[source]), f"frame {number}: flush_is_durable"
         finally:
             disks.close()
 

@@ -22,7 +22,7 @@ lbas = st.sampled_from([0, 1, DISK_SECTORS - 2, DISK_SECTORS - 1, DISK_SECTORS, 
 
 @st.composite
 def ata_requests(draw, max_sectors: int = 2):
-    cmd = draw(st.sampled_from(READ_WRITE) | st.sampled_from(OTHER_ATA))
+    cmd = draw(st.sampled_from(READ_WRITE * 3 + OTHER_ATA + (0xE7, 0xEA) * 2))
     count = draw(st.sampled_from([1, max_sectors]) | st.integers(0, max_sectors + 1))
     writing = cmd in (0x30, 0x34)
     write_flag = writing if draw(st.integers(0, 9)) else not writing
