@@ -13,6 +13,10 @@ from spec.aoe.constants import (
     CONFIG_ARG_BYTES,
     ETHERNET_HEADER_BYTES,
     ETHERTYPE_AOE,
+    MAC_BYTES,
+    MASK_ARG_BYTES,
+    MASK_DIRECTIVE_BYTES,
+    RESERVE_ARG_BYTES,
     HeaderFlag,
 )
 
@@ -27,24 +31,16 @@ RESERVE_ARG = struct.Struct("!BB")  # rcmd, MAC count (§3.4)
 HEADER_BYTES = ETHERNET_HEADER_BYTES + AOE_HEADER_BYTES  # 24: everything before a command's argument
 ATA_HEADER_BYTES = HEADER_BYTES + ATA_ARG_BYTES  # 36: an ATA message without its data
 CONFIG_HEADER_BYTES = HEADER_BYTES + CONFIG_ARG_BYTES  # 32
-MASK_HEADER_BYTES = HEADER_BYTES + MASK_ARG.size  # 28
-RESERVE_HEADER_BYTES = HEADER_BYTES + RESERVE_ARG.size  # 26
-MASK_DIRECTIVE_BYTES = MASK_DIRECTIVE.size  # 8
-MAC_BYTES = 6
-MINIMUM_FRAME_BYTES = 60  # IEEE 802.3: a frame without its FCS is padded to 60 bytes
+MASK_HEADER_BYTES = HEADER_BYTES + MASK_ARG_BYTES  # 28
+RESERVE_HEADER_BYTES = HEADER_BYTES + RESERVE_ARG_BYTES  # 26
 VERSION_SHIFT = 4  # the version is the high nibble of the first header byte (AoEr11 §2)
 RESPONSE_FIRST_BYTE = (AOE_VERSION << VERSION_SHIFT) | HeaderFlag.RESPONSE
 ERROR_FIRST_BYTE = RESPONSE_FIRST_BYTE | HeaderFlag.ERROR
 ETHERTYPE_BYTES = ETHERTYPE_AOE.to_bytes(2, "big")
 
-
-def lba_from_bytes(raw: bytes) -> int:
-    """The 48-bit LBA of an ATA argument; its six bytes are least significant first (AoEr11 §3.1)."""
-    return int.from_bytes(raw, "little")
-
-
-def lba_to_bytes(lba: int) -> bytes:
-    return lba.to_bytes(6, "little")
+LAYOUT_SIZES = {ETHERNET: ETHERNET_HEADER_BYTES, AOE_HEADER: AOE_HEADER_BYTES, ATA_ARG: ATA_ARG_BYTES, CONFIG_ARG: CONFIG_ARG_BYTES,
+                MASK_ARG: MASK_ARG_BYTES, MASK_DIRECTIVE: MASK_DIRECTIVE_BYTES, RESERVE_ARG: RESERVE_ARG_BYTES}
+assert all(layout.size == size for layout, size in LAYOUT_SIZES.items()), "a layout disagrees with spec.aoe.constants"
 
 
 def response_header(dst: bytes, src: bytes, error: int, major: int, minor: int, command: int, tag: int) -> bytes:

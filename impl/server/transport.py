@@ -10,9 +10,9 @@ import errno
 import os
 import socket
 
+from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
 from spec.aoe.constants import ETHERTYPE_AOE
-
-from .frames import MINIMUM_FRAME_BYTES
+from spec.aoe.frames import pad_to_minimum
 
 RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
 MAX_FRAME_BYTES = 65536
@@ -110,7 +110,7 @@ class RawTransport:
 
     def send(self, frame: bytes, peer) -> None:
         if len(frame) < MINIMUM_FRAME_BYTES:
-            frame = frame + bytes(MINIMUM_FRAME_BYTES - len(frame))  # IEEE 802.3 padding; veth does not pad
+            frame = pad_to_minimum(frame)  # IEEE 802.3 §3.2.8; veth does not pad
         try:
             self.sock.send(frame)
         except OSError:

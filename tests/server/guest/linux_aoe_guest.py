@@ -26,7 +26,7 @@ INIT = Path(__file__).with_name("aoe_init.sh")
 MODULES = ("e1000", "aoe")
 WRITE_BLOCK = 256  # the guest writes 4 KiB at 1 MiB
 GUEST_MAC = "52:54:00:a0:e0:01"
-REPORT = re.compile(r"^(AOE-GUEST-[A-Z]+) (.*)$")
+REPORT = re.compile(r"(AOE-GUEST-[A-Z]+) (.*)$")  # the console's escape sequences may precede it
 
 
 def build_initramfs(shelf: int = 0, slot: int = 0) -> tuple[Path, bytes]:
@@ -69,7 +69,7 @@ def boot(work: Path, server_port: int, guest_port: int, timeout: float = 240) ->
     text = serial.read_text(errors="replace") if serial.exists() else ""
     report = {}
     for line in text.splitlines():
-        match = REPORT.match(line.strip())
+        match = REPORT.search(line.strip())
         if match:
             report[match.group(1)] = match.group(2)
     report["serial"] = text
