@@ -3,7 +3,7 @@
 File layout: a 128-byte file header (magic, format version, the base image's
 identity and size), then records. A record is a 24-byte header (magic, LBA,
 sector count, CRC-32 of header fields and data) followed by its data. One
-record is written with one `pwrite`, so when a WRITE is acknowledged its data
+record is written with one `pwritev`, so when a WRITE is acknowledged its data
 and its allocation are both in the operating system: a `kill -9` of the server
 loses nothing. The allocation (the record) counts only when its checksum over
 the data is intact, so a record can never point to data that did not reach
@@ -112,12 +112,12 @@ class Overlay:
     def write(self, lba: int, data: bytes) -> None:
         """Append one record; when this returns the write is in the OS (it survives the process)."""
         count = len(data) // SECTOR_BYTES
-        record = RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data)) + data
+        header = RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data))
         offset = self.end
-        written = os.pwrite(self.fd, record, offset)
-        if written != len(record):
-            raise OSError(f"{self.path}: short write ({written} of {len(record)} bytes)")
-        self.end = offset + len(record)
+        written = os.pwritev(self.fd, (header, data), offset)  # one call: header and data land together
+        if written != len(header) + len(data):
+            raise OSError(f"{self.path}: short write ({written} of {len(header) + len(data)} bytes)")
+        self.end = offset + written
         self._index_record(lba, count, offset + RECORD.size)
 
     def flush(self) -> None:

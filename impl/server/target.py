@@ -175,7 +175,7 @@ class AoeTarget:
             if writing:
                 if len(frame) - ATA_HEADER_BYTES < length or disk.read_only:
                     return None
-                disk.write(lba, frame[ATA_HEADER_BYTES : ATA_HEADER_BYTES + length])
+                disk.write(lba, memoryview(frame)[ATA_HEADER_BYTES : ATA_HEADER_BYTES + length])
                 counters.written_bytes += length
                 data = b""
             else:
