@@ -114,7 +114,7 @@ class Overlay:
         count = len(data) // SECTOR_BYTES
         header = RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data))
         offset = self.end
-        written = os.pwritev(self.fd, (header, data), offset)  # one call: header and data land together
+        written = os.pwritev(self.fd, (header, data), offset)  # one call: header and data are in the OS together when it returns
         if written != len(header) + len(data):
             raise OSError(f"{self.path}: short write ({written} of {len(header) + len(data)} bytes)")
         self.end = offset + written
