@@ -39,7 +39,7 @@ class UdpTransport:
                 raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
             raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
         self.sock.setblocking(False)
-        self.address = self.sock.getsockname()
+        self.address = "%s:%d" % self.sock.getsockname()
 
     def fileno(self) -> int:
         return self.sock.fileno()
