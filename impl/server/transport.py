@@ -83,10 +83,13 @@ class RawTransport:
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
             self.sock.bind((interface, ETHERTYPE_AOE))
-            self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         except OSError as e:
             self.sock.close()
             raise TransportError(f"cannot bind to interface {interface}: {e.strerror}") from None
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        except OSError:
+            pass  # older kernels hand our answers back to us; they carry R and are dropped as responses
         self.sock.setblocking(False)
         self.interface = interface
         self.buffer = bytearray(MAX_FRAME_BYTES)
