@@ -232,3 +232,30 @@ def test_response_echoes_the_ata_registers(target):
 def test_zero_count_and_a_wrong_write_flag_are_bad_arguments(target, body):
     (r,) = ask(target, AoeCommand.ATA, body)
     assert r.error == AoeError.BAD_ARGUMENT
+
+
+def test_flush_is_answered_only_after_fdatasync_of_the_overlay(target, monkeypatch):
+    """ATA/ATAPI-7 §6.14/§6.15: FLUSH CACHE (EXT) completes once the writes are on stable storage."""
+    import os
+
+    ata(target, WRITE_EXT, 0, 1, b"f" * 512)
+    synced = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    overlay_fd = target.disks.disks[(A, "base", False)].overlay.fd
+    for code in (0xE7, 0xEA):
+        assert status(ata(target, code)) == STATUS_DRDY
+    assert synced == [overlay_fd, overlay_fd]
+
+
+def test_a_failing_flush_is_reported_as_aborted(target, monkeypatch):
+    import os
+
+    ata(target, WRITE_EXT, 0, 1, b"f" * 512)
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    r = ata(target, 0xEA)
+    assert (status(r), r.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_ABRT)
