@@ -30,21 +30,24 @@ class ClientCounters:
     read_bytes: int = 0
     written_bytes: int = 0
     errors: int = 0
-    duplicates: int = 0  # requests whose tag this client used moments ago: retransmits or network duplicates
+    duplicates: int = 0  # requests that repeat a recent one: retransmissions or network duplicates
     flushes: int = 0
     last_activity: float = 0.0
-    recent_tags: dict = field(default_factory=dict)  # tag -> None, insertion ordered, bounded
+    recent_requests: dict = field(default_factory=dict)  # tags and (command, argument) -> None, oldest first
 
-    RECENT_TAGS = 64
+    RECENT_REQUESTS = 64
 
-    def saw_tag(self, tag: int) -> None:
-        tags = self.recent_tags
-        if tag in tags:
+    def saw_request(self, frame: bytes) -> None:
+        """Count a request that repeats one of the client's last 64: the same tag (a network
+        duplicate), or the same command and argument under a new tag (how Linux retransmits)."""
+        recent = self.recent_requests
+        tag, request = frame[20:24], frame[19:20] + frame[24:36]
+        if tag in recent or request in recent:
             self.duplicates += 1
-            return
-        tags[tag] = None
-        if len(tags) > self.RECENT_TAGS:
-            del tags[next(iter(tags))]
+        recent[tag] = None
+        recent[request] = None
+        while len(recent) > 2 * self.RECENT_REQUESTS:
+            del recent[next(iter(recent))]
 
     def describe(self) -> dict:
         return {

@@ -185,7 +185,7 @@ class AoeTarget:
             return None  # the checked path reports it
         counters.requests += 1
         counters.last_activity = time.time()
-        counters.saw_tag(int.from_bytes(frame[20:24], "big"))
+        counters.saw_request(frame)
         return prefix + frame[20:24] + ATA_ARG.pack(aflags, 0, count, STATUS_DRDY, lba_bytes) + data
 
     def process_frame_checked(self, frame: bytes) -> list[bytes]:
@@ -215,7 +215,7 @@ class AoeTarget:
             return []
         counters = self.disks.counters_for(src)
         counters.requests += 1
-        counters.saw_tag(tag)
+        counters.saw_request(frame)
         responses = []
         for target in targets:
             # AoEr11 §3.3: a non-empty MAC mask list admits only the initiators on it

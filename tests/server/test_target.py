@@ -217,10 +217,12 @@ def test_reservation_keeps_others_out_until_released(target):
 
 def test_duplicates_and_counters(target):
     ata(target, READ_EXT, 0, 1, tag=5)
-    ata(target, READ_EXT, 0, 1, tag=5)
+    ata(target, READ_EXT, 0, 1, tag=5)  # a network duplicate: the same tag
     ata(target, WRITE_EXT, 0, 1, b"z" * 512, tag=6)
+    ata(target, WRITE_EXT, 0, 1, b"z" * 512, tag=7)  # a retransmission: the same request, a new tag
+    ata(target, READ_EXT, 1, 1, tag=8)
     c = target.disks.counters[A]
-    assert (c.requests, c.duplicates, c.read_bytes, c.written_bytes) == (3, 1, 1024, 512)
+    assert (c.requests, c.duplicates, c.read_bytes, c.written_bytes) == (5, 2, 1536, 1024)
 
 
 def test_response_echoes_the_ata_registers(target):
