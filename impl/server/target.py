@@ -192,27 +192,22 @@ class AoeTarget:
         n = len(frame)
         # AoEr11 §2: a frame too short for the AoE header cannot be answered
         if n < HEADER_BYTES:
-            self.dropped += 1
-            return []
+            return self.drop(frame, "shorter than the AoE header")
         dst, src, ethertype = ETHERNET.unpack_from(frame)
         # AoEr11 §1: only AoE frames
         if ethertype != ETHERTYPE_AOE:
-            self.dropped += 1
-            return []
+            return self.drop(frame, "not AoE")
         first, _error, major, minor, command, tag = AOE_HEADER.unpack_from(frame, 14)
         # AoEr11 §2: a response is never a request; targets ignore responses
         if first & RESPONSE_FLAG:
-            self.dropped += 1
-            return []
+            return self.drop(frame, "a response")
         # addressed to another station
         if dst != self.mac and dst != BROADCAST_MAC:
-            self.dropped += 1
-            return []
+            return self.drop(frame, "addressed to another station")
         # AoEr11 §2: another shelf or slot, or a client no target at that address is assigned to
         targets = self.targets_for(src, major, minor)
         if not targets:
-            self.dropped += 1
-            return []
+            return self.drop(frame, "no target at this shelf/slot is assigned to the client")
         counters = self.disks.counters_for(src)
         counters.requests += 1
         counters.saw_request(frame)
@@ -225,8 +220,15 @@ class AoeTarget:
             if reply is not None:
                 responses.append(reply)
         if not responses:
-            self.dropped += 1
+            return self.drop(frame, "not in the MAC mask list, or a config test that does not match")
         return responses
+
+    def drop(self, frame: bytes, reason: str) -> list[bytes]:
+        """No answer; counted, and logged when debugging ("why does my client get nothing?")."""
+        self.dropped += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event=dropped reason=%r source=%s bytes=%d", reason, format_mac(frame[6:12]) if len(frame) >= 12 else "?", len(frame))
+        return []
 
     def process_request(self, target, frame, src, version, command, tag, counters) -> bytes | None:
         def error(code: AoeError, body: bytes | None = None) -> bytes:

@@ -182,3 +182,12 @@ def test_an_overlay_over_a_changed_base_is_unavailable_until_reset(server_proces
     reset = run_cli("reset", "02:00:00:00:00:01", "--state", restarted.state)
     assert reset.returncode == 0, reset.stderr
     assert client.read(0, 1) == image.read_bytes()[:512]
+
+
+def test_verbose_says_why_a_frame_got_no_answer(server_process, images):
+    server = server_process("--image", str(images / "base.img"), "-v")
+    client = server.initiator(1)
+    client.send_only(request_frame(SERVER_MAC, client_mac(1), 7, 0, AoeCommand.QUERY_CONFIG, 1, bytes(8)))
+    assert client.collect(0.3) == []
+    client.read(0, 1)  # answered after it, so the drop has been logged
+    assert "event=dropped reason='no target at this shelf/slot is assigned to the client' source=02:00:00:00:00:01" in server.log()
