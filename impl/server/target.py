@@ -186,7 +186,7 @@ class AoeTarget:
         counters.requests += 1
         counters.last_activity = time.time()
         counters.saw_request(frame)
-        return prefix + frame[20:24] + ATA_ARG.pack(aflags, 0, count, STATUS_DRDY, lba_bytes) + data
+        return b"".join((prefix, frame[20:24], ATA_ARG.pack(aflags, 0, count, STATUS_DRDY, lba_bytes), data))
 
     def process_frame_checked(self, frame: bytes) -> list[bytes]:
         n = len(frame)

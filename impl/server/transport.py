@@ -39,6 +39,7 @@ class UdpTransport:
                 raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
             raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
         self.sock.setblocking(False)
+        self.buffer = bytearray(MAX_FRAME_BYTES)
         self.address = "%s:%d" % self.sock.getsockname()
 
     def fileno(self) -> int:
@@ -46,10 +47,11 @@ class UdpTransport:
 
     def receive_batch(self) -> list[tuple[bytes, object]]:
         frames = []
-        recvfrom = self.sock.recvfrom
+        recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
         try:
             for _ in range(BATCH_FRAMES):
-                frames.append(recvfrom(MAX_FRAME_BYTES))
+                n, peer = recvfrom_into(buffer)
+                frames.append((bytes(buffer[:n]), peer))
         except BlockingIOError:
             pass
         return frames
