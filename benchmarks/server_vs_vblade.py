@@ -24,7 +24,8 @@ from difftest.server.netns import ROOT, VethNamespace
 BUILD = os.path.join(ROOT, "build", "server-bench")
 IMAGE_SECTORS = 1 << 19  # 256 MiB
 SECTORS_4K = 8
-BUFFER_COUNT = 128  # both targets advertise (and vblade sizes its socket buffer for) this many requests
+BUFFER_COUNT = 128
+LOAD_CPU, TARGET_CPU = 0, 1  # with --pin: the load generator and the target each on a core of its own  # both targets advertise (and vblade sizes its socket buffer for) this many requests
 
 
 # (label, mtu, workload, clients, window, sectors per request or None for a full frame, unit)
@@ -62,7 +63,7 @@ def resident_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_row(row, target: str, image: str, null_responder: str, seconds: float) -> dict:
+def run_row(row, target: str, image: str, null_responder: str, seconds: float, pin: bool) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
@@ -75,7 +76,9 @@ def run_row(row, target: str, image: str, null_responder: str, seconds: float) -
         else:
             process = net.start([null_responder, net.far_interface], log)
             time.sleep(0.1)
-        argv = [sys.executable, "-m", "impl.server.loadgen", "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
+        if pin:
+            os.sched_setaffinity(process.pid, {TARGET_CPU})
+        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [sys.executable, "-m", "impl.server.loadgen", "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
                 "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
                 "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds)]
         if sectors:
@@ -89,6 +92,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="storage server against vblade")
     parser.add_argument("--seconds", type=float, default=2.0, help="load per row and target")
     parser.add_argument("--rows", help="comma-separated row numbers (default: all)")
+    parser.add_argument("--pin", action="store_true",
+                        help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
+                             " pinning helps on an otherwise idle machine and hurts on a busy one)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("gcc"):
         print("server_vs_vblade: skipped (needs root, vblade and gcc)")
@@ -101,9 +107,12 @@ def main(argv=None) -> int:
                 f.write(bytes([chunk & 0xFF]) * (1 << 20))
     null_responder = build_null_responder()
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
+    args.pin = args.pin and os.cpu_count() >= 2
+    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
+          f"{args.seconds:g} s per row and target")
     print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade")
     for row in rows:
-        results = {target: run_row(row, target, image, null_responder, args.seconds) for target in TARGETS}
+        results = {target: run_row(row, target, image, null_responder, args.seconds, args.pin) for target in TARGETS}
         unit = row[-1]
         value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
