@@ -13,7 +13,7 @@ import sys
 import time
 
 from .catalogue import CatalogueError
-from .config import ConfigError, ServerConfig, _Reader, load, parse_listen, quick_start
+from .config import MAX_MTU, MIN_MTU, ConfigError, ServerConfig, _Reader, load, parse_listen, quick_start
 from .control import request, run_operation
 from .disks import DiskRegistry
 from .frames import parse_mac
@@ -87,6 +87,8 @@ def apply_overrides(config: ServerConfig, args) -> None:
     if args.interface:
         config.interface = args.interface
     if args.mtu:
+        if not MIN_MTU <= args.mtu <= MAX_MTU:
+            raise ConfigError(f"--mtu: must be between {MIN_MTU} and {MAX_MTU}, got {args.mtu}")
         config.mtu = args.mtu
     if args.buffer_count:
         if not 2 <= args.buffer_count <= 65535:

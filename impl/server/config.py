@@ -19,6 +19,8 @@ MAX_SLOT = 0xFE  # 0xFF is the broadcast slot (AoEr11 §2)
 DEFAULT_LISTEN = "127.0.0.1:5555"
 DEFAULT_SERVER_MAC = "02:53:56:00:00:01"  # locally administered (bit 1 of the first byte)
 DEFAULT_MTU = 1500
+MIN_MTU = 576  # at least one sector per frame: (576 − 36) // 512 = 1 (AoEr11 §3.1)
+MAX_MTU = 65535
 DEFAULT_BUFFER_COUNT = 16
 MAX_CONFIG_STRING = 1024  # AoEr11 §3.2
 
@@ -158,7 +160,7 @@ def load(path: str) -> ServerConfig:
         config.mac = parse_mac(server.get("mac", str, DEFAULT_SERVER_MAC))
     except ValueError as e:
         raise server.fail("mac", str(e)) from None
-    config.mtu = server.integer("mtu", DEFAULT_MTU, 576, 65535)
+    config.mtu = server.integer("mtu", DEFAULT_MTU, MIN_MTU, MAX_MTU)
     config.buffer_count = server.integer("buffer_count", DEFAULT_BUFFER_COUNT, 2, 65535)
     config.log_level = server.get("log_level", str, "info")
     if config.log_level not in LOG_LEVELS:

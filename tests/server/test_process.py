@@ -78,6 +78,8 @@ def test_clear_errors(tmp_path, images, server_process):
     assert same_state.returncode == 1 and "in use by another storvisor process" in same_state.stderr
     no_interface = run_cli("serve", "--image", str(images / "base.img"), "--state", str(tmp_path / "s3"), "--transport", "raw", "--interface", "nosuch0")
     assert no_interface.returncode == 1 and "'nosuch0' does not exist" in no_interface.stderr
+    bad_mtu = run_cli("serve", "--image", str(images / "base.img"), "--state", str(tmp_path / "s4"), "--mtu", "100")
+    assert bad_mtu.returncode == 1 and "--mtu: must be between 576 and 65535, got 100" in bad_mtu.stderr
     config = tmp_path / "bad.toml"
     config.write_text('[server]\nimages = "images"\n\n[[target]]\nimage = "base"\nclients = ["*"]\nslot = 300\n')
     bad = run_cli("serve", "--config", str(config))
