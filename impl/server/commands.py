@@ -13,7 +13,16 @@ import sys
 import time
 
 from .catalogue import CatalogueError
-from .config import MAX_MTU, MIN_MTU, ConfigError, ServerConfig, _Reader, load, parse_listen, quick_start
+from .config import (
+    MAX_MTU,
+    MIN_MTU,
+    ConfigError,
+    ServerConfig,
+    _Reader,
+    load,
+    parse_listen,
+    quick_start,
+)
 from .control import request, run_operation
 from .disks import DiskRegistry
 from .frames import parse_mac
