@@ -1,0 +1,127 @@
+"""The storage server against vblade: the same load generator, both on AF_PACKET over a veth pair.
+
+Each row runs three targets in turn, each alone on a fresh veth pair whose far
+end sits in a network namespace of its own: our server, vblade, and a null
+responder that answers without any I/O (the load generator's own ceiling).
+Prints MB/s or requests/s per target and the ratio ours/vblade; and our
+server's resident memory while it serves 64 clients.
+
+    sudo .venv/bin/python -m benchmarks.server_vs_vblade [--seconds 2]
+
+Needs root (namespaces, raw sockets), vblade and gcc. Not a test: nothing is asserted.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from difftest.server.netns import ROOT, VethNamespace
+
+BUILD = os.path.join(ROOT, "build", "server-bench")
+IMAGE_SECTORS = 1 << 19  # 256 MiB
+SECTORS_4K = 8
+BUFFER_COUNT = 128
+LOAD_CPU, TARGET_CPU = 0, 1  # with --pin: the load generator and the target each on a core of its own  # both targets advertise (and vblade sizes its socket buffer for) this many requests
+
+
+# (label, mtu, workload, clients, window, sectors per request or None for a full frame, unit)
+ROWS = [
+    ("sequential read, MTU 1500", 1500, "seqread", 1, 16, None, "MB/s"),
+    ("sequential write, MTU 1500", 1500, "seqwrite", 1, 16, None, "MB/s"),
+    ("sequential read, MTU 9000", 9000, "seqread", 1, 16, None, "MB/s"),
+    ("sequential write, MTU 9000", 9000, "seqwrite", 1, 16, None, "MB/s"),
+    ("4 KiB random read, 1 outstanding", 9000, "randread", 1, 1, SECTORS_4K, "req/s"),
+    ("4 KiB random read, 16 outstanding", 9000, "randread", 1, 16, SECTORS_4K, "req/s"),
+    ("4 KiB random read, 64 outstanding", 9000, "randread", 1, 64, SECTORS_4K, "req/s"),
+    ("4 KiB random write, 1 outstanding", 9000, "randwrite", 1, 1, SECTORS_4K, "req/s"),
+    ("4 KiB random write, 16 outstanding", 9000, "randwrite", 1, 16, SECTORS_4K, "req/s"),
+    ("4 KiB random write, 64 outstanding", 9000, "randwrite", 1, 64, SECTORS_4K, "req/s"),
+    ("8 clients, 4 KiB random read, 4 each", 9000, "randread", 8, 4, SECTORS_4K, "req/s"),
+    ("64 clients, 4 KiB random read, 2 each", 9000, "randread", 64, 2, SECTORS_4K, "req/s"),
+    ("64 clients, 4 KiB random write, 2 each", 9000, "randwrite", 64, 2, SECTORS_4K, "req/s"),
+]
+TARGETS = ("ours", "vblade", "null")
+
+
+def build_null_responder() -> str:
+    binary = os.path.join(BUILD, "server_null_responder")
+    source = os.path.join(ROOT, "benchmarks", "server_null_responder.c")
+    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source):
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", binary, source], check=True)
+    return binary
+
+
+def resident_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_row(row, target: str, image: str, null_responder: str, seconds: float, pin: bool) -> dict:
+    label, mtu, workload, clients, window, sectors, unit = row
+    with VethNamespace(mtu) as net:
+        log = os.path.join(BUILD, f"{target}.log")
+        if target == "ours":
+            state = os.path.join(BUILD, "state")
+            shutil.rmtree(state, ignore_errors=True)
+            process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)])
+        elif target == "vblade":
+            process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image, log)
+        else:
+            process = net.start([null_responder, net.far_interface], log)
+            time.sleep(0.1)
+        if pin:
+            os.sched_setaffinity(process.pid, {TARGET_CPU})
+        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [sys.executable, "-m", "impl.server.loadgen", "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
+                "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
+                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds)]
+        if sectors:
+            argv += ["--sectors", str(sectors)]
+        result = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        result["rss_mb"] = resident_mb(process.pid) if process.poll() is None else float("nan")
+        return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="storage server against vblade")
+    parser.add_argument("--seconds", type=float, default=2.0, help="load per row and target")
+    parser.add_argument("--rows", help="comma-separated row numbers (default: all)")
+    parser.add_argument("--pin", action="store_true",
+                        help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
+                             " pinning helps on an otherwise idle machine and hurts on a busy one)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("gcc"):
+        print("server_vs_vblade: skipped (needs root, vblade and gcc)")
+        return 0
+    os.makedirs(BUILD, exist_ok=True)
+    image = os.path.join(BUILD, "image.img")
+    if not os.path.exists(image):
+        with open(image, "wb") as f:
+            for chunk in range(IMAGE_SECTORS * 512 // (1 << 20)):
+                f.write(bytes([chunk & 0xFF]) * (1 << 20))
+    null_responder = build_null_responder()
+    rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
+    args.pin = args.pin and os.cpu_count() >= 2
+    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
+          f"{args.seconds:g} s per row and target")
+    print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade")
+    for row in rows:
+        results = {target: run_row(row, target, image, null_responder, args.seconds, args.pin) for target in TARGETS}
+        unit = row[-1]
+        value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
+        ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
+        print(f"{row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x {value['null']:10.1f}  {unit:5}  "
+              f"{results['ours']['p50_ms'] or 0:10.3f}  {results['ours']['retransmits']}/{results['vblade']['retransmits']}", flush=True)
+        if row[3] == 64:
+            print(f"{'':44} our server's resident memory with 64 clients: {results['ours']['rss_mb']:.0f} MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

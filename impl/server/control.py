@@ -1,0 +1,141 @@
+"""The control socket: operator commands to a running server.
+
+A UNIX stream socket at `STATE/control.sock`. The client sends one JSON object
+per line, `{"op": NAME, ...arguments}`, and gets one JSON line back:
+`{"ok": true, "result": ...}` or `{"ok": false, "error": MESSAGE}`.
+Requests run in the server's own loop between frames, so they see and change
+state consistently; a commit copies in a thread of its own so clients are not
+stalled while a large image is written.
+"""
+
+import json
+import logging
+import os
+import socket
+import threading
+
+from .operations import OperationError, Operations
+
+SOCKET_NAME = "control.sock"
+MAX_REQUEST_BYTES = 65536
+log = logging.getLogger("storvisor.server")
+
+OPERATIONS = {
+    "images": lambda ops, a: ops.images(),
+    "clients": lambda ops, a: ops.clients(),
+    "client": lambda ops, a: ops.client(a["mac"]),
+    "reset": lambda ops, a: ops.reset(a["mac"], a.get("image")),
+    "commit": lambda ops, a: ops.commit(a["mac"], a["name"], a.get("image")),
+    "compact": lambda ops, a: ops.compact(a["mac"], a.get("image")),
+}
+THREADED = {"commit"}
+
+
+def run_operation(ops: Operations, request: dict) -> dict:
+    op = request.get("op")
+    if op not in OPERATIONS:
+        return {"ok": False, "error": f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})"}
+    try:
+        return {"ok": True, "result": OPERATIONS[op](ops, request)}
+    except KeyError as e:
+        return {"ok": False, "error": f"operation {op} needs the argument {e}"}
+    except (OperationError, OSError, ValueError) as e:
+        return {"ok": False, "error": str(e)}
+
+
+class ControlServer:
+    def __init__(self, state: str, ops: Operations):
+        self.path = os.path.join(state, SOCKET_NAME)
+        self.ops = ops
+        if os.path.exists(self.path):
+            os.unlink(self.path)  # left by a server that died; the state lock says no other runs
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o600)
+        self.sock.listen(8)
+        self.sock.setblocking(False)
+        self.buffers: dict[socket.socket, bytes] = {}
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept(self) -> socket.socket | None:
+        try:
+            connection, _ = self.sock.accept()
+        except BlockingIOError:
+            return None
+        connection.setblocking(False)
+        self.buffers[connection] = b""
+        return connection
+
+    def readable(self, connection: socket.socket) -> bool:
+        """Handle what arrived on a connection; False when it is finished and should be unregistered."""
+        try:
+            chunk = connection.recv(MAX_REQUEST_BYTES)
+        except BlockingIOError:
+            return True
+        except OSError:
+            chunk = b""
+        buffer = self.buffers.get(connection, b"") + chunk
+        if not chunk or len(buffer) > MAX_REQUEST_BYTES:
+            self.drop(connection)
+            return False
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            self.handle(connection, line)
+        self.buffers[connection] = buffer
+        return True
+
+    def handle(self, connection: socket.socket, line: bytes) -> None:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+        except ValueError as e:
+            reply(connection, {"ok": False, "error": f"not a JSON request: {e}"})
+            return
+        log.info("event=control op=%s", request.get("op"))
+        if request.get("op") in THREADED:
+            threading.Thread(target=lambda: reply(connection, run_operation(self.ops, request)), daemon=True).start()
+        else:
+            reply(connection, run_operation(self.ops, request))
+
+    def drop(self, connection: socket.socket) -> None:
+        self.buffers.pop(connection, None)
+        connection.close()
+
+    def close(self) -> None:
+        for connection in list(self.buffers):
+            self.drop(connection)
+        self.sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def reply(connection: socket.socket, answer: dict) -> None:
+    data = (json.dumps(answer) + "\n").encode()
+    try:
+        connection.setblocking(True)
+        connection.sendall(data)
+        connection.setblocking(False)
+    except OSError:
+        pass  # the operator's command went away; the operation itself is done
+
+
+def request(state: str, op: str, timeout: float = 600.0, **arguments) -> dict:
+    """Send one request to the server running on `state`; raises ConnectionError when none runs."""
+    path = os.path.join(state, SOCKET_NAME)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ConnectionError(f"no server is running on {state}") from e
+        s.sendall((json.dumps({"op": op, **arguments}) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(MAX_REQUEST_BYTES)
+            if not chunk:
+                raise ConnectionError("the server closed the control connection")
+            data += chunk
+    return json.loads(data)

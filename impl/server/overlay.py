@@ -1,0 +1,231 @@
+"""A client's copy-on-write overlay: an append-only log of checksummed write records.
+
+File layout: a 128-byte file header (magic, format version, the base image's
+identity and size), then records. A record is a 24-byte header (magic, LBA,
+sector count, CRC-32 of header fields and data) followed by its data. One
+record is written with one `pwritev`, so when a WRITE is acknowledged its data
+and its allocation are both in the operating system: a `kill -9` of the server
+loses nothing. The allocation (the record) counts only when its checksum over
+the data is intact, so a record can never point to data that did not reach
+the disk ("data before allocation"). FLUSH is `fdatasync` of the log.
+
+Recovery reads the log front to back and stops at the first record that is
+torn or fails its checksum; the file is cut there. What remains is a prefix of
+the writes in the order they were acknowledged, and it contains every write
+acknowledged before the last completed flush.
+"""
+
+import os
+import struct
+import threading
+import zlib
+
+from spec.aoe.constants import SECTOR_BYTES
+
+FILE_MAGIC = b"STORVISOR-OVERLAY\n"
+FORMAT_VERSION = 1
+FILE_HEADER = struct.Struct("<18sH64sQ")  # magic, version, base identity (hex), base sectors
+FILE_HEADER_BYTES = 128
+RECORD_MAGIC = 0x52564F53  # "SOVR" little-endian: marks the start of a record
+RECORD = struct.Struct("<IQII4x")  # magic, lba, count, crc32(lba, count, data)
+RECORD_FIELDS = struct.Struct("<QI")
+COMPACT_THRESHOLD_BYTES = 16 << 20  # compact at open once this much of the log, and more than is live, is dead
+MAX_COPY_RUN_SECTORS = 2048  # sectors per record when compacting
+MAX_RECORD_SECTORS = 65536  # ATA/ATAPI-7: no command moves more sectors (LBA48 count 0)
+
+
+class OverlayError(Exception):
+    """An overlay file that cannot be used as it is; the message says why and what to do."""
+
+
+def record_crc(lba: int, count: int, data: bytes) -> int:
+    return zlib.crc32(data, zlib.crc32(RECORD_FIELDS.pack(lba, count)))
+
+
+class Overlay:
+    """The sectors one client has written over one base image, and where in the log each one lives."""
+
+    def __init__(self, path: str, base_identity: str, base_sectors: int):
+        self.path = path
+        self.base_identity = base_identity
+        self.base_sectors = base_sectors
+        self.index: dict[int, int] = {}  # lba -> offset of that sector's latest data in the log
+        self.lock = threading.Lock()  # serialises reset/compaction against a commit reading the log
+        self.fd = self._open()
+        self.end = self._recover()
+        if self.garbage_bytes() > max(COMPACT_THRESHOLD_BYTES, self.live_bytes()):
+            self.compact()
+
+    def _open(self) -> int:
+        new = not os.path.exists(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if new or os.fstat(fd).st_size < FILE_HEADER_BYTES:
+            self._write_header(fd)
+            if new:
+                fsync_directory(os.path.dirname(self.path))
+            return fd
+        magic, version, raw_identity, sectors = FILE_HEADER.unpack_from(os.pread(fd, FILE_HEADER.size, 0))
+        identity = raw_identity.rstrip(b"\0").decode(errors="replace")
+        if magic != FILE_MAGIC or version != FORMAT_VERSION:
+            os.close(fd)
+            raise OverlayError(f"{self.path}: not a storvisor overlay (format {FORMAT_VERSION})")
+        if identity != self.base_identity or sectors != self.base_sectors:
+            os.close(fd)
+            raise OverlayError(
+                f"{self.path}: made over base image {identity[:12]}…, which is no longer "
+                f"the image assigned (now {self.base_identity[:12]}…); reset the client to use the new image"
+            )
+        return fd
+
+    def _write_header(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        header = FILE_HEADER.pack(FILE_MAGIC, FORMAT_VERSION, self.base_identity.encode(), self.base_sectors)
+        os.pwrite(fd, header.ljust(FILE_HEADER_BYTES, b"\0"), 0)
+        os.fdatasync(fd)
+
+    def _recover(self) -> int:
+        """Rebuild the index from the log; cut the log at the first torn or corrupt record."""
+        size = os.fstat(self.fd).st_size
+        offset = FILE_HEADER_BYTES
+        while offset + RECORD.size <= size:
+            magic, lba, count, crc = RECORD.unpack(os.pread(self.fd, RECORD.size, offset))
+            length = count * SECTOR_BYTES
+            if magic != RECORD_MAGIC or not 0 < count <= MAX_RECORD_SECTORS or lba + count > self.base_sectors:
+                break
+            if offset + RECORD.size + length > size:
+                break
+            data = os.pread(self.fd, length, offset + RECORD.size)
+            if record_crc(lba, count, data) != crc:
+                break
+            self._index_record(lba, count, offset + RECORD.size)
+            offset += RECORD.size + length
+        if offset != size:
+            os.ftruncate(self.fd, offset)
+            os.fdatasync(self.fd)
+        return offset
+
+    def _index_record(self, lba: int, count: int, data_offset: int) -> None:
+        index = self.index
+        for i in range(count):
+            index[lba + i] = data_offset + i * SECTOR_BYTES
+
+    def write(self, lba: int, data: bytes) -> None:
+        """Append one record; when this returns the write is in the OS (it survives the process)."""
+        count = len(data) // SECTOR_BYTES
+        header = RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data))
+        offset = self.end
+        written = os.pwritev(self.fd, (header, data), offset)  # one call: header and data are in the OS together when it returns
+        if written != len(header) + len(data):
+            raise OSError(f"{self.path}: short write ({written} of {len(header) + len(data)} bytes)")
+        self.end = offset + written
+        self._index_record(lba, count, offset + RECORD.size)
+
+    def flush(self) -> None:
+        """Every write appended so far reaches stable storage (FLUSH CACHE)."""
+        os.fdatasync(self.fd)
+
+    def read_into(self, lba: int, count: int, out: bytearray, base_fd: int) -> None:
+        """Fill `out` with sectors lba..lba+count-1: the overlay's where written, else the base image's."""
+        index = self.index
+        if not index:
+            out[:] = os.pread(base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
+            return
+        i = 0
+        while i < count:
+            offset = index.get(lba + i)
+            start = i
+            if offset is None:  # a run of sectors from the base image
+                i += 1
+                while i < count and (lba + i) not in index:
+                    i += 1
+                chunk = os.pread(base_fd, (i - start) * SECTOR_BYTES, (lba + start) * SECTOR_BYTES)
+            else:  # a run of sectors that sit one after another in the log
+                i += 1
+                while i < count and index.get(lba + i) == offset + (i - start) * SECTOR_BYTES:
+                    i += 1
+                chunk = os.pread(self.fd, (i - start) * SECTOR_BYTES, offset)
+            out[start * SECTOR_BYTES : start * SECTOR_BYTES + len(chunk)] = chunk
+
+    def covers_any(self, lba: int, count: int) -> bool:
+        """Whether any of the sectors lba..lba+count-1 has been written."""
+        index = self.index
+        if not index:
+            return False
+        return any(lba + i in index for i in range(count))
+
+    def sectors_written(self) -> int:
+        return len(self.index)
+
+    def log_bytes(self) -> int:
+        return self.end
+
+    def live_bytes(self) -> int:
+        return len(self.index) * SECTOR_BYTES
+
+    def garbage_bytes(self) -> int:
+        """Log bytes that no read will ever return: overwritten sectors and record headers."""
+        return self.end - FILE_HEADER_BYTES - self.live_bytes()
+
+    def compact(self) -> None:
+        """Rewrite the log with only the latest data of each sector, one record per run.
+
+        The new log is written beside the old one, made durable, and renamed over
+        it (then the directory is synced): a crash at any point leaves either the
+        old log or the new one, both complete. Clients wait while it copies."""
+        with self.lock:
+            partial = self.path + ".compact"
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                self._write_header(fd)
+                end, index = FILE_HEADER_BYTES, {}
+                for lba, count, offset in log_runs(self.index):
+                    data = os.pread(self.fd, count * SECTOR_BYTES, offset)
+                    os.pwrite(fd, RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data)) + data, end)
+                    for i in range(count):
+                        index[lba + i] = end + RECORD.size + i * SECTOR_BYTES
+                    end += RECORD.size + len(data)
+                os.fdatasync(fd)
+                os.rename(partial, self.path)
+                fsync_directory(os.path.dirname(self.path))
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(self.fd)
+            self.fd, self.index, self.end = fd, index, end
+
+    def reset(self) -> None:
+        """Forget every write: the client sees its base image again. Durable when it returns."""
+        with self.lock:
+            self._write_header(self.fd)
+            self.index.clear()
+            self.end = FILE_HEADER_BYTES
+
+    def snapshot(self) -> dict[int, int]:
+        """A copy of the index; the log is append-only, so its offsets stay valid until a reset."""
+        return dict(self.index)
+
+    def close(self) -> None:
+        os.fdatasync(self.fd)
+        os.close(self.fd)
+
+
+def log_runs(index: dict[int, int], limit: int = MAX_COPY_RUN_SECTORS):
+    """(lba, count, log offset) for each run of sectors consecutive both on the disk and in the log."""
+    items = sorted(index.items())
+    i = 0
+    while i < len(items):
+        lba, offset = items[i]
+        count = 1
+        while i + count < len(items) and count < limit and items[i + count] == (lba + count, offset + count * SECTOR_BYTES):
+            count += 1
+        yield lba, count, offset
+        i += count
+
+
+def fsync_directory(path: str) -> None:
+    """Make a created or renamed directory entry durable."""
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

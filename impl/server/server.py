@@ -1,0 +1,171 @@
+"""The running server: configuration, catalogue, transport, target and control socket, in one loop.
+
+One thread serves every client: it takes a batch of frames from the
+transport, answers each in order, and looks at the control socket between
+batches. Answers go out before the next frame is read, so one client's
+malformed frame or slow request never holds another's answer back for longer
+than one request.
+"""
+
+import logging
+import os
+import resource
+import selectors
+import signal
+import time
+
+from .catalogue import Catalogue, CatalogueError
+from .config import ConfigError, ServerConfig
+from .control import ControlServer
+from .disks import DiskRegistry
+from .frames import format_mac
+from .operations import Operations
+from .statelock import StateLock
+from .target import AoeTarget
+from .transport import RawTransport, UdpTransport
+
+log = logging.getLogger("storvisor.server")
+MAC_TAKEOVER_SECONDS = 30.0  # a client restarted on a new UDP port gets its MAC back after this silence
+MAX_MAC_OWNERS = 65536
+BUSY_POLL_SECONDS = 0.0002  # keep polling this long after the last frame before sleeping in select
+
+
+def open_catalogue(config: ServerConfig) -> Catalogue:
+    """The catalogue, with every image the targets name checked to be there."""
+    catalogue = Catalogue(config.images, config.state)
+    for number, target in enumerate(config.targets):
+        if target.image not in catalogue.images:
+            try:
+                catalogue.get(target.image)
+            except CatalogueError as e:
+                raise ConfigError(f"{config.where(number, 'image')}: {e}") from None
+    return catalogue
+
+
+def raise_file_limit() -> None:
+    """Each writing client holds its overlay open: allow as many files as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Server:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.lock = StateLock(config.state)
+        raise_file_limit()
+        self.transport = None
+        self.disks = None
+        self.control = None
+        try:
+            self.catalogue = open_catalogue(config)
+            if config.transport == "raw":
+                self.transport = RawTransport(config.interface)
+                mac, mtu = self.transport.mac, self.transport.mtu
+            else:
+                self.transport = UdpTransport(*config.listen)
+                mac, mtu = config.mac, config.mtu
+            self.disks = DiskRegistry(config.state)
+            self.target = AoeTarget(config, self.catalogue, self.disks, mac, mtu)
+            read_only = {t.image for t in config.targets if t.read_only}
+            self.control = ControlServer(config.state, Operations(self.catalogue, self.disks, read_only))
+        except BaseException:
+            self.close()
+            raise
+        self.running = False
+        self.mac_owners: dict[bytes, tuple[object, float]] = {}
+        self.refused_frames = 0
+        log.info(
+            "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d",
+            config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
+            len(config.targets), len(self.catalogue.images),
+        )
+
+    def serve_forever(self) -> None:
+        """Serve until SIGTERM or SIGINT (or `stop()`), then flush every overlay."""
+        selector = selectors.DefaultSelector()
+        selector.register(self.transport, selectors.EVENT_READ, "frames")
+        selector.register(self.control, selectors.EVENT_READ, "control")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+        self.running = True
+        while self.running:
+            for key, _ in selector.select(timeout=0.5):
+                if key.data == "frames":
+                    self.serve_frames()
+                elif key.data == "control":
+                    connection = self.control.accept()
+                    if connection is not None:
+                        selector.register(connection, selectors.EVENT_READ, "connection")
+                else:
+                    if not self.control.readable(key.fileobj):
+                        selector.unregister(key.fileobj)
+        selector.close()
+
+    def serve_frames(self) -> None:
+        """Answer frames until none has arrived for BUSY_POLL_SECONDS.
+
+        Polling a little before sleeping again keeps the loop awake through a
+        stream of requests, so an initiator's send does not have to wake it
+        (a wake-up across CPUs costs more than answering a request)."""
+        process_frame, send, receive = self.target.process_frame, self.transport.send, self.transport.receive_batch
+        idle_since = None
+        while True:
+            batch = receive()
+            if batch:
+                idle_since = None
+                for frame, peer in batch:
+                    if peer is not None and not self.peer_owns_mac(frame, peer):
+                        continue
+                    for response in process_frame(frame):
+                        send(response, peer)
+                continue
+            now = time.perf_counter()
+            if idle_since is None:
+                idle_since = now
+            elif now - idle_since > BUSY_POLL_SECONDS:
+                return
+            os.sched_yield()  # an initiator sharing this CPU gets to send its next request
+
+    def peer_owns_mac(self, frame: bytes, peer) -> bool:
+        """UDP: a client MAC belongs to the address that used it, until that address is silent for
+        MAC_TAKEOVER_SECONDS, so no sender can reach another client's overlay by claiming its MAC."""
+        mac = frame[6:12]
+        now = time.monotonic()
+        owner = self.mac_owners.get(mac)
+        if owner is not None and owner[0] != peer and now - owner[1] < MAC_TAKEOVER_SECONDS:
+            self.refused_frames += 1
+            if self.refused_frames & (self.refused_frames - 1) == 0:  # log the 1st, 2nd, 4th, ... only
+                log.warning("event=mac-claimed-by-other-address mac=%s owner=%s sender=%s refused=%d",
+                            format_mac(mac), owner[0], peer, self.refused_frames)
+            return False
+        if owner is None and len(self.mac_owners) >= MAX_MAC_OWNERS:
+            self.mac_owners = {m: o for m, o in self.mac_owners.items() if now - o[1] < MAC_TAKEOVER_SECONDS}
+        self.mac_owners[mac] = (peer, now)
+        return True
+
+    def stop(self) -> None:
+        self.running = False
+
+    def close(self) -> None:
+        """Flush and close every overlay, release the state directory."""
+        if self.control is not None:
+            self.control.close()
+        if self.transport is not None:
+            self.transport.close()
+        if self.disks is not None:
+            self.disks.close()
+        self.lock.release()
+
+
+def serve(config: ServerConfig) -> None:
+    os.makedirs(config.state, exist_ok=True)
+    server = Server(config)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+        log.info("event=stopped")
+
+
+__all__ = ["Server", "serve", "open_catalogue", "CatalogueError", "ConfigError"]

@@ -1,0 +1,125 @@
+"""How frames reach the server: UDP datagrams that each carry one Ethernet frame, or raw Ethernet.
+
+UDP is what QEMU's `-netdev socket,udp=...` and `-netdev dgram` speak: every
+datagram is one whole Ethernet frame; the answer goes back to the sender's
+address. Raw Ethernet is an AF_PACKET socket bound to one interface and to the
+AoE ethertype (needs root or CAP_NET_RAW).
+"""
+
+import errno
+import os
+import socket
+
+from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
+from spec.aoe.constants import ETHERTYPE_AOE
+from spec.aoe.frames import pad_to_minimum
+
+RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
+MAX_FRAME_BYTES = 65536
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23  # Linux ≥ 4.20: our own transmissions are not handed back to us
+BATCH_FRAMES = 64  # frames taken from the socket per wake-up before looking at the control socket
+
+
+class TransportError(Exception):
+    """The transport cannot be opened; the message says what to change."""
+
+
+class UdpTransport:
+    name = "udp"
+
+    def __init__(self, host: str, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.sock.close()
+            if e.errno == errno.EADDRINUSE:
+                raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
+            raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
+        self.sock.setblocking(False)
+        self.buffer = bytearray(MAX_FRAME_BYTES)
+        self.address = "%s:%d" % self.sock.getsockname()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive_batch(self) -> list[tuple[bytes, object]]:
+        frames = []
+        recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
+        try:
+            for _ in range(BATCH_FRAMES):
+                n, peer = recvfrom_into(buffer)
+                frames.append((bytes(buffer[:n]), peer))
+        except BlockingIOError:
+            pass
+        return frames
+
+    def send(self, frame: bytes, peer) -> None:
+        try:
+            self.sock.sendto(frame, peer)
+        except OSError:
+            pass  # AoEr11 §1: delivery is best effort; the initiator retransmits
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def interface_mtu(interface: str) -> int:
+    with open(f"/sys/class/net/{interface}/mtu") as f:
+        return int(f.read())
+
+
+class RawTransport:
+    name = "raw"
+
+    def __init__(self, interface: str):
+        if not interface or "/" in interface or not os.path.exists(f"/sys/class/net/{interface}"):
+            names = ", ".join(sorted(os.listdir("/sys/class/net"))) if os.path.isdir("/sys/class/net") else "?"
+            raise TransportError(f"network interface {interface!r} does not exist (interfaces here: {names})")
+        try:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETHERTYPE_AOE))
+        except PermissionError:
+            raise TransportError("the raw transport needs root (or CAP_NET_RAW); use --transport udp otherwise") from None
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            self.sock.bind((interface, ETHERTYPE_AOE))
+        except OSError as e:
+            self.sock.close()
+            raise TransportError(f"cannot bind to interface {interface}: {e.strerror}") from None
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        except OSError:
+            pass  # older kernels hand our answers back to us; they carry R and are dropped as responses
+        self.sock.setblocking(False)
+        self.interface = interface
+        self.buffer = bytearray(MAX_FRAME_BYTES)
+        self.mac = self.sock.getsockname()[4]
+        self.mtu = interface_mtu(interface)
+        self.address = interface
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive_batch(self) -> list[tuple[bytes, object]]:
+        frames = []
+        recv_into, buffer = self.sock.recv_into, self.buffer
+        try:
+            for _ in range(BATCH_FRAMES):
+                n = recv_into(buffer)
+                frames.append((bytes(buffer[:n]), None))
+        except BlockingIOError:
+            pass
+        return frames
+
+    def send(self, frame: bytes, peer) -> None:
+        if len(frame) < MINIMUM_FRAME_BYTES:
+            frame = pad_to_minimum(frame)  # IEEE 802.3 §3.2.8; veth does not pad
+        try:
+            self.sock.send(frame)
+        except OSError:
+            pass  # AoEr11 §1: delivery is best effort; the initiator retransmits
+
+    def close(self) -> None:
+        self.sock.close()
