@@ -6,6 +6,8 @@ tests import them from here.
 
 from enum import IntEnum, IntFlag
 
+from spec.ata import constants as ata
+
 ETHERTYPE_AOE = 0x88A2  # AoEr11 §2.1: AoE's registered Ethernet type
 AOE_VERSION = 1  # AoEr11 §2: the version nibble of every message
 
@@ -121,21 +123,21 @@ LBA48_MASK = (1 << 48) - 1
 
 
 class AtaStatus(IntFlag):
-    """ATA Status register bits an AoE response carries in Cmd/Status (ATA/ATAPI-7 V1, Status register)."""
+    """ATA Status register bits an AoE response carries in Cmd/Status; the values are spec/ata's."""
 
-    ERR = 0x01
-    DRQ = 0x08
-    DF = 0x20
-    DRDY = 0x40
-    BSY = 0x80
+    ERR = ata.ERR
+    DRQ = ata.DRQ
+    DF = ata.DF
+    DRDY = ata.DRDY
+    BSY = ata.BSY
 
 
 class AtaErrorBit(IntFlag):
-    """ATA Error register bits an AoE response carries in Err/Feature (ATA/ATAPI-7 V1, Error register)."""
+    """ATA Error register bits an AoE response carries in Err/Feature; the values are spec/ata's."""
 
-    ABRT = 0x04  # command aborted: unknown command or the target gave up
-    IDNF = 0x10  # ID not found: the address is outside the medium
-    UNC = 0x40  # uncorrectable data error
+    ABRT = ata.ABRT  # command aborted: unknown command or the target gave up
+    IDNF = ata.IDNF  # ID not found: the address is outside the medium
+    UNC = ata.UNC  # uncorrectable data error
 
 
 CHECK_POWER_MODE_ACTIVE = 0xFF  # ATA/ATAPI-7 V1 §6, CHECK POWER MODE: Sector Count after it, active or idle

@@ -5,23 +5,23 @@ Strings are ATA strings: ASCII, space padded, the two bytes of each word swapped
 """
 
 from spec.aoe.constants import LBA28_MASK, SECTOR_BYTES
+from spec.ata.identify import ata_string
 
 WORDS = SECTOR_BYTES // 2
 
 
-def ata_string(text: str, words: int) -> list[int]:
-    """`text` as `words` ATA string words (ATA/ATAPI-7 V1 §6.16, IDENTIFY DEVICE, string words: first character in bits 15:8)."""
-    padded = text.encode("ascii", "replace")[: words * 2].ljust(words * 2, b" ")
-    return [padded[2 * i] << 8 | padded[2 * i + 1] for i in range(words)]
+def ata_field(text: str, words: int) -> list[int]:
+    """A configured name as an ATA string of `words` words: cut to fit, anything but ASCII shown as '?'."""
+    return ata_string(text.encode("ascii", "replace").decode("ascii")[: 2 * words], words)
 
 
 def identify_device_data(sector_count: int, serial: str, model: str, firmware: str) -> bytes:
     """512 bytes of IDENTIFY DEVICE data for a disk of `sector_count` sectors."""
     w = [0] * WORDS
     w[0] = 0x0040  # word 0: fixed device, ATA
-    w[10:20] = ata_string(serial, 10)  # words 10-19: serial number
-    w[23:27] = ata_string(firmware, 4)  # words 23-26: firmware revision
-    w[27:47] = ata_string(model, 20)  # words 27-46: model number
+    w[10:20] = ata_field(serial, 10)  # words 10-19: serial number
+    w[23:27] = ata_field(firmware, 4)  # words 23-26: firmware revision
+    w[27:47] = ata_field(model, 20)  # words 27-46: model number
     w[47] = 0x8000  # word 47: READ/WRITE MULTIPLE not supported (0 sectors per block)
     w[49] = 0x0200  # word 49 bit 9: LBA supported
     w[50] = 0x4000  # word 50: bit 14 shall be one
