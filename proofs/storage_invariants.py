@@ -11,7 +11,7 @@ proof names the fact that broke.
 import z3
 
 from proofs.sorts import BLOCK, COMMIT, FILL, FLUSH_WAIT, block, block_in, policy, policy_in
-from proofs.storage_model import State, add, guest_idle, read_answer, routes_local, subset
+from proofs.storage_model import State, Variant, add, guest_idle, read_answer, routes_local, subset
 from spec.storage.block_state import READABLE_LOCALLY, BlockState
 from spec.storage.policy import Policy
 
@@ -29,9 +29,11 @@ def local_write_pending(s: State) -> z3.BoolRef:
 
 # The catalogue (spec/invariants.py), one sector of one block.
 CATALOGUE = {
-    "no_unpopulated_local_read": lambda s: z3.Implies(routes_local(s), block_in(s.state, READABLE_LOCALLY)),
+    "no_unpopulated_local_read": lambda s, v=Variant.SPEC: z3.Implies(
+        routes_local(s, v), block_in(s.state, READABLE_LOCALLY)
+    ),
     "no_fill_clobber": lambda s: z3.Not(z3.And(s.fill != FILL["NONE"], s.write)),
-    "guest_sees_ideal_disk": lambda s: z3.Implies(guest_idle(s), s.readable[read_answer(s)]),
+    "guest_sees_ideal_disk": lambda s, v=Variant.SPEC: z3.Implies(guest_idle(s), s.readable[read_answer(s, v)]),
     "one_write_in_flight_per_sector": lambda s: z3.Not(z3.And(s.fill == FILL["WRITING"], local_write_pending(s))),
     "map_crash_safe": lambda s: z3.Implies(s.map_may_trust, subset(s.local_at_risk, survives_cut(s))),
     "flush_is_durable": lambda s: z3.Implies(s.map_may_not, survives_cut(s)[s.server]),
