@@ -51,7 +51,3 @@ def block_next(state: z3.ExprRef, event: BlockEvent) -> z3.ExprRef:
 def policy_change_legal(current: z3.ExprRef, wanted: z3.ExprRef) -> z3.BoolRef:
     """`is_legal_transition` as a z3 predicate, from `POLICY_TRANSITIONS`."""
     return z3.Or([z3.And(current == policy(a), wanted == policy(b)) for (a, b) in POLICY_TRANSITIONS])
-
-
-def name_of(value: z3.ExprRef) -> str:
-    return str(value)

@@ -10,7 +10,7 @@ proof names the fact that broke.
 
 import z3
 
-from proofs.sorts import BLOCK, COMMIT, FILL, FLUSH_WAIT, block, block_in, policy, policy_in
+from proofs.sorts import COMMIT, FILL, FLUSH_WAIT, block, block_in, policy, policy_in
 from proofs.storage_model import State, Variant, add, guest_idle, read_answer, routes_local, subset
 from spec.storage.block_state import READABLE_LOCALLY, BlockState
 from spec.storage.policy import Policy

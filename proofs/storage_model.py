@@ -26,7 +26,6 @@ from enum import Enum
 import z3
 
 from proofs.sorts import (
-    BLOCK,
     COMMIT,
     FILL,
     FLUSH_WAIT,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from model.local_disk import LocalDisk
 from proofs import address_proofs as ap
 from proofs.concrete import choice_assignment, is_true, state_assignment, value
-from proofs.sorts import BLOCK, COMMIT, FILL, FLUSH_WAIT, POLICY, block, block_legal, block_next, policy_change_legal
+from proofs.sorts import COMMIT, FILL, FLUSH_WAIT, POLICY, block, block_legal, block_next, policy_change_legal
 from proofs.storage_model import Choices, State, Variant, events, routes_local
 from spec.aoe.constants import sectors_per_frame
 from spec.aoe.initiator import AoeInitiator, Kind, Request
