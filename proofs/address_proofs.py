@@ -4,7 +4,7 @@ Where a spec function is plain arithmetic (`lba_48`, `lba_28`,
 `is_addressable`), it is called with z3 terms, so the proof is about the
 spec's own expression. Where it branches in Python (`sector_count_48`,
 `sector_count_28`, `sectors_per_frame`, `AoeInitiator.split`,
-`StorageManager._pieces`), the z3 term below restates it and
+`split_by_block`), the z3 term below restates it and
 `test_encoding_matches_spec.py` checks the two agree: exhaustively over the
 register values, and with Hypothesis for the splitting loops.
 
@@ -146,7 +146,7 @@ def prove_frame_split_exact(last_fragment_short: bool = True) -> Outcome:
 
 
 def prove_block_split_exact(cross_boundary: bool = False) -> Outcome:
-    """`StorageManager._pieces`: each piece lies in one block and the pieces cover [lba, lba+count) exactly once.
+    """`split_by_block`: each piece lies in one block and the pieces cover [lba, lba+count) exactly once.
 
     Piece j is in block lba div spb + j, from max(lba, block*spb) to min(lba+count, (block+1)*spb),
     for any block size (the spec's powers of two included) and any LBA and count.

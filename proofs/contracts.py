@@ -14,10 +14,10 @@ from spec.aoe.constants import ETHERTYPE_AOE, AoeCommand
 from spec.aoe.frames import AoeHeader, AtaArgument, EthernetHeader, Frame, decode_frame, encode_frame
 from spec.aoe.initiator import AoeInitiator, Kind, Request
 from spec.ata.prd import PrdWalk, WalkOutcome, crosses_64k, decode_prd_entry, walk_prd
-from spec.storage.manager import StorageManager
 from spec.storage.parameters import SMALL, Geometry
 from spec.storage.persistent_map import MapRecord, MapRejection, decode_map, encode_map
 from spec.storage.policy import Policy
+from spec.storage.routing import split_by_block
 
 SOURCE_MAC = bytes.fromhex("020000000001")
 TARGET_MAC = bytes.fromhex("0200000000aa")
@@ -66,15 +66,14 @@ def damaged_map_rejected(generation: int, present_bits: int, offset: int, flip: 
 
 
 def block_pieces(lba: int, count: int, shift: int) -> list[tuple[int, int, int]]:
-    """`StorageManager._pieces`: pieces in one block each, adjacent, covering the request once.
+    """`split_by_block`: pieces in one block each, adjacent, covering the request once.
 
     pre: 0 <= lba < 2**48 and 1 <= count <= 512 and 0 <= shift <= 4
     post: __return__[0][1] == lba and sum(n for _, _, n in __return__) == count
     post: all(n >= 1 and first >> shift == block == (first + n - 1) >> shift for block, first, n in __return__)
     post: all(a[1] + a[2] == b[1] for a, b in zip(__return__, __return__[1:]))
     """
-    holder = SimpleNamespace(geometry=Geometry(1 << shift, 1))
-    return StorageManager._pieces(holder, lba, count)
+    return [(p.block, p.lba, p.count) for p in split_by_block(Geometry(1 << shift, 1), lba, count)]
 
 
 def frame_fragments(lba: int, count: int, max_sectors: int) -> list[tuple[int, int]]:

@@ -16,11 +16,11 @@ import z3
 from proofs.sorts import BLOCK, COMMIT, FILL, POLICY
 from proofs.storage_invariants import CATALOGUE, STRENGTHENING
 from proofs.storage_model import Choices, State, transition
-from spec.ata.backing_store import WriteSectors
-from spec.storage.manager import Device, Phase, StorageManager
+from spec.ata.backing_store import SECTOR_BYTES, WriteSectors
+from spec.storage.manager import Phase, StorageManager
+from spec.storage.routing import Device, split_by_block
 
 STEPS = 4  # model events one call into the manager may take on one block; the stale response is the model's no-op
-COMMIT_STEPS = {"flush before": "FLUSH_BEFORE", "write map": "WRITE_MAP", "flush after": "FLUSH_AFTER"}
 
 
 def project(m: StorageManager, block: int) -> tuple:
@@ -28,7 +28,7 @@ def project(m: StorageManager, block: int) -> tuple:
     op = m.guest
     write = write_local = write_local_done = write_remote = False
     if op is not None and op.issued and isinstance(op.request, WriteSectors):
-        covered = {b for b, _, _ in m._pieces(op.request.lba, len(op.request.data) // 512)}
+        covered = {p.block for p in split_by_block(m.geometry, op.request.lba, len(op.request.data) // SECTOR_BYTES)}
         if block in covered:
             write = True
             first, last = m.geometry.first_lba(block), m.geometry.first_lba(block + 1)
@@ -36,13 +36,13 @@ def project(m: StorageManager, block: int) -> tuple:
             write_local = bool(local)
             write_local_done = bool(local) and all(s.completion is not None for s in local)
             write_remote = any(s.device is Device.REMOTE for s in op.segments)
-    commit = "NONE" if m.commit is None else COMMIT_STEPS[m.commit.step]
+    commit = "NONE" if m.commit is None else m.commit.step.name
     snapshot = m.commit is not None and block in m.commit.snapshot
     return (
         m.policy.name,
         m.phase is Phase.DEVIRTUALIZED,
         m.blocks[block].name,
-        {None: "NONE", "reading": "READING", "writing": "WRITING"}[m.fills.get(block)],
+        m.fills[block].name if block in m.fills else "NONE",
         write,
         write_local,
         write_local_done,

@@ -1,7 +1,8 @@
 """z3 sorts and functions generated from the spec's own tables, so the encoding cannot drift from them.
 
-`BlockState`, `Policy` and the block transition function come from
-`spec.storage.block_state.BLOCK_TRANSITIONS` and `spec.storage.policy`;
+`BlockState`, `Policy`, `FillPhase`, `CommitStep` and the block transition
+function come from `spec.storage.block_state.BLOCK_TRANSITIONS`,
+`spec.storage.policy` and `spec.storage.manager`;
 nothing here restates a transition by hand.
 """
 
@@ -9,12 +10,13 @@ import z3
 
 from proofs.harness import enum_sort
 from spec.storage.block_state import BLOCK_TRANSITIONS, BlockEvent, BlockState
+from spec.storage.manager import CommitStep, FillPhase
 from spec.storage.policy import POLICY_TRANSITIONS, Policy
 
 BlockStateSort, BLOCK = enum_sort("BlockState", [s.name for s in BlockState])
 PolicySort, POLICY = enum_sort("Policy", [p.name for p in Policy])
-FillSort, FILL = enum_sort("FillStage", ["NONE", "READING", "WRITING"])  # the manager's `fills` values
-CommitSort, COMMIT = enum_sort("CommitStep", ["NONE", "FLUSH_BEFORE", "WRITE_MAP", "FLUSH_AFTER"])  # `Commit.step`
+FillSort, FILL = enum_sort("FillPhase", ["NONE"] + [p.name for p in FillPhase])  # manager.fills.get(b)
+CommitSort, COMMIT = enum_sort("CommitStep", ["NONE"] + [s.name for s in CommitStep])  # manager.commit.step
 FlushWaitSort, FLUSH_WAIT = enum_sort("FlushWait", ["IDLE", "QUEUED", "COMMITTING"])  # a guest flush's commit ticket
 
 

@@ -14,7 +14,6 @@ import z3
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from model.local_disk import LocalDisk
 from proofs import address_proofs as ap
 from proofs.concrete import choice_assignment, is_true, state_assignment, value
 from proofs.sorts import COMMIT, FILL, FLUSH_WAIT, POLICY, block, block_legal, block_next, policy_change_legal
@@ -22,16 +21,16 @@ from proofs.storage_model import Choices, State, Variant, events, routes_local
 from spec.aoe.constants import sectors_per_frame
 from spec.aoe.initiator import AoeInitiator, Kind, Request
 from spec.ata.addressing import sector_count_28, sector_count_48
-from spec.ata.backing_store import SECTOR_BYTES, WriteSectors
+from spec.ata.backing_store import SECTOR_BYTES
 from spec.storage.block_state import BLOCK_TRANSITIONS, BlockEvent, BlockState
 from spec.storage.devices import Completion
 from spec.storage.devirtualize import devirtualize_blockers
 from spec.storage.fill_engine import choose_fills
-from spec.storage.manager import Device, GuestOp, StorageManager
-from spec.storage.parameters import SMALL, make_preset
+from spec.storage.parameters import SMALL, Geometry
+from spec.storage.routing import Device, route_read, route_write, split_by_block
 from spec.storage.policy import Policy, is_legal_transition
 
-IDENTITY = b"proofs"
+GEOMETRY = SMALL.geometry
 
 
 def event(name: str, s: State, c: Choices):
@@ -85,52 +84,40 @@ def test_fill_guard_covers_spec_choice(state, write, policy):
         assert not spec_fills_here or encoded
 
 
-def manager_in(policy: Policy, state: BlockState, durable_clean: bool = False) -> StorageManager:
-    """A running manager of the small preset whose block 0 is in `state`, with its map read."""
-    preset = SMALL
-    m = StorageManager(preset, IDENTITY, Policy.INSTALL, LocalDisk(preset.geometry.local_disk_sectors), LocalDisk(preset.geometry.data_sectors))
-    m.local.complete(m.local.pending_ids()[0])
-    m.step()
-    m.policy, m.blocks[0], m.durable_clean = policy, state, durable_clean
-    return m
-
-
 @pytest.mark.parametrize("state, policy", list(itertools.product(BlockState, Policy)))
 def test_read_routing_matches_spec(state, policy):
     s = State("c")
     encoded = is_true(routes_local(s), state_assignment(s, state=state, policy=policy))
-    segments = manager_in(policy, state)._plan_read(0, 1)
-    assert encoded == (segments[0].device is Device.LOCAL)
+    route = route_read(policy, [state] * GEOMETRY.block_count, GEOMETRY, 0, 1)
+    assert encoded == (route.segments[0].device is Device.LOCAL)
 
 
 @pytest.mark.parametrize(
-    "state, policy, whole, durable_clean",
-    list(itertools.product(BlockState, (Policy.NETWORK, Policy.CACHE, Policy.INSTALL, Policy.PASSTHROUGH), (False, True), (False, True))),
+    "state, policy, whole, durable_clean, committing",
+    list(itertools.product(BlockState, Policy, (False, True), (False, True), (False, True))),
 )
-def test_write_plan_matches_spec(state, policy, whole, durable_clean):
-    """Whether a guest write may be issued, whether it has a local segment, and the block's next state."""
+def test_write_route_matches_spec(state, policy, whole, durable_clean, committing):
+    """Whether a guest write may be issued, its local and server segments, and the block's next state."""
     if state is not BlockState.PRESENT and policy is Policy.PASSTHROUGH:
         return  # passthrough holds every block present (devirtualize_only_when_quiescent)
     if state is not BlockState.ABSENT and policy is Policy.NETWORK:
         return  # network holds no local copy (busy_only_in_local_policies)
-    s, t, c = State("c"), State("d"), Choices("c")
+    s, c = State("c"), Choices("c")
     e = event("guest write issued", s, c)
+    commit = COMMIT["FLUSH_BEFORE"] if committing else COMMIT["NONE"]
     assignment = {
-        **state_assignment(s, state=state, policy=policy, durable_clean=durable_clean),
+        **state_assignment(s, state=state, policy=policy, durable_clean=durable_clean, commit=commit),
         **choice_assignment(c, covers=True, whole=whole, data=7),
     }
-    manager = manager_in(policy, state, durable_clean)
-    spb = manager.geometry.sectors_per_block
-    request = WriteSectors(0, bytes(SECTOR_BYTES * (spb if whole else 1)))
-    op = GuestOp(request)
-    planned = manager._plan_write(op, request.lba, request.data)
-    encoded_guard = is_true(z3.And(e.guard, e.extra), assignment)
-    assert encoded_guard == (planned is not None)
-    if planned is not None:
-        has_local = any(seg.device is Device.LOCAL for seg in planned)
-        assert is_true(e.updates["write_local"], assignment) == has_local
-        assert is_true(e.updates["write_remote"], assignment) == any(seg.device is Device.REMOTE for seg in planned)
-        assert value(e.updates["state"], assignment).eq(block(manager.blocks[0]))
+    data = bytes(SECTOR_BYTES * (GEOMETRY.sectors_per_block if whole else 1))
+    blocks = [state] * GEOMETRY.block_count
+    route = route_write(policy, blocks, GEOMETRY, 0, data, map_may_be_clean=durable_clean or committing)
+    assert is_true(z3.And(e.guard, e.extra), assignment) == (route.wait is None)
+    if route.wait is None:
+        assert is_true(e.updates["write_local"], assignment) == any(seg.device is Device.LOCAL for seg in route.segments)
+        assert is_true(e.updates["write_remote"], assignment) == any(seg.device is Device.REMOTE for seg in route.segments)
+        next_state = BlockState.WRITING if 0 in route.whole_blocks else state
+        assert value(e.updates["state"], assignment).eq(block(next_state))
 
 
 # Address arithmetic restated in z3, against the spec functions.
@@ -180,10 +167,9 @@ def test_frame_split_matches_spec(lba, count, max_sectors):
 @given(lba=st.integers(0, 2**40), count=st.integers(1, 4096), shift=st.integers(0, 10))
 @example(lba=1, count=3, shift=1)
 def test_block_split_matches_spec(lba, count, shift):
-    """`StorageManager._pieces` produces exactly the pieces `prove_block_split_exact` reasons about."""
+    """`split_by_block` produces exactly the pieces `prove_block_split_exact` reasons about."""
     spb = 1 << shift
-    holder = SimpleNamespace(geometry=make_preset(spb, 1, 1).geometry)
-    pieces = StorageManager._pieces(holder, lba, count)
+    pieces = [(p.block, p.lba, p.count) for p in split_by_block(Geometry(spb, 1), lba, count)]
     first_block, last_block = lba // spb, (lba + count - 1) // spb
     expected = []
     for blk in range(first_block, last_block + 1):
@@ -200,7 +186,7 @@ def test_stale_completion_changes_nothing_in_spec(data):
     from tests.storage.links import DirectLink
     from tests.storage.world import World, sector_data
 
-    from spec.ata.backing_store import Flush, ReadSectors
+    from spec.ata.backing_store import Flush, ReadSectors, WriteSectors
 
     world = World(preset=SMALL, policy=data.draw(st.sampled_from([Policy.CACHE, Policy.INSTALL])), link_type=DirectLink)
     g = SMALL.geometry
