@@ -21,9 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CROSSHAIR = Path(sys.executable).with_name("crosshair")
 PER_CONDITION_SECONDS = 2
 
+# The ATA chapter's own contracts (addressing, PRD walk, IDENTIFY) run in tests/ata/test_ata_contracts.py.
 TARGETS = {
-    # LBA and count decoding (sector_count_28/48, lba_28/48, chs_to_lba, cylinders_for, is_addressable) and PRD entries.
-    "ata": ["spec.ata.addressing", "spec.ata.prd.decode_prd_entry", "spec.ata.prd.crosses_64k"],
     "aoe frames": ["spec.aoe.frames"],  # every encoder's length, every decoder's layer
     "wrappers": ["proofs.contracts"],  # round trips, map damage, block and frame splitting, PRD walk
 }
