@@ -96,3 +96,18 @@ def test_impossible_steps_are_not_explained():
     assert not explains(passthrough, back_to_cache)  # passthrough restarts into install, never cache
     install = ("INSTALL", False, "PRESENT", "NONE", False, False, False, False, "NONE", False, True, False)
     assert not explains(install, ("INSTALL", False, "FETCHING", "READING") + install[4:])  # a persisted block is never filled again
+
+
+def test_passthrough_write_over_two_blocks_is_explained():
+    """Regression (shrunk by Hypothesis): passthrough writes one segment for the whole range, touching every block in it."""
+    world = World(preset=SMALL, policy=Policy.INSTALL, link_type=DirectLink)
+    world.settle()
+    assert world.manager.may_devirtualize()
+    world.devirtualize()
+    before = [project(world.manager, b) for b in range(2)]
+    world.start(WriteSectors(1, sector_data(1, 2, 1)))  # sectors 1 and 2: blocks 0 and 1
+    world.tick()
+    world.poll()
+    after = [project(world.manager, b) for b in range(2)]
+    assert all(p[4] and p[5] for p in after), "both blocks see the write and its local segment"
+    assert all(explains(b, a) for b, a in zip(before, after))
