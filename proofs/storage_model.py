@@ -13,11 +13,13 @@ Every event of the manager that touches the block is one disjunct of
 `sorts.block_next`, the spec's table. A `Variant` switches on one deliberate
 defect, for the negative controls.
 
-Abstractions, each an over-approximation (more behaviours than the spec has,
-so a proof here covers the spec): a map commit may start whenever none is in
-progress; a read is atomic; the server keeps what it acknowledged (its own
-crashes are the AoE model's subject); a flush that overlaps a write of the
-sector leaves every version of it at risk.
+Over-approximations (more behaviours than the spec has, so a proof here
+covers the spec): a map commit may start whenever none is in progress; fills
+need neither demand nor tokens. Simplifications, each argued in README.md: a
+guest read is one event; the server keeps what it acknowledged (its own
+crashes are the AoE chapter's subject). A flush makes durable the value the
+sector had when the flush was submitted (ATA/ATAPI-7 V1 §6.14), as
+`model/local_disk.py` does.
 """
 
 from dataclasses import dataclass
