@@ -144,6 +144,8 @@ class StorageManager:
         self.recovery: Recovery | None = None
         self.pending_policy: Policy | None = None
         self.switch_flush = False  # leaving network: the server's volatile data must be durable first
+        self.switch_commit: tuple[Policy, bool] | None = None  # the map commit a policy change still needs
+        self.switch_commit_number: int | None = None  # the commit started for it
         self.phase = Phase.STARTING
         if local is None:
             self.phase = Phase.RUNNING
@@ -534,11 +536,20 @@ class StorageManager:
             self.switch_flush = True
         if new is Policy.NETWORK and self.local is not None:
             # The local copy is about to go stale: an empty dirty cache map supersedes any clean one.
-            self.commit_wanted = (Policy.CACHE, False)
+            self.switch_commit = (Policy.CACHE, False)
         elif new is Policy.INSTALL and old is Policy.CACHE:
             # From now on local data may be newer than the server's: an install map forbids booting into cache.
-            self.commit_wanted = (Policy.INSTALL, True)
+            self.switch_commit = (Policy.INSTALL, True)
 
+    def _advance_switch_commit(self) -> None:
+        """The change's commit is asked for until one succeeds: a failed one may have left the old map in force."""
+        if self.switch_commit is None or self.commit is not None or self.commit_wanted is not None:
+            return
+        if self.switch_commit_number is not None and self.commit_ok.get(self.switch_commit_number):
+            self.switch_commit = self.switch_commit_number = None
+            return
+        self.commit_wanted = self.switch_commit
+        self.switch_commit_number = self.commits_started + 1
     def _advance_switch(self) -> None:
         if self.phase is not Phase.SWITCHING:
             return
@@ -557,7 +568,8 @@ class StorageManager:
             return
         if self.switch_flush and all(o.purpose != ("switch flush",) for o in self.remote_purpose.values()):
             self._submit(Device.REMOTE, ("switch flush",), Flush)
-        if self.commit is None and self.commit_wanted is None and not self.switch_flush:
+        self._advance_switch_commit()
+        if self.commit is None and self.commit_wanted is None and not self.switch_flush and self.switch_commit is None:
             self.phase = Phase.RUNNING
 
     def _set_policy(self, policy: Policy) -> None:

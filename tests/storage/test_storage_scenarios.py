@@ -6,7 +6,7 @@ from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSector
 from spec.storage.block_state import BlockState
 from spec.storage.devirtualize import DEVIRTUALIZE_SEQUENCE, DevirtualizeError
 from spec.storage.manager import CommitStep, Device, Phase
-from spec.storage.parameters import TESTS
+from spec.storage.parameters import TESTS, make_preset
 from spec.storage.policy import Policy
 from tests.storage.links import TIMING, AoeLink, DirectLink
 from tests.storage.world import World, sector_data
@@ -215,3 +215,19 @@ def test_an_install_resumes_where_the_durable_map_stopped():
     world.settle()
     assert len(fetched) == G_BLOCKS - len(kept)  # only the blocks the map did not mark are fetched again
     assert world.manager.persisted == frozenset(range(G_BLOCKS))
+
+
+@pytest.mark.parametrize("sectors_per_block", [1, 2, 8])
+@pytest.mark.parametrize("policy", [Policy.NETWORK, Policy.CACHE, Policy.INSTALL])
+def test_every_block_size_serves_the_ideal_disk_through_a_power_cut(sectors_per_block, policy):
+    """One-sector blocks are allowed; the world checks every read against the ideal disk and every invariant."""
+    preset = make_preset(sectors_per_block, block_count=32 // sectors_per_block, max_in_flight=2)
+    world = World(preset=preset, policy=policy, link_type=AoeLink)
+    for version, (lba, count) in enumerate([(0, 3), (5, 9), (31, 1), (2, 2)], start=1):
+        assert world.run(WriteSectors(lba, sector_data(lba, count, version))).ok
+        assert world.run(ReadSectors(max(0, lba - 1), count + 1)).ok
+    assert world.run(Flush()).ok
+    world.run(WriteSectors(6, sector_data(6, 2, version=9)))
+    world.power_cut(choose=lambda lba, versions: lba % versions)
+    world.settle()
+    assert world.run(ReadSectors(0, 32)).ok

@@ -96,6 +96,28 @@ class StorageMachine(RuleBasedStateMachine):
         self.world.start(WriteSectors(lba, sector_data(lba, count, self.version)))
         self.expect_out_of_range(lba, count)
 
+    @precondition(idle)
+    @rule(lba=lbas, count=COUNTS)
+    def guest_write_meets_a_local_error(self, lba, count):
+        """A guest write whose local part the disk fails, as a bad sector would: it fails, nothing else is lost."""
+        self.version += 1
+        world = self.world
+        world.start(WriteSectors(lba, sector_data(lba, count, self.version)))
+        self.expect_out_of_range(lba, count)
+        for _ in range(500):
+            if world.guest_request is None or self.guest_local_writes():
+                break
+            world.tick()
+            world.poll()
+            world.check_invariants()
+            if world.local.pending_ids():
+                world.complete_local()
+            elif world.link.items():
+                world.complete_remote()
+        if self.guest_local_writes():
+            world.local.complete(self.guest_local_writes()[0], ok=False)
+            event("guest write: local error")
+
     def expect_out_of_range(self, lba, count):
         """A request reaching past the capacity fails at once with IDNF and touches no device (reserved_region_hidden)."""
         if lba + count <= GEOMETRY.data_sectors:

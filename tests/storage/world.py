@@ -168,11 +168,7 @@ class World:
         self.local.power_cut(choose)
         self.ideal.power_cut()
         self.check_media_after_cut()
-        if self.manager.policy is Policy.PASSTHROUGH:
-            self.policy = Policy.INSTALL
-        else:
-            self.policy = self.manager.policy
-        self.boot()
+        self.boot()  # with the configured policy: the persisted map decides whether it still applies
 
     def check_media_after_cut(self) -> None:
         g = self.preset.geometry
