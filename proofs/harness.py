@@ -56,21 +56,6 @@ def check(name: str, assumptions: list, claim: z3.BoolRef, timeout_ms: int = SOL
     return Outcome(name, "unknown", seconds, notes=[solver.reason_unknown()])
 
 
-def find(name: str, constraints: list, timeout_ms: int = SOLVER_TIMEOUT_MS) -> Outcome:
-    """Search for a witness of `constraints` (a counterexample to a broken variant): found is "refuted"."""
-    solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
-    solver.add(*constraints)
-    started = time.perf_counter()
-    answer = solver.check()
-    seconds = time.perf_counter() - started
-    if answer == z3.sat:
-        return Outcome(name, "refuted", seconds, solver.model())
-    if answer == z3.unsat:
-        return Outcome(name, "proved", seconds)
-    return Outcome(name, "unknown", seconds, notes=[solver.reason_unknown()])
-
-
 def enum_sort(name: str, members: list[str]) -> tuple[z3.DatatypeSortRef, dict[str, z3.ExprRef]]:
     """A z3 enumeration whose constants carry the spec's own member names."""
     sort, constants = z3.EnumSort(name, members)
