@@ -51,6 +51,11 @@ def block_in_commit(s: State, steps) -> z3.BoolRef:
     return z3.Or([s.commit == COMMIT[step] for step in steps])
 
 
+def cache_like(s: State) -> z3.BoolRef:
+    """Cache, or a change away from cache whose map commit has not landed: the local copy still repeats the server."""
+    return z3.Or(s.policy == policy(P.CACHE), z3.And(s.switching, policy_in(s.policy, (P.NETWORK, P.INSTALL))))
+
+
 local_policy = lambda s: policy_in(s.policy, (P.CACHE, P.INSTALL))  # noqa: E731
 
 # Auxiliary facts: name -> (predicate, why it holds).
@@ -113,7 +118,7 @@ STRENGTHENING = {
     ),
     "cache_copy_equals_server": (
         lambda s: z3.Implies(
-            z3.And(s.policy == policy(P.CACHE), s.state == block(S.PRESENT), z3.Not(z3.And(s.write, s.write_covers))),
+            z3.And(cache_like(s), s.state == block(S.PRESENT), z3.Not(z3.And(s.write, s.write_covers))),
             s.local == s.server,
         ),
         "in cache a present block repeats the server",
@@ -243,17 +248,19 @@ STRENGTHENING = {
         "network holds no present block",
     ),
     "cache_trusted_copy_is_server": (
-        lambda s: z3.Implies(
-            z3.And(s.policy == policy(P.CACHE), s.map_may_trust), only(s.local_at_risk, s.server)
-        ),
+        lambda s: z3.Implies(z3.And(cache_like(s), s.map_may_trust), only(s.local_at_risk, s.server)),
         "under a trusted cache map nothing but the server's data can be on the local medium",
     ),
     "clean_cache_commit_copies_server": (
         lambda s: z3.Implies(
-            z3.And(s.policy == policy(P.CACHE), s.commit != COMMIT["NONE"], s.snapshot, s.commit_clean),
+            z3.And(cache_like(s), s.commit != COMMIT["NONE"], s.snapshot, z3.Or(s.commit_clean, s.switching)),
             z3.And(s.flush_covers == s.server, only(s.since_flush, s.server), s.local == s.server),
         ),
-        "a clean cache commit runs with no guest write, so the present copy it flushes is the server's",
+        "a clean cache commit, or a switch commit, runs with no guest write: the present copy it flushes is the server's",
+    ),
+    "switching_blocks_guest": (
+        lambda s: z3.Implies(s.switching, z3.And(guest_idle(s), s.fill == FILL["NONE"], s.policy != policy(P.PASSTHROUGH))),
+        "a policy change waits for quiescence and serves nothing until its commit lands",
     ),
     "since_flush_at_risk": (lambda s: subset(s.since_flush, s.local_at_risk), "values written since a flush may survive"),
     "map_marks_something": (lambda s: z3.Or(s.map_may_trust, s.map_may_not), "recovery finds some map or none"),

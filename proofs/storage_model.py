@@ -562,8 +562,13 @@ def events(s: State, c: Choices, variant: Variant) -> list[Event]:
     # Power cut and restart (LocalDisk.power_cut, IdealDisk.power_cut, recover_map, boot_policy).
     cut_write = z3.And(s.write, s.write_covers)
     survive = z3.If(cut_write, add(s.may_survive, s.write_data), s.may_survive)
-    restarted_policy = z3.If(s.policy == policy(P.PASSTHROUGH), policy(P.INSTALL), s.policy)
     trusted = c.trusted_map
+    # The map recovery trusts is a cache map while cache is (or was, until its switch commit lands) in force.
+    cache_map = z3.And(
+        trusted,
+        z3.Or(policy_in(s.policy, (P.NETWORK, P.CACHE)), z3.And(s.policy == policy(P.INSTALL), s.switching)),
+    )
+    restarted_policy = c.wanted  # `boot_policy` of the configured policy, which may differ from the one before
     result.append(
         Event(
             "power cut and restart",
@@ -597,14 +602,16 @@ def events(s: State, c: Choices, variant: Variant) -> list[Event]:
             z3.And(
                 s.local_at_risk[c.survivor],
                 z3.If(trusted, s.map_may_trust, s.map_may_not),
-                # A trusted cache map is a clean one.
-                z3.Implies(z3.And(trusted, restarted_policy == policy(P.CACHE)), c.clean),
-                z3.Implies(restarted_policy != policy(P.CACHE), z3.Not(c.clean)),
-                # Network keeps no map: a trusted one is a cache map, which the switch commit marks dirty.
-                z3.Implies(z3.And(trusted, restarted_policy == policy(P.NETWORK)), c.switch_needed),
+                # Passthrough is entered only by de-virtualization.
+                restarted_policy != policy(P.PASSTHROUGH),
+                # A trusted install map forbids any policy but install, and needs no switch.
+                z3.Implies(z3.And(trusted, z3.Not(cache_map)), z3.And(restarted_policy == policy(P.INSTALL), z3.Not(c.switch_needed))),
+                # A trusted cache map is a clean one; booting into another policy commits that policy's map first.
+                z3.Implies(z3.And(cache_map, restarted_policy == policy(P.CACHE)), c.clean),
+                z3.Implies(cache_map, c.switch_needed == (restarted_policy != policy(P.CACHE))),
                 z3.Implies(z3.Not(trusted), z3.Not(c.switch_needed)),
             ),
-            shows=(("survivor", c.survivor), ("map trusts b", trusted)),
+            shows=(("survivor", c.survivor), ("map trusts b", trusted), ("boot policy", c.wanted)),
         )
     )
     return result

@@ -128,7 +128,7 @@ def _set(model: z3.ModelRef, values: z3.ExprRef, candidates: list[int], names: d
     return "{" + ", ".join(names.get(v, f"data {v}") for v in members) + "}"
 
 
-SHOWN = ("policy", "state", "fill", "write", "local", "server", "persisted", "commit", "map_may_trust", "flush_wait")
+SHOWN = ("policy", "switching", "state", "fill", "write", "local", "server", "persisted", "commit", "map_may_trust", "flush_wait")
 SETS = ("local_at_risk", "readable", "may_survive")
 
 
