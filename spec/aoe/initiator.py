@@ -25,6 +25,7 @@ since it took the writes the flush covers: AoE itself cannot tell (README).
 from dataclasses import dataclass, field
 from enum import Enum
 
+from spec import invariants
 from spec.aoe.constants import (
     AOE_VERSION,
     BROADCAST_MAC,
@@ -411,15 +412,10 @@ class AoeInitiator:
 
 
 def one_write_in_flight_per_sector(initiator: AoeInitiator) -> bool:
-    """Invariant `one_write_in_flight_per_sector`: no two transmissions awaiting an answer write one sector."""
-    written: set[int] = set()
-    for _, kind, lba, count in initiator.in_flight():
-        if kind is Kind.WRITE:
-            sectors = set(range(lba, lba + count))
-            if sectors & written:
-                return False
-            written |= sectors
-    return True
+    """The catalogue's `one_write_in_flight_per_sector` over the writes this initiator has awaiting an answer."""
+    return invariants.one_write_in_flight_per_sector(
+        (lba, count) for _, kind, lba, count in initiator.in_flight() if kind is Kind.WRITE
+    )
 
 
 def window_respected(initiator: AoeInitiator) -> bool:
