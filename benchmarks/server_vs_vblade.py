@@ -63,6 +63,13 @@ def resident_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its reaped children: what serving cost, however busy the machine."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def run_row(row, target: str, image: str, null_responder: str, seconds: float, pin: bool) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
@@ -83,7 +90,10 @@ def run_row(row, target: str, image: str, null_responder: str, seconds: float, p
                 "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds)]
         if sectors:
             argv += ["--sectors", str(sectors)]
+        cpu_before = cpu_seconds(process.pid)
         result = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        served = result["ops_per_s"] * result["seconds"]
+        result["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / served * 1e6 if served else float("nan")
         result["rss_mb"] = resident_mb(process.pid) if process.poll() is None else float("nan")
         return result
 
@@ -110,14 +120,16 @@ def main(argv=None) -> int:
     args.pin = args.pin and os.cpu_count() >= 2
     print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
           f"{args.seconds:g} s per row and target")
-    print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade")
+    print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
+          "  CPU µs/request ours/vblade")
     for row in rows:
         results = {target: run_row(row, target, image, null_responder, args.seconds, args.pin) for target in TARGETS}
         unit = row[-1]
         value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
         print(f"{row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x {value['null']:10.1f}  {unit:5}  "
-              f"{results['ours']['p50_ms'] or 0:10.3f}  {results['ours']['retransmits']}/{results['vblade']['retransmits']}", flush=True)
+              f"{results['ours']['p50_ms'] or 0:10.3f}  {results['ours']['retransmits']:>5}/{results['vblade']['retransmits']:<5}"
+              f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:.1f}", flush=True)
         if row[3] == 64:
             print(f"{'':44} our server's resident memory with 64 clients: {results['ours']['rss_mb']:.0f} MB", flush=True)
     return 0

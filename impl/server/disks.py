@@ -15,7 +15,7 @@ from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Image
 from .frames import format_mac
-from .overlay import Overlay, OverlayError
+from .overlay import Overlay, OverlayError, read_exactly
 
 log = logging.getLogger("storvisor.server")
 OVERLAY_DIRECTORY = "overlays"
@@ -33,21 +33,26 @@ class ClientCounters:
     duplicates: int = 0  # requests that repeat a recent one: retransmissions or network duplicates
     flushes: int = 0
     last_activity: float = 0.0
-    recent_requests: dict = field(default_factory=dict)  # tags and (command, argument) -> None, oldest first
+    recent_requests: set = field(default_factory=set)  # tags and command + argument of the newest requests
+    older_requests: set = field(default_factory=set)  # those of the RECENT_REQUESTS before them
 
     RECENT_REQUESTS = 64
 
     def saw_request(self, frame: bytes) -> None:
-        """Count a request that repeats one of the client's last 64: the same tag (a network
-        duplicate), or the same command and argument under a new tag (how Linux retransmits)."""
+        """Count a request that repeats one of the client's last 64 (or up to 128): the same tag (a
+        network duplicate), or the same command and argument under a new tag (how Linux retransmits).
+
+        Two generations of sets, swapped every RECENT_REQUESTS requests: a few set operations per
+        request and nothing to evict one by one."""
         recent = self.recent_requests
         tag, request = frame[20:24], frame[19:20] + frame[24:36]
-        if tag in recent or request in recent:
+        if tag in recent or request in recent or tag in self.older_requests or request in self.older_requests:
             self.duplicates += 1
-        recent[tag] = None
-        recent[request] = None
-        while len(recent) > 2 * self.RECENT_REQUESTS:
-            del recent[next(iter(recent))]
+        if len(recent) >= 2 * self.RECENT_REQUESTS:
+            self.older_requests = recent
+            recent = self.recent_requests = set()
+        recent.add(tag)
+        recent.add(request)
 
     def describe(self) -> dict:
         return {
@@ -83,12 +88,17 @@ class ClientDisk:
         return self.overlay
 
     def read(self, lba: int, count: int) -> bytes:
+        out = bytearray(count * SECTOR_BYTES)
+        self.read_into(lba, count, memoryview(out))
+        return bytes(out)
+
+    def read_into(self, lba: int, count: int, out: memoryview) -> None:
+        """Fill `out` (count sectors long) in place: no copy between the kernel and the answer frame."""
         overlay = self.overlay
         if overlay is None or not overlay.covers_any(lba, count):
-            return os.pread(self.base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
-        out = bytearray(count * SECTOR_BYTES)
-        overlay.read_into(lba, count, out, self.base_fd)
-        return bytes(out)
+            read_exactly(self.base_fd, out, lba * SECTOR_BYTES)
+        else:
+            overlay.read_into(lba, count, out, self.base_fd)
 
     def write(self, lba: int, data: bytes) -> None:
         (self.overlay or self.ensure_overlay()).write(lba, data)

@@ -105,9 +105,7 @@ class Overlay:
         return offset
 
     def _index_record(self, lba: int, count: int, data_offset: int) -> None:
-        index = self.index
-        for i in range(count):
-            index[lba + i] = data_offset + i * SECTOR_BYTES
+        self.index.update(zip(range(lba, lba + count), range(data_offset, data_offset + count * SECTOR_BYTES, SECTOR_BYTES)))
 
     def write(self, lba: int, data: bytes) -> None:
         """Append one record; when this returns the write is in the OS (it survives the process)."""
@@ -124,11 +122,17 @@ class Overlay:
         """Every write appended so far reaches stable storage (FLUSH CACHE)."""
         os.fdatasync(self.fd)
 
-    def read_into(self, lba: int, count: int, out: bytearray, base_fd: int) -> None:
-        """Fill `out` with sectors lba..lba+count-1: the overlay's where written, else the base image's."""
+    def read_into(self, lba: int, count: int, out, base_fd: int) -> None:
+        """Fill `out` (a writable buffer of count sectors) with sectors lba..lba+count-1: the overlay's
+        where written, else the base image's."""
         index = self.index
         if not index:
-            out[:] = os.pread(base_fd, count * SECTOR_BYTES, lba * SECTOR_BYTES)
+            read_exactly(base_fd, out, lba * SECTOR_BYTES)
+            return
+        offsets = list(map(index.get, range(lba, lba + count)))
+        first = offsets[0]
+        if first is not None and offsets == list(range(first, first + count * SECTOR_BYTES, SECTOR_BYTES)):
+            read_exactly(self.fd, out, first)  # the common case: written together, one run in the log
             return
         i = 0
         while i < count:
@@ -149,9 +153,7 @@ class Overlay:
     def covers_any(self, lba: int, count: int) -> bool:
         """Whether any of the sectors lba..lba+count-1 has been written."""
         index = self.index
-        if not index:
-            return False
-        return any(lba + i in index for i in range(count))
+        return bool(index) and not index.keys().isdisjoint(range(lba, lba + count))
 
     def sectors_written(self) -> int:
         return len(self.index)
@@ -220,6 +222,12 @@ def log_runs(index: dict[int, int], limit: int = MAX_COPY_RUN_SECTORS):
             count += 1
         yield lba, count, offset
         i += count
+
+
+def read_exactly(fd: int, out, offset: int) -> None:
+    """Fill the buffer `out` from `offset` with one `preadv`; a short read (a file cut under us) is an error."""
+    if os.preadv(fd, (out,), offset) != len(out):
+        raise OSError(f"short read at offset {offset}")
 
 
 def fsync_directory(path: str) -> None:

@@ -14,11 +14,13 @@ import selectors
 import signal
 import time
 
+from spec.aoe.constants import SECTOR_BYTES
+
 from .catalogue import Catalogue, CatalogueError
 from .config import ConfigError, ServerConfig
 from .control import ControlServer
 from .disks import DiskRegistry
-from .frames import format_mac
+from .frames import ATA_HEADER_BYTES, format_mac
 from .operations import Operations
 from .statelock import StateLock
 from .target import AoeTarget
@@ -72,6 +74,8 @@ class Server:
         except BaseException:
             self.close()
             raise
+        self.answer = bytearray(ATA_HEADER_BYTES + self.target.max_sectors * SECTOR_BYTES)  # every plain answer is built here
+        self.answer_view = memoryview(self.answer)
         self.running = False
         self.mac_owners: dict[bytes, tuple[object, float]] = {}
         self.refused_frames = 0
@@ -108,7 +112,8 @@ class Server:
         Polling a little before sleeping again keeps the loop awake through a
         stream of requests, so an initiator's send does not have to wake it
         (a wake-up across CPUs costs more than answering a request)."""
-        process_frame, send, receive = self.target.process_frame, self.transport.send, self.transport.receive_batch
+        target, send, receive = self.target, self.transport.send, self.transport.receive_batch
+        answer_into, process_frame, out, out_view = target.answer_into, target.process_frame, self.answer, self.answer_view
         idle_since = None
         while True:
             batch = receive()
@@ -116,6 +121,10 @@ class Server:
                 idle_since = None
                 for frame, peer in batch:
                     if peer is not None and not self.peer_owns_mac(frame, peer):
+                        continue
+                    length = answer_into(frame, out)
+                    if length:
+                        send(out_view[:length], peer)
                         continue
                     for response in process_frame(frame):
                         send(response, peer)

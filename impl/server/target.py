@@ -80,7 +80,11 @@ ERROR_ABRT, ERROR_IDNF = AtaErrorBit.ABRT.value, AtaErrorBit.IDNF.value
 READ_WRITE_COMMANDS = READ_COMMANDS | WRITE_COMMANDS
 WRITE_FLAG = AtaFlag.WRITE.value
 RESPONSE_FLAG = HeaderFlag.RESPONSE.value
-FAST_PATH_MARK = ETHERTYPE_AOE.to_bytes(2, "big") + bytes([AOE_VERSION << 4])  # AoE, version 1, no flags
+FAST_PATH_MARK = ETHERTYPE_AOE.to_bytes(2, "big") + bytes([AOE_VERSION << 4, 0])  # AoE, version 1, no flags, no error
+FAST_ROUTE_KEY_BYTES = 20  # destination, client, ethertype, version/flags, error, shelf, slot, command: one slice names a route
+TAG_OFFSET = 20  # the tag, the last field of the AoE header (AoEr11 §2)
+# the plain transfers the fast path serves: command -> (writes, LBA mask) (ATA/ATAPI-7 V1 §6.35, §6.36, §6.64, §6.65)
+PLAIN_COMMANDS = {cmd: (cmd in WRITE_COMMANDS, LBA48_MASK if cmd in LBA48_COMMANDS else LBA28_MASK) for cmd in READ_COMMANDS | WRITE_COMMANDS}
 ROUTE_CACHE_ENTRIES = 65536  # routes remembered per (client, shelf, slot) before the caches start over
 FIRMWARE_VERSION = 0x0001  # what Query Config reports (as spec.aoe.target.TargetConfig's default)
 FIRMWARE_TEXT = "1"  # IDENTIFY DEVICE words 23-26
@@ -148,45 +152,61 @@ class AoeTarget:
 
     def process_frame(self, frame: bytes) -> list[bytes]:
         """The responses to one frame: the fast path when it applies, else the full checks below."""
-        if frame[12:15] == FAST_PATH_MARK and frame[19] == AoeCommand.ATA and frame[:6] == self.mac:
-            route = self.fast_routes.get(frame[6:12] + frame[16:19])
-            if route is not None:
-                response = self.process_plain_transfer(frame, *route)
-                if response is not None:
-                    return [response]
+        route = self.fast_routes.get(frame[:FAST_ROUTE_KEY_BYTES])
+        if route is not None:
+            out = bytearray(ATA_HEADER_BYTES + self.max_sectors * SECTOR_BYTES)
+            length = self.process_plain_transfer(frame, out, *route)
+            if length:
+                del out[length:]
+                return [bytes(out)]
         return self.process_frame_checked(frame)
 
-    def process_plain_transfer(self, frame, target: "TargetState", disk: ClientDisk, counters: ClientCounters, prefix: bytes) -> bytes | None:
-        """A plain, in-range READ/WRITE SECTORS (EXT) on an established route: the same answer the
-        checked path gives, with its checks in its order; None hands anything else to the checked path."""
+    def answer_into(self, frame: bytes, out: bytearray) -> int:
+        """The answer to a plain transfer on an established route, built in `out` (at least
+        ATA_HEADER_BYTES + max_sectors sectors): its length, or 0 when `process_frame` must answer.
+        The server's loop reuses one `out` for every frame: no allocation for an answer's data."""
+        route = self.fast_routes.get(frame[:FAST_ROUTE_KEY_BYTES])
+        if route is None:
+            return 0
+        return self.process_plain_transfer(frame, out, *route)
+
+    def process_plain_transfer(self, frame, out: bytearray, target: "TargetState", disk: ClientDisk, counters: ClientCounters, prefix: bytes) -> int:
+        """A plain, in-range READ/WRITE SECTORS (EXT) on an established route, answered in `out`: the
+        same answer the checked path gives, with its checks in its order; 0 hands anything else to
+        the checked path."""
         if target.mask_list or target.reservations or len(frame) < ATA_HEADER_BYTES:
-            return None
+            return 0
         aflags, _feature, count, cmd, lba_bytes = ATA_ARG.unpack_from(frame, HEADER_BYTES)
-        if cmd not in READ_WRITE_COMMANDS or not 0 < count <= self.max_sectors:
-            return None
-        writing = cmd in WRITE_COMMANDS
+        kind = PLAIN_COMMANDS.get(cmd)
+        if kind is None or not 0 < count <= self.max_sectors:
+            return 0
+        writing, lba_mask = kind
         if bool(aflags & WRITE_FLAG) != writing:
-            return None
-        lba = int.from_bytes(lba_bytes, "little") & (LBA48_MASK if cmd in LBA48_COMMANDS else LBA28_MASK)
+            return 0
+        lba = int.from_bytes(lba_bytes, "little") & lba_mask
         if lba + count > disk.sectors:
-            return None
+            return 0
         length = count * SECTOR_BYTES
         try:
             if writing:
                 if len(frame) - ATA_HEADER_BYTES < length or disk.read_only:
-                    return None
+                    return 0
                 disk.write(lba, memoryview(frame)[ATA_HEADER_BYTES : ATA_HEADER_BYTES + length])
                 counters.written_bytes += length
-                data = b""
+                answer_bytes = ATA_HEADER_BYTES
             else:
-                data = disk.read(lba, count)
+                answer_bytes = ATA_HEADER_BYTES + length
+                disk.read_into(lba, count, memoryview(out)[ATA_HEADER_BYTES:answer_bytes])
                 counters.read_bytes += length
         except OSError:
-            return None  # the checked path reports it
+            return 0  # the checked path reports it
         counters.requests += 1
         counters.last_activity = time.time()
         counters.saw_request(frame)
-        return b"".join((prefix, frame[20:24], ATA_ARG.pack(aflags, 0, count, STATUS_DRDY, lba_bytes), data))
+        out[:TAG_OFFSET] = prefix
+        out[TAG_OFFSET:HEADER_BYTES] = frame[TAG_OFFSET:HEADER_BYTES]
+        ATA_ARG.pack_into(out, HEADER_BYTES, aflags, 0, count, STATUS_DRDY, lba_bytes)
+        return answer_bytes
 
     def process_frame_checked(self, frame: bytes) -> list[bytes]:
         n = len(frame)
@@ -320,10 +340,11 @@ class AoeTarget:
         if status & STATUS_ERR:
             counters.errors += 1
         header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.ATA, tag)
-        if status == STATUS_DRDY and frame[0:6] == self.mac and (target.shelf, target.slot) == struct.unpack_from("!HB", frame, 16):
+        if (status == STATUS_DRDY and frame[0:6] == self.mac and frame[12:16] == FAST_PATH_MARK
+                and (target.shelf, target.slot) == struct.unpack_from("!HB", frame, 16)):
             if len(self.fast_routes) >= ROUTE_CACHE_ENTRIES:
                 self.fast_routes.clear()
-            self.fast_routes[frame[6:12] + frame[16:19]] = (target, disk, counters, header[:-4])
+            self.fast_routes[frame[:FAST_ROUTE_KEY_BYTES]] = (target, disk, counters, header[:TAG_OFFSET])
         return header + ATA_ARG.pack(aflags, ata_error, count_out, status, lba_bytes) + data
 
     def identify(self, disk: ClientDisk) -> bytes:

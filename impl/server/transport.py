@@ -39,7 +39,6 @@ class UdpTransport:
                 raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
             raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
         self.sock.setblocking(False)
-        self.buffer = bytearray(MAX_FRAME_BYTES)
         self.address = "%s:%d" % self.sock.getsockname()
 
     def fileno(self) -> int:
@@ -47,11 +46,10 @@ class UdpTransport:
 
     def receive_batch(self) -> list[tuple[bytes, object]]:
         frames = []
-        recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
+        recvfrom = self.sock.recvfrom
         try:
             for _ in range(BATCH_FRAMES):
-                n, peer = recvfrom_into(buffer)
-                frames.append((bytes(buffer[:n]), peer))
+                frames.append(recvfrom(MAX_FRAME_BYTES))  # one copy, straight into the frame's bytes
         except BlockingIOError:
             pass
         return frames
@@ -94,7 +92,6 @@ class RawTransport:
             pass  # older kernels hand our answers back to us; they carry R and are dropped as responses
         self.sock.setblocking(False)
         self.interface = interface
-        self.buffer = bytearray(MAX_FRAME_BYTES)
         self.mac = self.sock.getsockname()[4]
         self.mtu = interface_mtu(interface)
         self.address = interface
@@ -104,18 +101,18 @@ class RawTransport:
 
     def receive_batch(self) -> list[tuple[bytes, object]]:
         frames = []
-        recv_into, buffer = self.sock.recv_into, self.buffer
+        recv = self.sock.recv
         try:
             for _ in range(BATCH_FRAMES):
-                n = recv_into(buffer)
-                frames.append((bytes(buffer[:n]), None))
+                frames.append((recv(MAX_FRAME_BYTES), None))  # one copy, straight into the frame's bytes
         except BlockingIOError:
             pass
         return frames
 
-    def send(self, frame: bytes, peer) -> None:
+    def send(self, frame, peer) -> None:
+        """Send `frame` (bytes or a memoryview of the server's answer buffer)."""
         if len(frame) < MINIMUM_FRAME_BYTES:
-            frame = pad_to_minimum(frame)  # IEEE 802.3 §3.2.8; veth does not pad
+            frame = pad_to_minimum(bytes(frame))  # IEEE 802.3 §3.2.8; veth does not pad
         try:
             self.sock.send(frame)
         except OSError:
