@@ -106,3 +106,36 @@ MTU_OVERHEAD_BYTES = 36  # AoEr11 §3.1: an ATA message carries (MTU − 36) / 5
 def sectors_per_frame(mtu: int) -> int:
     """Whole sectors one ATA message can carry at this MTU (AoEr11 §3.1); never negative."""
     return max(0, (mtu - MTU_OVERHEAD_BYTES) // SECTOR_BYTES)
+
+# Argument sizes of the remaining commands.
+MASK_ARG_BYTES = 4  # AoEr11 §3.3: reserved, mcmd, merror, dir count
+MASK_DIRECTIVE_BYTES = 8  # AoEr11 §3.3: reserved, dcmd, MAC
+RESERVE_ARG_BYTES = 2  # AoEr11 §3.4: rcmd, nmacs
+MAC_BYTES = 6
+ETHERNET_MIN_FRAME_BYTES = 60  # IEEE 802.3 minimum without FCS: shorter frames arrive zero-padded
+
+DEFAULT_MAX_SECTORS = 2  # AoEr11 §3.2: a sector count of 0 in a Query Config response means 2
+MASK_LIST_CAPACITY = 32  # entries a target keeps in its MAC mask list (AoEr11 §3.3 leaves the size open)
+LBA28_MASK = 0x0FFFFFFF  # ATA/ATAPI-7 V1 §6: 28-bit commands use LBA bits 0..27; bits 28..31 are device bits
+LBA48_MASK = (1 << 48) - 1
+
+
+class AtaStatus(IntFlag):
+    """ATA Status register bits an AoE response carries in Cmd/Status (ATA/ATAPI-7 V1 §6.15)."""
+
+    ERR = 0x01
+    DRQ = 0x08
+    DF = 0x20
+    DRDY = 0x40
+    BSY = 0x80
+
+
+class AtaErrorBit(IntFlag):
+    """ATA Error register bits an AoE response carries in Err/Feature (ATA/ATAPI-7 V1 §6.8)."""
+
+    ABRT = 0x04  # command aborted: unknown command or the target gave up
+    IDNF = 0x10  # ID not found: the address is outside the medium
+    UNC = 0x40  # uncorrectable data error
+
+
+CHECK_POWER_MODE_ACTIVE = 0xFF  # ATA/ATAPI-7 V1 §6.6: Sector Count after CHECK POWER MODE, active or idle

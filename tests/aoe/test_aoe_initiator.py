@@ -1,0 +1,263 @@
+"""The spec initiator against the spec target, frame by frame, with time handed in explicitly."""
+
+import pytest
+
+from spec.aoe.constants import BROADCAST_MAC, SECTOR_BYTES, AoeCommand, AoeError, AtaErrorBit, ConfigCommand
+from spec.aoe.durable_store import MemoryDurableStore
+from spec.aoe.frames import AoeHeader, EthernetHeader, Frame, OpaqueArgument, decode_frame, encode_frame
+from spec.aoe.initiator import AoeInitiator, Completion, InitiatorConfig, Kind, Timing
+from spec.aoe.rtt import RttEstimator
+from spec.aoe.target import AoeTarget, Port, TargetConfig
+from tests.aoe.target_helpers import HOST_A, SHELF, SLOT, TARGET_MAC
+
+TIMING = Timing(initial_rto=100, min_rto=10, max_rto=1000, deadline=5000, max_frame_age=50)
+
+
+class Bench:
+    """One initiator wired straight to one target; the test decides which frames get through."""
+
+    def __init__(self, buffer_count=4, mtu=1500, sectors=64, target_mtu=None):
+        store = MemoryDurableStore(sectors)
+        self.target = AoeTarget(TargetConfig(SHELF, SLOT, buffer_count=buffer_count), store)
+        self.port = Port(TARGET_MAC, target_mtu or mtu)
+        self.initiator = AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT, mtu=mtu, timing=TIMING))
+        self.now = 0
+
+    def to_target(self, frames):
+        return [r for f in frames for r in self.target.process_frame(f, self.port)]
+
+    def deliver(self, responses):
+        for r in responses:
+            self.initiator.receive(r, self.now)
+
+    def exchange(self):
+        """Carry every outgoing frame to the target and every answer back."""
+        self.deliver(self.to_target(self.initiator.take_outgoing()))
+
+    def run(self, rounds=20, step=1):
+        for _ in range(rounds):
+            self.exchange()
+            self.now += step
+            self.initiator.tick(self.now)
+        return self.initiator.take_completions()
+
+
+def discovered(**kw) -> Bench:
+    bench = Bench(**kw)
+    bench.exchange()
+    assert bench.initiator.buffer_count is not None
+    return bench
+
+
+def sectors(*fills):
+    return b"".join(bytes([f]) * SECTOR_BYTES for f in fills)
+
+
+def test_discovery_learns_the_target_and_its_limits():
+    bench = Bench(buffer_count=3, mtu=9000)
+    (query,) = bench.initiator.take_outgoing()
+    f = decode_frame(query)
+    assert f.ethernet.destination == BROADCAST_MAC and f.header.command == AoeCommand.QUERY_CONFIG
+    assert f.argument.ccmd == ConfigCommand.READ
+    bench.deliver(bench.to_target([query]))
+    assert bench.initiator.target_mac == TARGET_MAC
+    assert bench.initiator.buffer_count == 3 and bench.initiator.max_sectors == 17
+
+
+def test_requests_submitted_before_discovery_wait_for_it():
+    bench = Bench()
+    rid = bench.initiator.submit_read(0, 1)
+    assert len(bench.initiator.take_outgoing()) == 1, "only the Query Config goes out"
+    bench = Bench()
+    rid = bench.initiator.submit_write(3, sectors(9))
+    assert bench.run(3) == [Completion(rid, True)]
+
+
+def test_write_then_read_through_the_target():
+    bench = discovered()
+    w = bench.initiator.submit_write(5, sectors(1, 2, 3, 4, 5))
+    r = bench.initiator.submit_read(4, 7)
+    done = bench.run(200)
+    assert done[0] == Completion(w, True)
+    assert done[1] == Completion(r, True, sectors(0, 1, 2, 3, 4, 5, 0))
+
+
+@pytest.mark.parametrize("mtu, advertised_mtu, frames", [(1500, 1500, 3), (9000, 9000, 1), (9000, 1500, 3), (1500, 9000, 3)])
+def test_requests_are_split_by_the_smaller_of_our_mtu_and_the_targets_maximum(mtu, advertised_mtu, frames):
+    bench = discovered(mtu=mtu, target_mtu=advertised_mtu, buffer_count=16)
+    bench.initiator.submit_write(0, sectors(*range(5)))
+    sent = [decode_frame(f) for f in bench.initiator.take_outgoing()]
+    assert len(sent) == frames
+    assert sum(f.argument.sector_count for f in sent) == 5
+    assert b"".join(f.argument.data for f in sent) == sectors(*range(5))
+
+
+def test_window_is_capped_by_the_buffer_count():
+    bench = discovered(buffer_count=2)
+    ids = [bench.initiator.submit_read(i, 1) for i in range(6)]
+    first = bench.initiator.take_outgoing()
+    assert len(first) == 2 and len(bench.initiator.in_flight()) == 2
+    bench.deliver(bench.to_target(first[:1]))
+    third = bench.initiator.take_outgoing()
+    assert len(third) == 1, "one answer frees one slot"
+    bench.deliver(bench.to_target(first[1:] + third))
+    done = bench.initiator.take_completions() + bench.run(10)
+    assert [c.request_id for c in done] == ids and all(c.ok for c in done)
+
+
+def test_retransmission_uses_a_new_tag_and_the_old_answer_is_stale():
+    bench = discovered()
+    rid = bench.initiator.submit_read(0, 1)
+    (lost,) = bench.initiator.take_outgoing()
+    bench.now = bench.initiator.estimator.rto()
+    bench.initiator.tick(bench.now)
+    (again,) = bench.initiator.take_outgoing()
+    old, new = decode_frame(lost), decode_frame(again)
+    assert old.header.tag != new.header.tag, "a retransmission carries a new tag"
+    assert old.argument == new.argument
+    bench.deliver(bench.to_target([lost]))
+    assert bench.initiator.take_completions() == [], "the answer to the superseded tag changes nothing"
+    assert bench.initiator.ignored_frames == 1
+    bench.deliver(bench.to_target([again]))
+    assert bench.initiator.take_completions() == [Completion(rid, True, sectors(0))]
+
+
+def test_retransmission_timeouts_back_off():
+    bench = discovered()
+    bench.initiator.submit_read(0, 1)
+    bench.initiator.take_outgoing()
+    sends = []
+    for t in range(1, 1000):
+        bench.initiator.tick(t)
+        if bench.initiator.take_outgoing():
+            sends.append(t)
+    gaps = [b - a for a, b in zip([0] + sends, sends)]
+    assert gaps[:3] == [gaps[0], 2 * gaps[0], 4 * gaps[0]]
+
+
+def test_one_write_per_sector_in_flight_and_fenced_until_old_copies_age_out():
+    bench = discovered()
+    first = bench.initiator.submit_write(7, sectors(1))
+    second = bench.initiator.submit_write(7, sectors(2))
+    other = bench.initiator.submit_write(8, sectors(3))
+    sent = [decode_frame(f) for f in bench.initiator.take_outgoing()]
+    assert [f.argument.lba for f in sent] == [7, 8], "the second write to sector 7 waits"
+    bench.deliver(bench.to_target([encode_frame(f) for f in sent]))
+    assert {c.request_id for c in bench.initiator.take_completions()} == {first, other}
+    assert bench.initiator.take_outgoing() == [], "a copy of the first write may still be travelling"
+    bench.now = TIMING.max_frame_age
+    bench.initiator.tick(bench.now)
+    (late,) = [decode_frame(f) for f in bench.initiator.take_outgoing()]
+    assert late.argument.lba == 7 and late.argument.data == sectors(2)
+    bench.deliver(bench.to_target([encode_frame(late)]))
+    assert bench.initiator.take_completions() == [Completion(second, True)]
+
+
+def test_a_flush_is_a_barrier():
+    bench = discovered()
+    bench.initiator.submit_write(1, sectors(1))
+    flush = bench.initiator.submit_flush()
+    bench.initiator.submit_read(1, 1)
+    (write,) = bench.initiator.take_outgoing()
+    bench.deliver(bench.to_target([write]))
+    (flush_frame,) = bench.initiator.take_outgoing()
+    assert decode_frame(flush_frame).argument.cmd_status == 0xE7
+    assert bench.target.store.durable_sector(1) == sectors(0)
+    bench.deliver(bench.to_target([flush_frame]))
+    assert bench.target.store.durable_sector(1) == sectors(1), "the flush reached the medium"
+    assert bench.initiator.take_completions()[-1] == Completion(flush, True)
+    (read,) = bench.initiator.take_outgoing()
+    assert decode_frame(read).argument.cmd_status == 0x24
+
+
+def test_a_silent_target_fails_the_request_with_an_ata_error_at_the_deadline():
+    bench = discovered()
+    rid = bench.initiator.submit_read(0, 1)
+    for t in range(1, TIMING.deadline):
+        bench.initiator.tick(t)
+    assert bench.initiator.take_completions() == []
+    bench.initiator.tick(TIMING.deadline)
+    assert bench.initiator.take_completions() == [Completion(rid, False, ata_error=AtaErrorBit.ABRT)]
+    assert bench.initiator.in_flight() == []
+
+
+def test_an_undiscovered_target_fails_requests_at_the_deadline():
+    bench = Bench()
+    rid = bench.initiator.submit_read(0, 1)
+    bench.initiator.tick(TIMING.deadline)
+    assert bench.initiator.take_completions() == [Completion(rid, False, ata_error=AtaErrorBit.ABRT)]
+
+
+def test_stale_and_foreign_responses_change_nothing():
+    bench = discovered()
+    rid = bench.initiator.submit_read(0, 1)
+    (frame,) = bench.initiator.take_outgoing()
+    (answer,) = bench.to_target([frame])
+    before = (bench.initiator.in_flight(), dict(bench.initiator.requests))
+    tag = decode_frame(frame).header.tag
+    bogus = [
+        answer[:20] + (tag + 1).to_bytes(4, "big") + answer[24:],  # a tag not outstanding
+        answer[:6] + bytes(6) + answer[12:],  # from another station
+        frame,  # our own request looped back
+        b"\x00" * 30,
+    ]
+    for b in bogus:
+        bench.initiator.receive(b, bench.now)
+    assert (bench.initiator.in_flight(), dict(bench.initiator.requests)) == before
+    assert bench.initiator.take_completions() == []
+    bench.initiator.receive(answer, bench.now)
+    bench.initiator.receive(answer, bench.now)  # a duplicate of the answer
+    assert bench.initiator.take_completions() == [Completion(rid, True, sectors(0))]
+
+
+def test_an_ata_error_from_the_target_fails_the_request_with_its_error_register():
+    bench = discovered(sectors=8)
+    rid = bench.initiator.submit_read(7, 2)
+    assert bench.run(3) == [Completion(rid, False, ata_error=AtaErrorBit.IDNF)]
+
+
+def test_an_aoe_error_from_the_target_fails_the_request():
+    bench = discovered()
+    bench.target.state.available = False
+    rid = bench.initiator.submit_write(0, sectors(1))
+    (done,) = bench.run(3)
+    assert done == Completion(rid, False, ata_error=AtaErrorBit.ABRT, aoe_error=AoeError.DEVICE_UNAVAILABLE)
+
+
+def test_bad_submissions_are_refused_with_a_clear_error():
+    initiator = AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT))
+    with pytest.raises(ValueError, match="at least one sector"):
+        initiator.submit_read(0, 0)
+    with pytest.raises(ValueError, match="whole number"):
+        initiator.submit_write(0, b"x" * 100)
+    with pytest.raises(ValueError, match="48-bit"):
+        initiator.submit_read(2**48 - 1, 2)
+
+
+def test_jacobson_karels_timeout():
+    rtt = RttEstimator(initial_rto=500, min_rto=10, max_rto=400)
+    assert rtt.rto() == 500, "before any sample"
+    rtt.sample(40)
+    assert (rtt.srtt, rtt.deviation, rtt.rto()) == (40, 20, 2 * 40 + 8 * 20)
+    rtt.sample(80)
+    assert (rtt.srtt, rtt.deviation) == (45, 25)
+    assert rtt.rto() == min(400, 2 * 45 + 8 * 25)
+    for _ in range(50):
+        rtt.sample(0)
+    assert rtt.rto() == 10, "clamped below"
+
+
+def test_in_flight_reports_kinds():
+    bench = discovered()
+    bench.initiator.submit_write(0, sectors(1))
+    assert [k for _, k, _, _ in bench.initiator.in_flight()] == [Kind.WRITE]
+
+
+def test_an_answer_from_the_wrong_command_is_ignored():
+    bench = discovered()
+    bench.initiator.submit_read(0, 1)
+    (frame,) = bench.initiator.take_outgoing()
+    tag = decode_frame(frame).header.tag
+    wrong = Frame(EthernetHeader(HOST_A, TARGET_MAC), AoeHeader(1, 8, 0, SHELF, SLOT, 3, tag), OpaqueArgument(b"\0\0"))
+    bench.initiator.receive(encode_frame(wrong), 0)
+    assert len(bench.initiator.in_flight()) == 1 and bench.initiator.take_completions() == []
