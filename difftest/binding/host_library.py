@@ -6,6 +6,7 @@ report aborts the process (the caller runs that variant in a subprocess with lib
 """
 
 import ctypes
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -48,5 +49,7 @@ def asan_runtime() -> str:
     return subprocess.run(["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True, text=True).stdout.strip()
 
 
+@functools.cache
 def load_core_library() -> ctypes.CDLL:
+    """Built and loaded once per process: a rebuild while tests run must not change the code under test."""
     return ctypes.CDLL(str(build_library(sanitize=os.environ.get(SANITIZE_VARIABLE) == "1")))
