@@ -137,6 +137,8 @@ class Pair:
 
     def compare(self) -> None:
         s, c = self.spec, self.core
+        s.link.pump()  # frames the initiators queued are on the wire (preconditions pump one side only)
+        c.link.pump()
         assert core_view(c.manager) == comparable_spec_view(s.manager), "the C manager's state differs from the spec's"
         assert [(d, f) for d, f, _ in c.link.wire] == [(d, f) for d, f, _ in s.link.wire], "different frames on the wire"
         assert c.local.pending == s.local.pending, "different local-disk requests"
