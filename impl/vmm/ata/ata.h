@@ -1,0 +1,82 @@
+/* ATA manager: owns the primary IDE channel's ports. In passthrough every access reaches the
+ * physical controller, while the manager tracks the channel as spec/ata describes it (command,
+ * LBA, count, protocol phase) and checks every bus-master PRD table before a DMA starts. */
+#ifndef STORVISOR_ATA_H
+#define STORVISOR_ATA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "ata_commands.h"
+
+/* Primary channel in ISA compatibility mode (ATA/ATAPI-7 V1 §6; PIIX datasheet §2.7). */
+#define ATA_COMMAND_BLOCK 0x1F0
+#define ATA_COMMAND_BLOCK_PORTS 8
+#define ATA_CONTROL_PORT 0x3F6
+#define ATA_BUSMASTER_PRIMARY_PORTS 8 /* BMICP, BMISP, BMIDTP of the primary channel */
+
+/* Command block register offsets from 0x1F0 (ATA/ATAPI-7 V1 §7, table 7). */
+enum ata_register {
+    ATA_REG_DATA, ATA_REG_ERROR_FEATURES, ATA_REG_COUNT, ATA_REG_LBA_LOW,
+    ATA_REG_LBA_MID, ATA_REG_LBA_HIGH, ATA_REG_DEVICE, ATA_REG_STATUS_COMMAND,
+};
+
+#define ATA_STATUS_ERR 0x01
+#define ATA_STATUS_DRQ 0x08
+#define ATA_STATUS_BSY 0x80
+#define ATA_DEVICE_LBA 0x40
+#define ATA_CONTROL_SRST 0x04
+#define ATA_CONTROL_HOB 0x80
+
+/* Bus-master IDE registers, offsets from BAR4 (PIIX datasheet §2.7.1). */
+#define BM_COMMAND 0
+#define BM_STATUS 2
+#define BM_PRD_TABLE 4
+#define BM_COMMAND_START 0x01
+#define BM_STATUS_ACTIVE 0x01
+#define BM_STATUS_ERROR 0x02
+#define BM_STATUS_INTERRUPT 0x04
+
+/* Where the channel is in the protocol of ATA/ATAPI-7 V2 §11. */
+enum ata_phase {
+    ATA_PHASE_IDLE,      /* no command: host may write registers */
+    ATA_PHASE_BUSY,      /* command written, device has not asked for data or finished */
+    ATA_PHASE_DATA_IN,   /* PIO: DRQ set, host reads the data register */
+    ATA_PHASE_DATA_OUT,  /* PIO: DRQ set, host writes the data register */
+    ATA_PHASE_DMA,       /* DMA command issued; the bus master moves the data */
+};
+
+/* One 8-bit register with the value before the last write, for 48-bit commands (ATA/ATAPI-7 V1 §6.18). */
+struct ata_fifo_register {
+    uint8_t current, previous;
+};
+
+struct ata_channel {
+    struct ata_fifo_register features, count, lba_low, lba_mid, lba_high;
+    uint8_t device, control;
+    enum ata_phase phase;
+    const struct ata_command *command; /* the last command written; NULL if the table does not know it */
+    uint8_t command_code;
+    uint64_t lba;
+    uint32_t sectors;
+    uint16_t busmaster_base;           /* BAR4; 0 when the bus master is not decoded */
+    uint32_t guest_prd_table;          /* what the guest wrote to BMIDTP */
+    bool dma_refused;                  /* the guest's last PRD table reached VMM memory */
+};
+
+extern struct ata_channel ata_primary;
+
+/* Takes over the primary channel's ports; `busmaster_base` is BAR4 or 0. */
+void ata_init(uint16_t busmaster_base);
+/* The guest moved BAR4: intercept the bus-master registers at their new place. */
+void ata_move_busmaster(uint16_t busmaster_base);
+/* The command table entry for a code, or NULL (ATA/ATAPI-7 V1 §6: unknown codes are aborted). */
+const struct ata_command *ata_lookup_command(uint8_t code);
+
+/* Bus-master DMA (ata_bmdma.c). */
+void ata_bmdma_init(void);
+uint32_t ata_bmdma_read(uint16_t offset, unsigned size);
+void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value);
+/* True when every PRD entry, and the table itself, stays out of VMM memory (invariant dma_confined). */
+bool ata_prd_table_is_confined(uint32_t table, unsigned *entries);
+
+#endif

@@ -1,0 +1,190 @@
+/* The primary channel's command block (0x1F0-0x1F7) and device control (0x3F6) in
+ * passthrough: every access is forwarded to the physical device, and the manager follows
+ * the protocol (ATA/ATAPI-7 V2 §11) so later modes can answer the guest themselves. */
+#include "ata.h"
+#include "../platform/platform.h"
+
+/* Status polls served by the VMM wait out BSY on the alternate status register, which
+ * has no side effects (ATA/ATAPI-7 V1 §7.3), for at most this many reads. */
+#define STATUS_SPIN_LIMIT 5000
+#define STATUS_POLL_GAP 200
+
+struct ata_channel ata_primary;
+
+const struct ata_command *ata_lookup_command(uint8_t code)
+{
+    for (unsigned i = 0; i < ATA_COMMAND_COUNT; i++) {
+        if (ata_commands[i].code == code)
+            return &ata_commands[i];
+    }
+    return 0;
+}
+
+static void write_fifo(struct ata_fifo_register *r, uint8_t value)
+{
+    r->previous = r->current;
+    r->current = value;
+}
+
+/* LBA and sector count as the command will use them (ATA/ATAPI-7 V1 §6.16, §6.18). */
+static void latch_address(struct ata_channel *ch)
+{
+    ch->lba = 0;
+    ch->sectors = 0;
+    if (!ch->command || ch->command->addressing == ATA_ADDRESSING_NONE)
+        return;
+    if (ch->command->addressing == ATA_ADDRESSING_LBA28) {
+        ch->lba = (uint64_t)(ch->device & 0x0F) << 24 | (uint64_t)ch->lba_high.current << 16 |
+                  (uint64_t)ch->lba_mid.current << 8 | ch->lba_low.current;
+        ch->sectors = ch->count.current ? ch->count.current : 256;
+        return;
+    }
+    ch->lba = (uint64_t)ch->lba_high.previous << 40 | (uint64_t)ch->lba_mid.previous << 32 |
+              (uint64_t)ch->lba_low.previous << 24 | (uint64_t)ch->lba_high.current << 16 |
+              (uint64_t)ch->lba_mid.current << 8 | ch->lba_low.current;
+    uint32_t count = (uint32_t)ch->count.previous << 8 | ch->count.current;
+    ch->sectors = count ? count : 65536;
+}
+
+/* The host writes the command register: the device goes BSY (ATA/ATAPI-7 V2 §11, HI4). */
+static void ata_process_command(struct ata_channel *ch, uint8_t code)
+{
+    ch->command_code = code;
+    ch->command = ata_lookup_command(code);
+    latch_address(ch);
+    ch->phase = ch->command && ch->command->protocol == ATA_PROTOCOL_DMA ? ATA_PHASE_DMA : ATA_PHASE_BUSY;
+    stat_add(STAT_ATA_COMMANDS);
+    log_debug("ata: command %02x %s lba %lu sectors %u", code, ch->command ? ch->command->name : "(not in table)",
+              ch->lba, ch->sectors);
+}
+
+/* What a status value says about the phase (ATA/ATAPI-7 V2 §11: BSY, then DRQ, then done). */
+static void follow_status(struct ata_channel *ch, uint8_t status)
+{
+    if (status & ATA_STATUS_BSY) {
+        if (ch->phase == ATA_PHASE_IDLE)
+            ch->phase = ATA_PHASE_BUSY;
+    } else if (status & ATA_STATUS_DRQ) {
+        if (ch->phase != ATA_PHASE_DMA)
+            ch->phase = ch->command && ch->command->protocol == ATA_PROTOCOL_PIO_DATA_OUT ? ATA_PHASE_DATA_OUT
+                                                                                         : ATA_PHASE_DATA_IN;
+    } else {
+        ch->phase = ATA_PHASE_IDLE;
+    }
+}
+
+/* A status poll while a PIO or non-data command runs: wait for BSY to clear here instead of
+ * letting the guest exit once per poll (the busy-poll storm of a software-emulated disk). */
+static void wait_not_busy(struct ata_channel *ch)
+{
+    if (!options.status_served || (ch->phase != ATA_PHASE_BUSY && ch->phase != ATA_PHASE_DATA_IN &&
+                                   ch->phase != ATA_PHASE_DATA_OUT))
+        return;
+    stat_add(STAT_ATA_STATUS_SERVED);
+    unsigned spins = 0;
+    for (; spins < STATUS_SPIN_LIMIT && (inb(ATA_CONTROL_PORT) & ATA_STATUS_BSY); spins++) {
+        stat_add(STAT_ATA_STATUS_SPINS);
+        for (volatile unsigned i = 0; i < STATUS_POLL_GAP; i++)
+            ;
+    }
+    if (spins == STATUS_SPIN_LIMIT)
+        log_debug("ata: still BSY after %u polls (command %02x, phase %u)", spins, ch->command_code, ch->phase);
+}
+
+static uint32_t command_block_read(uint16_t port, unsigned size)
+{
+    struct ata_channel *ch = &ata_primary;
+    unsigned reg = port - ATA_COMMAND_BLOCK;
+    if (reg == ATA_REG_DATA) {
+        stat_add(STAT_IO_ATA_DATA);
+        return port_read(port, size);
+    }
+    stat_add(STAT_IO_ATA_COMMAND_BLOCK);
+    if (reg == ATA_REG_STATUS_COMMAND) {
+        wait_not_busy(ch);
+        uint8_t status = inb(port);
+        follow_status(ch, status);
+        return status;
+    }
+    return port_read(port, size);
+}
+
+static void command_block_write(uint16_t port, unsigned size, uint32_t value)
+{
+    struct ata_channel *ch = &ata_primary;
+    unsigned reg = port - ATA_COMMAND_BLOCK;
+    uint8_t byte = (uint8_t)value;
+    port_write(port, size, value);
+    if (reg == ATA_REG_DATA) {
+        stat_add(STAT_IO_ATA_DATA);
+        return;
+    }
+    stat_add(STAT_IO_ATA_COMMAND_BLOCK);
+    switch (reg) {
+    case ATA_REG_ERROR_FEATURES: write_fifo(&ch->features, byte); break;
+    case ATA_REG_COUNT: write_fifo(&ch->count, byte); break;
+    case ATA_REG_LBA_LOW: write_fifo(&ch->lba_low, byte); break;
+    case ATA_REG_LBA_MID: write_fifo(&ch->lba_mid, byte); break;
+    case ATA_REG_LBA_HIGH: write_fifo(&ch->lba_high, byte); break;
+    case ATA_REG_DEVICE: ch->device = byte; break;
+    case ATA_REG_STATUS_COMMAND: ata_process_command(ch, byte); break;
+    }
+}
+
+static uint32_t control_read(uint16_t port, unsigned size)
+{
+    stat_add(STAT_IO_ATA_CONTROL);
+    wait_not_busy(&ata_primary);
+    return port_read(port, size);
+}
+
+/* Device control: SRST resets the device and ends any command (ATA/ATAPI-7 V1 §7.9). */
+static void control_write(uint16_t port, unsigned size, uint32_t value)
+{
+    struct ata_channel *ch = &ata_primary;
+    stat_add(STAT_IO_ATA_CONTROL);
+    ch->control = (uint8_t)value;
+    if (value & ATA_CONTROL_SRST) {
+        ch->phase = ATA_PHASE_IDLE;
+        ch->command = 0;
+    }
+    port_write(port, size, value);
+}
+
+static uint32_t busmaster_read(uint16_t port, unsigned size)
+{
+    stat_add(STAT_IO_BUSMASTER);
+    return ata_bmdma_read((uint16_t)(port - ata_primary.busmaster_base), size);
+}
+
+static void busmaster_write(uint16_t port, unsigned size, uint32_t value)
+{
+    stat_add(STAT_IO_BUSMASTER);
+    ata_bmdma_write((uint16_t)(port - ata_primary.busmaster_base), size, value);
+}
+
+static const struct port_handler command_block_handler = { command_block_read, command_block_write };
+static const struct port_handler control_handler = { control_read, control_write };
+static const struct port_handler busmaster_handler = { busmaster_read, busmaster_write };
+
+void ata_move_busmaster(uint16_t busmaster_base)
+{
+    struct ata_channel *ch = &ata_primary;
+    if (busmaster_base == ch->busmaster_base)
+        return;
+    if (ch->busmaster_base)
+        ioexit_unregister(ch->busmaster_base, ATA_BUSMASTER_PRIMARY_PORTS);
+    ch->busmaster_base = busmaster_base;
+    if (busmaster_base)
+        ioexit_register(busmaster_base, ATA_BUSMASTER_PRIMARY_PORTS, &busmaster_handler);
+    log_debug("ata: bus-master registers at %x", busmaster_base);
+}
+
+void ata_init(uint16_t busmaster_base)
+{
+    ata_primary = (struct ata_channel){ .phase = ATA_PHASE_IDLE };
+    ata_bmdma_init();
+    ioexit_register(ATA_COMMAND_BLOCK, ATA_COMMAND_BLOCK_PORTS, &command_block_handler);
+    ioexit_register(ATA_CONTROL_PORT, 1, &control_handler);
+    ata_move_busmaster(busmaster_base);
+}

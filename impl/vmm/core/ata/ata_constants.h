@@ -1,0 +1,147 @@
+/* GENERATED from spec/ata/constants.py, identify.py and state.py by
+ * impl/vmm/core/ata/gen_ata_constants.py: do not edit. The comments beside each
+ * value, with their manual sections, are in those files. */
+#ifndef STORVISOR_ATA_CONSTANTS_H
+#define STORVISOR_ATA_CONSTANTS_H
+
+#define ATA_PRIMARY_COMMAND_BASE 0x1F0
+#define ATA_PRIMARY_CONTROL_PORT 0x3F6
+#define ATA_QEMU_BUS_MASTER_BASE 0xC040
+#define ATA_BUS_MASTER_SPAN 0x8
+#define ATA_BSY 0x80
+#define ATA_DRDY 0x40
+#define ATA_DF 0x20
+#define ATA_DSC 0x10
+#define ATA_DRQ 0x8
+#define ATA_ERR 0x1
+#define ATA_ICRC 0x80
+#define ATA_UNC 0x40
+#define ATA_IDNF 0x10
+#define ATA_ABRT 0x4
+#define ATA_HOB 0x80
+#define ATA_SRST 0x4
+#define ATA_NIEN 0x2
+#define ATA_DEVICE_LBA 0x40
+#define ATA_DEVICE_DEV 0x10
+#define ATA_DEVICE_LOW_NIBBLE 0xF
+#define ATA_BM_START 0x1
+#define ATA_BM_WRITE_TO_MEMORY 0x8
+#define ATA_BM_COMMAND_WRITABLE 0x9
+#define ATA_BM_ACTIVE 0x1
+#define ATA_BM_ERROR 0x2
+#define ATA_BM_INTERRUPT 0x4
+#define ATA_BM_DRIVE0_DMA 0x20
+#define ATA_BM_DRIVE1_DMA 0x40
+#define ATA_BM_STATUS_WRITE_CLEAR 0x6
+#define ATA_BM_STATUS_WRITABLE 0x60
+#define ATA_PRD_ENTRY_BYTES 0x8
+#define ATA_PRD_EOT 0x8000
+#define ATA_PRD_MAX_REGION 0x10000
+#define ATA_PRD_BOUNDARY 0x10000
+#define ATA_PRD_TABLE_ALIGN 0x4
+#define ATA_LBA28_LIMIT 0x10000000
+#define ATA_LBA28_MAX_SECTORS 0x100
+#define ATA_LBA48_MAX_SECTORS 0x10000
+#define ATA_IDENTIFY_LBA28_MAX 0xFFFFFFF
+#define ATA_SIGNATURE_SECTOR_COUNT 0x1
+#define ATA_SIGNATURE_LBA_LOW 0x1
+#define ATA_SIGNATURE_LBA_MID 0x0
+#define ATA_SIGNATURE_LBA_HIGH 0x0
+#define ATA_SIGNATURE_DEVICE 0x0
+#define ATA_DIAGNOSTIC_PASSED 0x1
+#define ATA_MAX_MULTIPLE 0x10
+#define ATA_POWER_MODE_STANDBY 0x0
+#define ATA_POWER_MODE_IDLE 0x80
+#define ATA_POWER_MODE_ACTIVE 0xFF
+#define ATA_DEFAULT_HEADS 0x10
+#define ATA_DEFAULT_SECTORS_PER_TRACK 0x3F
+#define ATA_MAX_CYLINDERS 0x3FFF
+#define ATA_RESET_TICKS 0x1
+#define ATA_FEATURE_ENABLE_WRITE_CACHE 0x2
+#define ATA_FEATURE_SET_TRANSFER_MODE 0x3
+#define ATA_FEATURE_DISABLE_WRITE_CACHE 0x82
+#define ATA_TRANSFER_PIO_DEFAULT 0x0
+#define ATA_TRANSFER_PIO_DEFAULT_NO_IORDY 0x1
+#define ATA_TRANSFER_PIO_FLOW_CONTROL 0x8
+#define ATA_TRANSFER_MULTIWORD_DMA 0x20
+#define ATA_TRANSFER_ULTRA_DMA 0x40
+#define ATA_MAX_PIO_MODE 0x4
+#define ATA_MAX_MULTIWORD_DMA_MODE 0x2
+#define ATA_MAX_ULTRA_DMA_MODE 0x5
+
+#define ATA_COMMAND_BLOCK_DATA 0x0
+#define ATA_COMMAND_BLOCK_ERROR_FEATURES 0x1
+#define ATA_COMMAND_BLOCK_SECTOR_COUNT 0x2
+#define ATA_COMMAND_BLOCK_LBA_LOW 0x3
+#define ATA_COMMAND_BLOCK_LBA_MID 0x4
+#define ATA_COMMAND_BLOCK_LBA_HIGH 0x5
+#define ATA_COMMAND_BLOCK_DEVICE 0x6
+#define ATA_COMMAND_BLOCK_STATUS_COMMAND 0x7
+#define ATA_BUS_MASTER_REGISTER_COMMAND 0x0
+#define ATA_BUS_MASTER_REGISTER_STATUS 0x2
+#define ATA_BUS_MASTER_REGISTER_PRD_POINTER 0x4
+
+/* IDENTIFY DEVICE (spec/ata/identify.py). */
+#define ATA_IDENTIFY_WORDS 0x100
+#define ATA_INTEGRITY_SIGNATURE 0xA5
+#define ATA_WORD0_FIXED_ATA 0x40
+#define ATA_WORD49_CAPABILITIES 0xF00
+#define ATA_WORD50_CAPABILITIES 0x4000
+#define ATA_WORD53_VALID 0x7
+#define ATA_WORD64_PIO_MODES 0x3
+#define ATA_WORD65_CYCLE_NS 0x78
+#define ATA_WORD80_MAJOR_VERSION 0xF0
+#define ATA_WORD82_SUPPORTED 0x28
+#define ATA_WORD83_SUPPORTED 0x7400
+#define ATA_WORD84_SUPPORTED 0x4000
+#define ATA_WORD85_POWER_MANAGEMENT 0x8
+#define ATA_WORD85_WRITE_CACHE 0x20
+#define ATA_WORD86_ENABLED 0x3400
+#define ATA_WORD87_ENABLED 0x4000
+#define ATA_WORD93_RESET_RESULT 0x400B
+#define ATA_WORD59_MULTIPLE_VALID 0x100
+#define ATA_MODEL_NUMBER "STORVISOR VIRTUAL ATA DISK"
+#define ATA_SERIAL_NUMBER "SV-0001"
+#define ATA_FIRMWARE_REVISION "0.1"
+
+/* The protocol phases of spec/ata/state.py, Phase, in the spec's order. */
+enum ata_protocol_phase {
+    ATA_IDLE,
+    ATA_RESET_ASSERTED,
+    ATA_RESET_EXECUTING,
+    ATA_COMMAND_ACCEPTED,
+    ATA_NON_DATA_EXECUTING,
+    ATA_PIO_IN_FETCHING,
+    ATA_PIO_IN_TRANSFER,
+    ATA_PIO_OUT_TRANSFER,
+    ATA_PIO_OUT_STORING,
+    ATA_DMA_FETCHING,
+    ATA_DMA_TRANSFER,
+    ATA_DMA_STORING,
+};
+
+#define ATA_PHASE_COUNT 12
+
+/* The power modes of spec/ata/state.py, PowerMode, in the spec's order. */
+enum ata_power_mode {
+    ATA_POWER_ACTIVE,
+    ATA_POWER_IDLE,
+    ATA_POWER_STANDBY,
+};
+
+static const char *const ata_phase_names[ATA_PHASE_COUNT] = {
+    "idle",
+    "reset asserted",
+    "reset executing",
+    "command accepted",
+    "non-data executing",
+    "pio-in fetching",
+    "pio-in transfer",
+    "pio-out transfer",
+    "pio-out storing",
+    "dma fetching",
+    "dma transfer",
+    "dma storing",
+};
+
+#endif

@@ -1,0 +1,134 @@
+/* PCI configuration mechanism #1 (PCI Local Bus spec 3.0 §3.2.2.3.2): the VMM watches the
+ * guest's 0xCF8/0xCFC accesses so it can follow the IDE controller's bus-master BAR (BAR4)
+ * and the PIIX4 power-management base (PMBA, function 3 register 0x40) when the guest moves
+ * them. Every access is still forwarded: the guest owns PCI. The data ports exit only while
+ * the address register selects a watched register; Linux's bus scan then costs one exit per
+ * config access instead of two. */
+#include "platform.h"
+#include "../ata/ata.h"
+
+#define PCI_ADDRESS 0xCF8
+#define PCI_DATA 0xCFC
+#define PCI_ENABLE (1u << 31)
+#define PCI_CLASS_REVISION 0x08
+#define PCI_BAR4 0x20
+#define PIIX4_PMBA 0x40
+#define CLASS_IDE 0x0101
+#define VENDOR_INTEL 0x8086
+#define DEVICE_PIIX4_ACPI 0x7113
+
+struct pci_function {
+    bool present;
+    unsigned bus, device, function;
+};
+
+static struct pci_function ide, pm;
+static uint32_t guest_address; /* the guest's last 0xCF8 value */
+
+static uint32_t config_address(unsigned bus, unsigned device, unsigned function, unsigned offset)
+{
+    return PCI_ENABLE | bus << 16 | device << 11 | function << 8 | (offset & 0xFC);
+}
+
+uint32_t pci_config_read(unsigned bus, unsigned device, unsigned function, unsigned offset)
+{
+    uint32_t saved = inl(PCI_ADDRESS);
+    outl(PCI_ADDRESS, config_address(bus, device, function, offset));
+    uint32_t value = inl(PCI_DATA);
+    outl(PCI_ADDRESS, saved);
+    return value;
+}
+
+static uint16_t busmaster_base(void)
+{
+    uint32_t bar4 = pci_config_read(ide.bus, ide.device, ide.function, PCI_BAR4);
+    return (bar4 & 1) ? (uint16_t)(bar4 & 0xFFF0) : 0;
+}
+
+uint16_t pci_acpi_pm_base(void)
+{
+    if (!pm.present) {
+        for (unsigned dev = 0; dev < 32 && !pm.present; dev++) {
+            for (unsigned fn = 0; fn < 8; fn++) {
+                uint32_t id = pci_config_read(0, dev, fn, 0);
+                if ((id & 0xFFFF) == VENDOR_INTEL && id >> 16 == DEVICE_PIIX4_ACPI) {
+                    pm = (struct pci_function){ true, 0, dev, fn };
+                    break;
+                }
+            }
+        }
+    }
+    if (!pm.present)
+        return 0;
+    return (uint16_t)(pci_config_read(pm.bus, pm.device, pm.function, PIIX4_PMBA) & 0xFFC0);
+}
+
+static bool targets(const struct pci_function *f, uint32_t address, unsigned offset, unsigned size, unsigned reg)
+{
+    uint32_t own = config_address(f->bus, f->device, f->function, 0);
+    return f->present && (address & ~0xFFu) == own && (address & 0xFC) + offset < reg + 4 &&
+           (address & 0xFC) + offset + size > reg;
+}
+
+static uint32_t pci_port_read(uint16_t port, unsigned size)
+{
+    stat_add(STAT_IO_PCI_CONFIG);
+    if (port == PCI_ADDRESS && size == 4)
+        return guest_address;
+    return port_read(port, size);
+}
+
+static bool is_watched(uint32_t address)
+{
+    return targets(&ide, address, 0, 4, PCI_BAR4) || targets(&pm, address, 0, 4, PIIX4_PMBA);
+}
+
+static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
+{
+    stat_add(STAT_IO_PCI_CONFIG);
+    if (port == PCI_ADDRESS && size == 4) {
+        guest_address = value;
+        iopm_intercept(PCI_DATA, 4, (value & PCI_ENABLE) && is_watched(value));
+    }
+    port_write(port, size, value);
+    if (port < PCI_DATA || !(guest_address & PCI_ENABLE))
+        return;
+    unsigned offset = port - PCI_DATA;
+    if (targets(&ide, guest_address, offset, size, PCI_BAR4)) {
+        uint16_t base = busmaster_base();
+        log_debug("guest wrote IDE BAR4: bus-master registers now at %x", base);
+        ata_move_busmaster(base);
+    } else if (targets(&pm, guest_address, offset, size, PIIX4_PMBA)) {
+        acpi_watch(pci_acpi_pm_base());
+    }
+}
+
+static const struct port_handler pci_handler = { pci_port_read, pci_port_write };
+
+void pci_init(void)
+{
+    guest_address = inl(PCI_ADDRESS);
+    for (unsigned dev = 0; dev < 32 && !ide.present; dev++) {
+        for (unsigned fn = 0; fn < 8; fn++) {
+            uint32_t id = pci_config_read(0, dev, fn, 0);
+            if ((id & 0xFFFF) == 0xFFFF)
+                continue;
+            if (pci_config_read(0, dev, fn, PCI_CLASS_REVISION) >> 16 == CLASS_IDE) {
+                ide = (struct pci_function){ true, 0, dev, fn };
+                break;
+            }
+        }
+    }
+    if (!ide.present)
+        vmm_stop("no IDE controller (PCI class 01:01) on bus 0");
+    uint16_t bm = busmaster_base();
+    log_info("IDE controller at 00:%02x.%u, bus-master registers at %x", ide.device, ide.function, bm);
+    ata_init(bm);
+    uint16_t pm_base = pci_acpi_pm_base();
+    if (pm_base)
+        acpi_watch(pm_base);
+    else
+        log_warn("no PIIX4 power management function: statistics will not print at power-off");
+    ioexit_register(PCI_ADDRESS, 8, &pci_handler);
+    iopm_intercept(PCI_DATA, 4, (guest_address & PCI_ENABLE) && is_watched(guest_address));
+}

@@ -1,0 +1,47 @@
+"""A bad VMM command line gets a clear message on COM1 and a clean stop (ACPI power-off)."""
+
+from __future__ import annotations
+
+import pytest
+
+from impl.testbed.qemu import run_machine
+
+pytestmark = pytest.mark.qemu
+
+STOP_TIMEOUT_S = 30
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "message"),
+    [
+        ("bogus=1", "command line: unknown option 'bogus=1' (known: log=, status=, stats=)"),
+        ("log=loud", "command line: bad value 'loud' for option 'log' (expected error, warn, info, debug or trace)"),
+        ("log=info status", "command line: option 'status' needs a value (forwarded or served)"),
+        ("stats=on log=", "command line: bad value '' for option 'log'"),
+    ],
+)
+def test_bad_command_line_stops_cleanly_with_a_message(vmm_image, probe_disk, cmdline, message):
+    run = run_machine(probe_disk(["e820"]), vmm=vmm_image, vmm_cmdline=cmdline, timeout_s=STOP_TIMEOUT_S)
+    assert not run.timed_out, run.serial
+    assert run.exit_code == 0, run.qemu_stderr
+    assert f"storvisor: error: {message}" in run.serial
+    assert "storvisor: stop: bad command line" in run.serial
+    assert "probe: start" not in run.serial, "the guest must not run after a bad command line"
+
+
+def test_good_command_line_is_accepted_and_sets_the_log_level(vmm_image, probe_disk):
+    run = run_machine(
+        probe_disk(["power-off"]), vmm=vmm_image, vmm_cmdline="log=debug status=served stats=off",
+        timeout_s=STOP_TIMEOUT_S,
+    )
+    assert run.exit_code == 0 and not run.timed_out, run.serial
+    assert "status=served stats=off" in run.serial
+    assert "storvisor: debug: ata: command 20 READ SECTORS lba 0 sectors 1" in run.serial
+    assert "storvisor-stats begin" not in run.serial
+
+
+def test_quiet_log_level_keeps_info_lines_off_the_console(vmm_image, probe_disk):
+    run = run_machine(probe_disk(["power-off"]), vmm=vmm_image, vmm_cmdline="log=error", timeout_s=STOP_TIMEOUT_S)
+    assert run.exit_code == 0 and not run.timed_out, run.serial
+    assert "storvisor: info:" not in run.serial.split("probe: start")[-1]
+    assert "probe: power-off" in run.serial
