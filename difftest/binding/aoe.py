@@ -7,7 +7,7 @@ write's data and read's destination in buffers this object owns, as the VMM's st
 
 import ctypes
 
-from difftest.binding.host_library import load_core_library
+from difftest.binding import load_core
 from spec.aoe.constants import SECTOR_BYTES
 from spec.aoe.initiator import Completion, InitiatorConfig, Kind
 
@@ -88,7 +88,7 @@ def c_config(config: InitiatorConfig) -> Config:
 
 class CoreAoeInitiator:
     def __init__(self, config: InitiatorConfig, now: int = 0, library: ctypes.CDLL | None = None):
-        self.lib = declare(library or load_core_library())
+        self.lib = declare(library or load_core())
         self.config = config
         self.state = ctypes.create_string_buffer(self.lib.aoe_initiator_state_bytes())
         self.buffers: dict[int, ctypes.Array] = {}  # request id -> the buffer the C side reads or fills

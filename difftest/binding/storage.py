@@ -11,7 +11,7 @@ here for the same calls; a "cannot happen" in C raises AssertionError.
 import ctypes
 
 from difftest.binding.aoe import CoreAoeInitiator
-from difftest.binding.host_library import load_core_library
+from difftest.binding import load_core
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreResult, WriteSectors
 from spec.storage.block_state import BlockEvent, BlockState
 from spec.storage.devices import Completion
@@ -208,7 +208,7 @@ class PythonDevice:
 
 class CoreStorageManager:
     def __init__(self, preset: Preset, identity: bytes, policy: Policy, local, remote, now: int = 0, observer=None):
-        self.lib = declare(load_core_library())
+        self.lib = declare(load_core())
         self.geometry, self.fill_parameters = preset.geometry, preset.fill
         self.identity, self.local, self.remote, self.observer = identity, local, remote, observer
         g, f = preset.geometry, preset.fill

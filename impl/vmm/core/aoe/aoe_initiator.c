@@ -560,11 +560,22 @@ int aoe_next_timer(const struct aoe_initiator *s, uint64_t *when)
         best = any ? min_u64(best, t) : t;
         any = 1;
     }
-    for (uint16_t i = 0; i < s->fence_total; i++)
-        if (s->fences[i].until > s->now) {
-            best = any ? min_u64(best, s->fences[i].until) : s->fences[i].until;
+    /* A sector's fence is the latest until of the ranges covering it (the spec keeps one per sector); it
+     * is constant between range boundaries, so evaluating it at every boundary finds its minimum. */
+    for (uint16_t i = 0; i < 2 * s->fence_total; i++) {
+        const struct aoe_fence *edge = &s->fences[i / 2];
+        uint64_t point = i % 2 ? edge->lba + edge->count : edge->lba;
+        uint64_t fence = 0;
+        for (uint16_t j = 0; j < s->fence_total; j++) {
+            const struct aoe_fence *f = &s->fences[j];
+            if (f->lba <= point && point < f->lba + f->count && f->until > fence)
+                fence = f->until;
+        }
+        if (fence > s->now) {
+            best = any ? min_u64(best, fence) : fence;
             any = 1;
         }
+    }
     *when = best;
     return any;
 }
