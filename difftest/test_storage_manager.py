@@ -11,6 +11,8 @@ transition and every policy transition.
 
 from collections import Counter
 
+import pytest
+
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
@@ -195,3 +197,19 @@ def test_c_storage_manager_equals_the_spec_and_reaches_every_transition():
         missing_policies = [t for t in POLICY_TRANSITIONS if ("policy", t) not in reached]
         assert not missing_blocks, f"{side}: block transitions never reached: {missing_blocks}"
         assert not missing_policies, f"{side}: policy transitions never reached: {missing_policies}"
+
+
+@pytest.mark.parametrize("policy", [Policy.NETWORK, Policy.CACHE, Policy.INSTALL])
+def test_every_policy_serves_reads_writes_and_flushes_as_the_spec(policy):
+    """A fixed sequence over the whole disk in each policy, ending in de-virtualization for install."""
+    pair = Pair(preset=TESTS, policy=policy)
+    pair.both(lambda w: w.settle())
+    for version, (lba, count) in enumerate([(0, 4), (3, 6), (30, 2), (8, 8), (1, 1)], start=1):
+        pair.both(lambda w: w.run(ReadSectors(lba, count)))
+        pair.both(lambda w: w.run(WriteSectors(lba, sector_data(lba, count, version))))
+    pair.both(lambda w: w.run(Flush()))
+    pair.both(lambda w: w.settle())
+    pair.spec.check_invariants()
+    pair.core.check_invariants()
+    if policy is Policy.INSTALL:
+        assert pair.both(lambda w: w.devirtualize())[0] == "ok"
