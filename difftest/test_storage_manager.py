@@ -9,14 +9,16 @@ invariant catalogue holds in both. The single test then asserts that both sides 
 transition and every policy transition.
 """
 
+import os
 from collections import Counter
 
 import pytest
 
-from hypothesis import event, settings
+from hypothesis import Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
+from difftest.mutation.runner import NO_SHRINK_ENV
 from difftest.storage_worlds import Pair, comparable_spec_view, core_view
 from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
@@ -185,6 +187,8 @@ def test_c_storage_manager_equals_the_spec_and_reaches_every_transition():
     for counter in REACHED.values():
         counter.clear()
     profile = settings.default
+    if os.environ.get(NO_SHRINK_ENV) == "1":
+        profile = settings(profile, phases=[p for p in profile.phases if p is not Phase.shrink])
     machine_settings = settings(
         profile,
         max_examples=profile.max_examples,
