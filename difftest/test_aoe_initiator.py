@@ -49,7 +49,9 @@ def outcome(call):
 
 
 def corrupt(frame: bytes, how: int, position: int) -> bytes:
-    """A damaged copy: truncated, a byte flipped, or readdressed to another station."""
+    """A damaged copy: truncated, a byte flipped, readdressed to another station, or short of its last sector."""
+    if how == 3:
+        return frame[: max(0, len(frame) - 1 - position % SECTOR_BYTES)]
     if how == 0:
         return frame[: position % len(frame)]
     if how == 1:
@@ -89,14 +91,14 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
 
     # Requests
 
-    @rule(lba=st.integers(0, SECTORS + 4), count=st.integers(-1, 7))
+    @rule(lba=st.one_of(st.integers(0, 3), st.integers(0, SECTORS + 4)), count=st.integers(-1, 7))
     def submit_read(self, lba, count):
         result = outcome(lambda: self.spec.submit_read(lba, count))
         assert outcome(lambda: self.core.submit_read(lba, count)) == result
         tally(f"submit read {result[0]}")
         self.exchange()
 
-    @rule(lba=st.integers(0, SECTORS + 4), count=st.integers(1, 7), odd_bytes=st.sampled_from([0] * 8 + [1, -1]))
+    @rule(lba=st.one_of(st.integers(0, 3), st.integers(0, SECTORS + 4)), count=st.integers(1, 7), odd_bytes=st.sampled_from([0] * 8 + [1, -1]))
     def submit_write(self, lba, count, odd_bytes):
         self.sequence += 1
         data = bytes([self.sequence % 256]) * (count * SECTOR_BYTES + odd_bytes)
@@ -131,7 +133,7 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         self.wire.pop(index % len(self.wire))
 
     @precondition(lambda self: self.wire)
-    @rule(index=st.integers(0, 1 << 16), how=st.integers(0, 2), position=st.integers(0, 1 << 16))
+    @rule(index=st.integers(0, 1 << 16), how=st.integers(0, 3), position=st.integers(0, 1 << 16))
     def deliver_corrupted(self, index, how, position):
         tally(f"deliver corrupted {how}")
         self.receive(corrupt(self.wire[index % len(self.wire)], how, position))
@@ -147,6 +149,16 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
             self.spec.tick(self.now)
             self.core.tick(self.now)
             self.exchange()
+
+    def read_answers(self) -> list[bytes]:
+        return [f for f in self.wire if len(f) > 36 + SECTOR_BYTES]
+
+    @precondition(lambda self: self.read_answers())
+    @rule(index=st.integers(0, 1 << 16), missing=st.integers(1, SECTOR_BYTES))
+    def deliver_answer_missing_data(self, index, missing):
+        """A read answer short of part of its last sector: ignored, the retransmission will come."""
+        answers = self.read_answers()
+        self.receive(answers[index % len(answers)][:-missing])
 
     @rule(frame=st.binary(max_size=64))
     def deliver_noise(self, frame):
