@@ -13,9 +13,9 @@ two must be equal and the invariant catalogue must hold on both. The lines this 
 | `disk done I ok` / `disk done I error E` | the local disk completes its request I (a failure reports ABRT) |
 | `net deliver K` / `net drop K` / `net duplicate K` | the K-th thing in transit arrives, is lost, or is copied (a frame, or a direct request) |
 | `tick` / `tick N` | time passes |
-| `power cut` / `power cut newest` | the client loses power and restarts; each sector at risk keeps its durable (default) or its newest version |
+| `power cut` / `power cut newest` | the client loses power and restarts; each sector at risk keeps its durable (default, `oldest`) or its newest version; with `-delivered` (`newest-delivered`) write frames in flight still reach the server |
 | `restart` | accepted right after `power cut`, which has already restarted the client |
-| `policy cache` | the operator asks for a policy change |
+| `policy cache` | the operator asks for a policy change; `policy passthrough` asks for de-virtualization, the only way into passthrough |
 | `server crash` | the server loses its volatile cache |
 | `expect NAME = V` | an observable is V on both sides: `result_ok`, `result_error`, `guest_busy`, `phase`, `policy` (index in the spec's enum order), `blockB` (0 absent, 1 fetching, 2 writing, 3 present), `persistedB`, `local_pending`, `in_transit` |
 """
@@ -34,6 +34,8 @@ from tests.storage.world import sector_data
 
 from difftest.storage_worlds import CoreAoeLink
 
+# power cut NAME: which version of each sector at risk survives, and whether write frames still in flight reach the server
+SURVIVORS = {None: (False, False), "oldest": (False, False), "newest": (True, False), "oldest-delivered": (False, True), "newest-delivered": (True, True)}
 LINKS = {"aoe": (AoeLink, CoreAoeLink), "direct": (DirectLink, DirectLink)}
 STATES = tuple(BlockState)
 PHASES = tuple(Phase)
@@ -86,12 +88,14 @@ class StorageTraceWorld:
                 self.both(lambda w: w.link.duplicate(index))
             case ev.Tick(count):
                 self.both(lambda w: w.tick(count))
-            case ev.PowerCut(survivors) if survivors in (None, "oldest", "newest"):
-                newest = survivors == "newest"
-                self.both(lambda w: w.power_cut(lambda lba, versions: versions - 1 if newest else 0))
+            case ev.PowerCut(survivors) if survivors in SURVIVORS:
+                newest, delivered = SURVIVORS[survivors]
+                self.both(lambda w: w.power_cut(lambda lba, versions: versions - 1 if newest else 0, delivered))
                 self.after_power_cut = True
             case ev.Restart() if after_power_cut:
                 pass
+            case ev.PolicyChange("passthrough"):
+                self.both(lambda w: w.devirtualize() if w.manager.may_devirtualize() else w.manager.devirtualize())
             case ev.PolicyChange(name):
                 self.both(lambda w: w.manager.request_policy(Policy(name)))
             case ev.Server("crash"):

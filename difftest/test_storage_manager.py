@@ -9,8 +9,10 @@ invariant catalogue holds in both. The single test then asserts that both sides 
 transition and every policy transition.
 """
 
+import hashlib
 import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -19,13 +21,16 @@ from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from difftest.mutation.runner import NO_SHRINK_ENV
+from difftest.mutation.runner import NO_SHRINK_ENV, WRITE_CORPUS_ENV
+from difftest.storage_trace_world import StorageTraceWorld
+from difftest.trace import events as ev
+from difftest.trace import format_trace
 from difftest.storage_worlds import Pair, comparable_spec_view, core_view
 from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
 from spec.storage.block_state import BLOCK_TRANSITIONS
 from spec.storage.devices import Completion
-from spec.storage.manager import ERROR_IDNF
+from spec.storage.manager import ERROR_ABRT, ERROR_IDNF
 from spec.storage.parameters import TESTS
 from spec.storage.policy import POLICY_TRANSITIONS, Policy
 from tests.storage.links import TIMING, DirectLink
@@ -33,6 +38,8 @@ from tests.storage.world import sector_data
 
 GEOMETRY = TESTS.geometry
 REACHED = {"spec": Counter(), "C": Counter()}
+CORPUS = Path(__file__).parent / "corpus" / "storage"
+LAST_EVENTS = None  # (config lines, events) of the machine that ran last: after a failure, the shrunk one
 
 
 def observer(side: str):
@@ -45,16 +52,24 @@ def observer(side: str):
 
 
 class StorageComparison(RuleBasedStateMachine):
+    """Every rule is a trace line applied to the storage trace world, so every sequence is a trace."""
+
     lbas = Bundle("lbas")
 
     @initialize(policy=st.sampled_from([Policy.NETWORK, Policy.CACHE, Policy.INSTALL]))
     def boot(self, policy):
-        self.pair = Pair(preset=TESTS, policy=policy)
-        self.pair.spec.observer = observer("spec")
-        self.pair.core.observer = observer("C")
-        self.pair.spec.manager.observer = self.pair.spec.observer
-        self.pair.core.manager.observer = self.pair.core.observer
+        global LAST_EVENTS
+        self.world = StorageTraceWorld(policy=policy.value, link="aoe")
+        self.pair = self.world.pair
+        self.pair.spec.manager.observer = observer("spec")
+        self.pair.core.manager.observer = observer("C")
+        self.pair.spec.observer, self.pair.core.observer = observer("spec"), observer("C")
+        self.config = [ev.Config("policy", policy.value), ev.Config("link", "aoe")]
+        LAST_EVENTS = (self.config, self.world.events)
         self.version = 0
+
+    def apply(self, event) -> None:
+        self.world.apply(event)
 
     @rule(target=lbas, lba=st.integers(0, GEOMETRY.data_sectors - 1))
     def add_lba(self, lba):
@@ -71,37 +86,37 @@ class StorageComparison(RuleBasedStateMachine):
     @precondition(idle)
     @rule(lba=lbas, count=st.integers(1, 2 * GEOMETRY.sectors_per_block + 1))
     def guest_read(self, lba, count):
-        self.pair.both(lambda w: w.start(ReadSectors(lba, count)))
+        self.apply(ev.GuestRequest("read", (lba, count)))
         self.expect_out_of_range(lba, count)
 
     @precondition(idle)
     @rule(lba=lbas, count=st.one_of(st.just(GEOMETRY.sectors_per_block), st.integers(1, 2 * GEOMETRY.sectors_per_block + 1)))
     def guest_write(self, lba, count):
         self.version += 1
-        data = sector_data(lba, count, self.version)
-        self.pair.both(lambda w: w.start(WriteSectors(lba, data)))
+        self.apply(ev.GuestRequest("write", (lba, count, self.version)))
         self.expect_out_of_range(lba, count)
 
     def expect_out_of_range(self, lba, count):
         """A request past the capacity fails at once with IDNF on both sides (reserved_region_hidden)."""
         if lba + count > GEOMETRY.data_sectors:
-            outcome = self.pair.both(lambda w: w.poll())
-            assert outcome[1] is not None and not outcome[1].ok and outcome[1].error == ERROR_IDNF
+            self.apply(ev.GuestRequest("poll"))
+            self.apply(ev.Expect("result_error", ERROR_IDNF))
 
     @precondition(idle)
     @rule()
     def guest_flush(self):
-        self.pair.both(lambda w: w.start(Flush()))
+        self.apply(ev.GuestRequest("flush"))
 
     @precondition(lambda self: not self.idle())
     @rule()
     def poll(self):
-        self.pair.both(lambda w: w.poll())
+        self.apply(ev.GuestRequest("poll"))
 
     @precondition(lambda self: self.pair.spec.local.pending_ids())
     @rule(index=st.integers(0, 7), ok=st.booleans())
     def complete_local(self, index, ok):
-        self.pair.both(lambda w: w.complete_local(index, ok=ok))
+        ids = self.pair.spec.local.pending_ids()
+        self.apply(ev.DiskDone(ids[index % len(ids)], ok, 0 if ok else ERROR_ABRT))
 
     def pending_guest_writes(self) -> list[int]:
         manager, pending = self.pair.spec.manager, self.pair.spec.local.pending
@@ -111,36 +126,46 @@ class StorageComparison(RuleBasedStateMachine):
     @rule()
     def fail_guest_local_write(self):
         """The local disk fails the guest's write: a whole block is lost, a present one stays, cache drops it."""
-        request_id = self.pending_guest_writes()[0]
-        self.pair.both(lambda w: w.local.complete(request_id, ok=False))
+        self.apply(ev.DiskDone(self.pending_guest_writes()[0], False, ERROR_ABRT))
 
     @precondition(lambda self: self.pair.spec.link.items())
     @rule(index=st.integers(0, 7), ok=st.booleans())
     def deliver_or_drop_frame(self, index, ok):
-        self.pair.both(lambda w: w.complete_remote(index, ok))
+        self.apply(ev.Network("deliver" if ok else "drop", (index,)))
 
     @precondition(lambda self: self.pair.spec.link.items())
     @rule(index=st.integers(0, 7))
     def duplicate_frame(self, index):
-        self.pair.both(lambda w: w.link.duplicate(index))
+        self.apply(ev.Network("duplicate", (index,)))
 
     @precondition(lambda self: self.pair.spec.link.items())
     @rule()
     def server_silent(self):
-        def silence(w):
-            while w.link.items():
-                w.complete_remote(0, False)
-            w.tick(TIMING.deadline + 1)
-
-        self.pair.both(silence)
+        """Every frame is lost until the initiator's deadline passes: what was outstanding fails."""
+        while self.pair.spec.link.items():
+            self.apply(ev.Network("drop", (0,)))
+        self.apply(ev.Tick(TIMING.deadline + 1))
 
     @rule(ticks=st.sampled_from([1, 5, 30, 500]))
     def tick(self, ticks):
-        self.pair.both(lambda w: w.tick(ticks))
+        self.apply(ev.Tick(ticks))
 
     @rule()
     def settle(self):
-        self.pair.both(lambda w: w.settle())
+        """Let everything in flight finish in order: time passes without faults (tests/storage/world.py)."""
+        for _ in range(2000):
+            self.apply(ev.Tick(1))
+            if not self.idle():
+                self.apply(ev.GuestRequest("poll"))
+            if self.pair.spec.local.pending_ids():
+                self.apply(ev.DiskDone(self.pair.spec.local.pending_ids()[0]))
+            elif self.pair.spec.link.items():
+                self.apply(ev.Network("deliver", (0,)))
+            elif self.idle():
+                self.apply(ev.Tick(1))
+                if not self.pair.spec.local.pending_ids() and not self.pair.spec.link.items():
+                    return
+        raise AssertionError("the worlds did not settle")
 
     @precondition(lambda self: self.pair.spec.local.pending_ids() or self.pair.spec.link.items())
     @rule(remote=st.booleans())
@@ -152,36 +177,25 @@ class StorageComparison(RuleBasedStateMachine):
             (world.manager.on_remote_completion if remote else world.manager.on_local_completion)(stale)
             inv.check("stale_response_ignored", inv.stale_response_ignored(before, view(world.manager)))
 
-    @rule(choices=st.lists(st.integers(0, 7), max_size=40), keep_remote_write=st.booleans())
-    def client_power_cut(self, choices, keep_remote_write):
-        """Power is lost; each sector keeps one of its possible versions, the same one in both worlds."""
-
-        def cut(w):
-            picks = iter(choices)
-            w.power_cut(lambda lba, versions: next(picks, 0) % versions, keep_remote_write)
-
-        self.pair.both(cut)
+    @rule(survivors=st.sampled_from(["oldest", "newest", "oldest-delivered", "newest-delivered"]))
+    def client_power_cut(self, survivors):
+        self.apply(ev.PowerCut(survivors))
+        self.apply(ev.Restart())
         event("client power cut")
 
     @precondition(lambda self: not isinstance(self.pair.spec.guest_request, WriteSectors))
     @rule()
     def server_crash(self):
-        self.pair.both(lambda w: w.server_crash())
+        self.apply(ev.Server("crash"))
 
-    @rule(wanted=st.sampled_from(list(Policy)))
+    @rule(wanted=st.sampled_from([Policy.NETWORK, Policy.CACHE, Policy.INSTALL]))
     def change_policy(self, wanted):
-        self.pair.both(lambda w: w.manager.request_policy(wanted))
+        self.apply(ev.PolicyChange(wanted.value))
 
     @rule()
     def devirtualize(self):
-        outcome = self.pair.both(lambda w: w.devirtualize() if w.manager.may_devirtualize() else w.manager.devirtualize())
-        event(f"devirtualize {outcome[0]}")
-
-    @invariant()
-    def invariants_hold_on_both(self):
-        if hasattr(self, "pair"):
-            self.pair.spec.check_invariants()
-            self.pair.core.check_invariants()
+        """`policy passthrough`: de-virtualize if the predicate holds, else both refuse."""
+        self.apply(ev.PolicyChange("passthrough"))
 
 
 @pytest.mark.parametrize("policy", [Policy.NETWORK, Policy.CACHE, Policy.INSTALL])
@@ -261,6 +275,18 @@ def walk_every_transition() -> None:
         world.check_invariants()
 
 
+def write_failure_trace() -> str | None:
+    """Keep the last (shrunk) failing sequence as a corpus trace; returns its path."""
+    if LAST_EVENTS is None or os.environ.get(WRITE_CORPUS_ENV) == "0":
+        return None
+    config, events = LAST_EVENTS
+    text = format_trace(config + events, "Found by difftest/test_storage_manager.py; shrunk by Hypothesis.")
+    CORPUS.mkdir(parents=True, exist_ok=True)
+    path = CORPUS / ("shrunk-" + hashlib.sha256(text.encode()).hexdigest()[:12] + ".trace")
+    path.write_text(text)
+    return str(path)
+
+
 def test_c_storage_manager_equals_the_spec_and_both_reach_every_transition():
     """Generated sequences, then the fixed walk; the union must take every block and policy transition."""
     for counter in REACHED.values():
@@ -274,7 +300,13 @@ def test_c_storage_manager_equals_the_spec_and_both_reach_every_transition():
         stateful_step_count=2 * profile.stateful_step_count,
         derandomize=True,  # the coverage assertion below must not depend on the seed of the day
     )
-    run_state_machine_as_test(StorageComparison, settings=machine_settings)
+    try:
+        run_state_machine_as_test(StorageComparison, settings=machine_settings)
+    except BaseException:
+        path = write_failure_trace()
+        if path:
+            print(f"the failing trace is kept as {path}")
+        raise
     walk_every_transition()
     for side, reached in REACHED.items():
         missing_blocks = [t for t in BLOCK_TRANSITIONS.items() if ("block", (t[0][0], t[0][1], t[1])) not in reached]
