@@ -42,6 +42,24 @@ PHASES = tuple(Phase)
 POLICIES = tuple(Policy)
 
 
+# What the spec-versus-C storage runs did, for the summary at the end of a test run (conftest.py).
+STATISTICS = {"AoE initiator": {"examples": 0, "events": 0, "seconds": 0.0}, "storage": {"examples": 0, "events": 0, "seconds": 0.0}}
+
+
+COVERAGE_LINES: list[str] = []  # what the storage runs reached on each side, filled by the tests
+
+
+def statistics_lines() -> list[str]:
+    lines = list(COVERAGE_LINES)
+    for name, s in STATISTICS.items():
+        if s["seconds"]:
+            lines.append(
+                f"{name} spec vs C: {s['examples']} examples, {s['events']} events in {s['seconds']:.1f} s: "
+                f"{s['examples'] / s['seconds']:.1f} examples/s, {s['events'] / s['seconds']:.0f} events/s"
+            )
+    return lines
+
+
 class Divergence(AssertionError):
     """The spec and the C core disagree, or an expectation written in the trace does not hold."""
 

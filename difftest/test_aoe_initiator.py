@@ -8,6 +8,7 @@ and one_write_in_flight_per_sector must hold on both.
 """
 
 import os
+import time
 
 from hypothesis import Phase, event, example, given, note, settings
 from hypothesis.errors import InvalidArgument
@@ -16,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from difftest.binding.aoe import CoreAoeInitiator
 from difftest.mutation.runner import NO_SHRINK_ENV
+from difftest.storage_trace_world import STATISTICS
 from spec.aoe.constants import SECTOR_BYTES
 from spec.aoe.durable_store import MemoryDurableStore
 from spec.aoe.initiator import AoeInitiator, InitiatorConfig, Kind, Timing
@@ -76,10 +78,19 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         self.wire: list[bytes] = []
         self.now = 0
         self.sequence = 0
+        self.events = 0
+        self.started = time.perf_counter()
+        STATISTICS["AoE initiator"]["examples"] += 1
         self.exchange()
+
+    def teardown(self):
+        if hasattr(self, "spec"):
+            STATISTICS["AoE initiator"]["events"] += self.events
+            STATISTICS["AoE initiator"]["seconds"] += time.perf_counter() - self.started
 
     def exchange(self) -> None:
         """Compare what both sides sent and completed, then carry the spec's frames to the target."""
+        self.events += 1
         sent = self.spec.take_outgoing()
         assert self.core.take_outgoing() == sent, "the C initiator sent other frames"
         spec_done, core_done = self.spec.take_completions(), self.core.take_completions()

@@ -11,6 +11,7 @@ transition and every policy transition.
 
 import hashlib
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from difftest.mutation.runner import NO_SHRINK_ENV, WRITE_CORPUS_ENV
-from difftest.storage_trace_world import StorageTraceWorld
+from difftest.storage_trace_world import COVERAGE_LINES, STATISTICS, StorageTraceWorld
 from difftest.trace import events as ev
 from difftest.trace import format_trace
 from difftest.storage_worlds import Pair, comparable_spec_view, core_view
@@ -67,6 +68,13 @@ class StorageComparison(RuleBasedStateMachine):
         self.config = [ev.Config("policy", policy.value), ev.Config("link", "aoe")]
         LAST_EVENTS = (self.config, self.world.events)
         self.version = 0
+        self.started = time.perf_counter()
+        STATISTICS["storage"]["examples"] += 1
+
+    def teardown(self):
+        if hasattr(self, "world"):
+            STATISTICS["storage"]["events"] += len(self.world.events)
+            STATISTICS["storage"]["seconds"] += time.perf_counter() - self.started
 
     def apply(self, event) -> None:
         self.world.apply(event)
@@ -308,6 +316,13 @@ def test_c_storage_manager_equals_the_spec_and_both_reach_every_transition():
             print(f"the failing trace is kept as {path}")
         raise
     walk_every_transition()
+    for side, reached in REACHED.items():
+        blocks = sum(("block", (t[0][0], t[0][1], t[1])) in reached for t in BLOCK_TRANSITIONS.items())
+        policies = sum(("policy", t) in reached for t in POLICY_TRANSITIONS)
+        COVERAGE_LINES.append(
+            f"storage, {side}: {blocks}/{len(BLOCK_TRANSITIONS)} block transitions, {policies}/{len(POLICY_TRANSITIONS)} policy transitions, "
+            f"{sum(n for (kind, _), n in reached.items() if kind == 'block')} block events"
+        )
     for side, reached in REACHED.items():
         missing_blocks = [t for t in BLOCK_TRANSITIONS.items() if ("block", (t[0][0], t[0][1], t[1])) not in reached]
         missing_policies = [t for t in POLICY_TRANSITIONS if ("policy", t) not in reached]
