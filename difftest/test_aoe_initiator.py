@@ -205,8 +205,10 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
 
 
 TestAoeInitiatorComparison = AoeInitiatorComparison.TestCase
-if os.environ.get(NO_SHRINK_ENV) == "1":  # the mutation check needs a failure, not its smallest form
-    TestAoeInitiatorComparison.settings = settings(phases=[p for p in Phase if p is not Phase.shrink])
+TestAoeInitiatorComparison.settings = settings(
+    max_examples=10_000 if settings.default.max_examples >= 5000 else settings.default.max_examples,  # deep: ≥ 10,000 sequences
+    phases=[p for p in Phase if p is not Phase.shrink or os.environ.get(NO_SHRINK_ENV) != "1"],  # mutants need a failure, not its smallest form
+)
 
 
 def test_refused_arguments_are_refused_by_both():

@@ -40,6 +40,7 @@ from tests.storage.world import sector_data
 GEOMETRY = TESTS.geometry
 REACHED = {"spec": Counter(), "C": Counter()}
 CORPUS = Path(__file__).parent / "corpus" / "storage"
+DEEP_EXAMPLES = 10_000  # the deep profile runs at least this many sequences
 LAST_EVENTS = None  # (config lines, events) of the machine that ran last: after a failure, the shrunk one
 
 
@@ -304,7 +305,7 @@ def test_c_storage_manager_equals_the_spec_and_both_reach_every_transition():
         profile = settings(profile, phases=[p for p in profile.phases if p is not Phase.shrink])
     machine_settings = settings(
         profile,
-        max_examples=profile.max_examples,
+        max_examples=DEEP_EXAMPLES if profile.max_examples >= 5000 else profile.max_examples,
         stateful_step_count=2 * profile.stateful_step_count,
         derandomize=True,  # the coverage assertion below must not depend on the seed of the day
     )
