@@ -11,7 +11,7 @@ import pytest
 
 from difftest.storage_trace_world import Divergence, StorageTraceWorld, replay
 from difftest.trace import events as ev
-from difftest.trace import load_trace
+from difftest.trace import format_trace, load_trace, parse_trace
 
 CORPUS = Path(__file__).parent / "corpus" / "storage"
 TRACES = sorted(CORPUS.glob("*.trace"))
@@ -42,3 +42,17 @@ def test_the_storage_world_refuses_events_it_does_not_model():
         world.apply(ev.DiskDone(9))
     with pytest.raises(ValueError, match="no parameter"):
         replay([ev.Config("capacity", 8)])
+
+
+def test_guest_lines_parse_and_print_back():
+    text = "guest read 3 6\nguest write 5 2 1\nguest flush\nguest poll\npower cut newest-delivered\npolicy passthrough\n"
+    events = parse_trace(text)
+    assert events == [
+        ev.GuestRequest("read", (3, 6)),
+        ev.GuestRequest("write", (5, 2, 1)),
+        ev.GuestRequest("flush"),
+        ev.GuestRequest("poll"),
+        ev.PowerCut("newest-delivered"),
+        ev.PolicyChange("passthrough"),
+    ]
+    assert format_trace(events) == text
