@@ -284,6 +284,11 @@ def walk_every_transition() -> None:
         world.check_invariants()
 
 
+def test_a_fixed_walk_through_every_transition_agrees():
+    """The walk alone, first, so a fault it exposes is found in seconds (the mutation check runs -x)."""
+    walk_every_transition()
+
+
 def write_failure_trace() -> str | None:
     """Keep the last (shrunk) failing sequence as a corpus trace; returns its path."""
     if LAST_EVENTS is None or os.environ.get(WRITE_CORPUS_ENV) == "0":
