@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spec.ata.backing_store import SECTOR_BYTES
+from spec.ata.constants import ABRT, IDNF
 from spec.storage.devices import Completion
 
-ERROR_IDNF = 0x10  # ATA/ATAPI-7 V1 §6.2: address beyond the capacity
-ERROR_ABRT = 0x04  # ATA/ATAPI-7 V1 §6.2
 
 
 @dataclass(frozen=True)
@@ -76,13 +75,13 @@ class LocalDisk:
         return list(self.pending)
 
     def complete(self, request_id: int, ok: bool = True) -> None:
-        """The disk finishes one request; a failed write may have reached the cache or not (left to `power_cut`)."""
+        """The disk finishes one request, successfully or with ABRT; a failed request changes nothing."""
         request = self.pending.pop(request_id)
         match request:
             case DiskRead() | DiskWrite() if not self._in_range(request):
-                self.completions.append(Completion(request_id, False, ata_error=ERROR_IDNF))
+                self.completions.append(Completion(request_id, False, ata_error=IDNF))
             case _ if not ok:
-                self.completions.append(Completion(request_id, False, ata_error=ERROR_ABRT))
+                self.completions.append(Completion(request_id, False, ata_error=ABRT))
             case DiskRead(lba, count):
                 self.completions.append(Completion(request_id, True, self.read_now(lba, count)))
             case DiskWrite(lba, data):

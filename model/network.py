@@ -13,7 +13,8 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from spec.aoe.constants import BROADCAST_MAC, ETHERNET_HEADER_BYTES, ETHERNET_MIN_FRAME_BYTES
+from spec.aoe.constants import BROADCAST_MAC, ETHERNET_HEADER_BYTES
+from spec.aoe.frames import pad_to_minimum
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class FaultyNetwork:
         if len(frame) > self.mtu + ETHERNET_HEADER_BYTES:
             self.stats.oversized += 1  # larger than the segment carries
             return
-        frame = frame.ljust(ETHERNET_MIN_FRAME_BYTES, b"\0")  # IEEE 802.3: NICs pad short frames
+        frame = pad_to_minimum(frame)  # IEEE 802.3: NICs pad short frames
         destination, source = frame[0:6], frame[6:12]
         copies = 2 if self.rng.random() < self.faults.duplicate else 1
         self.stats.duplicated += copies - 1

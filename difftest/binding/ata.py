@@ -113,6 +113,7 @@ class CObservation(ctypes.Structure):
     _fields_ = [
         ("phase", ctypes.c_int32),
         *[(name, ctypes.c_uint8) for name in ("status", "error", "sector_count", "lba_low", "lba_mid", "lba_high", "device")],
+        ("previous", ctypes.c_uint8 * 4),
         ("intrq", ctypes.c_bool),
         ("bm_command", ctypes.c_uint8),
         ("bm_status", ctypes.c_uint8),
@@ -297,6 +298,7 @@ class CAtaChannel:
             lba_mid=o.lba_mid,
             lba_high=o.lba_high,
             device=o.device,
+            previous=tuple(o.previous),
             intrq=bool(o.intrq),
             bm_command=o.bm_command,
             bm_status=o.bm_status,

@@ -21,6 +21,7 @@ from spec.aoe.constants import (
     CONFIG_ARG_BYTES,
     CONFIG_STRING_MAX,
     ETHERNET_HEADER_BYTES,
+    ETHERNET_MIN_FRAME_BYTES,
     ETHERTYPE_AOE,
     MAC_BYTES,
     MASK_ARG_BYTES,
@@ -429,6 +430,14 @@ def decode_frame(frame: bytes) -> Frame:
     header = decode_aoe_header(frame)
     body = frame[ETHERNET_HEADER_BYTES + AOE_HEADER_BYTES :]
     return Frame(ethernet, header, decode_argument(header.command, body))
+
+
+def pad_to_minimum(frame: bytes) -> bytes:
+    """The frame as it travels: zero-padded to the Ethernet minimum of 60 bytes (IEEE 802.3 §3.2.8).
+
+    post: len(__return__) == max(60, len(frame)) and __return__[: len(frame)] == frame
+    """
+    return frame + bytes(max(0, ETHERNET_MIN_FRAME_BYTES - len(frame)))
 
 
 def argument_bytes(frame: bytes) -> bytes:

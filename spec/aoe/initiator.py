@@ -17,6 +17,9 @@ in submission order:
   travelling: a write's sectors stay fenced until `max_frame_age` after its
   last transmission, because a retransmitted or duplicated old write that
   arrives late would otherwise overwrite newer data.
+
+Optionally (`epoch_token`), a flush also proves that the target did not restart
+since it took the writes the flush covers: AoE itself cannot tell (README).
 """
 
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from enum import Enum
 from spec.aoe.constants import (
     AOE_VERSION,
     BROADCAST_MAC,
+    CONFIG_STRING_MAX,
     DEFAULT_MAX_SECTORS,
     SECTOR_BYTES,
     AoeCommand,
@@ -74,6 +78,7 @@ class InitiatorConfig:
     target_mac: bytes = BROADCAST_MAC  # broadcast: learn it from the Query Config answer
     max_window: int = 64  # never more frames in flight than this, whatever the target advertises
     timing: Timing = field(default_factory=Timing)
+    epoch_token: bytes = b""  # non-empty: claim the target's config string with it and check it after each flush
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class Kind(Enum):
     WRITE = "write"
     FLUSH = "flush"
     DISCOVER = "discover"
+    VERIFY = "verify"  # a flush's second step: is our epoch token still the target's config string?
+    RECLAIM = "reclaim"  # a flush's third step after a restart was seen: set the token again
 
 
 @dataclass
@@ -143,8 +150,11 @@ class AoeInitiator:
     outgoing: list[bytes] = field(default_factory=list)
     completions: list[Completion] = field(default_factory=list)
     ignored_frames: int = 0  # malformed, stale or foreign frames seen by `receive`
+    target_restarts: int = 0  # restarts the epoch token revealed
 
     def __post_init__(self):
+        if len(self.config.epoch_token) > CONFIG_STRING_MAX:
+            raise ValueError("the epoch token must fit the 1024-byte config string")
         t = self.config.timing
         self.estimator = RttEstimator(t.initial_rto, t.min_rto, t.max_rto)
         self.target_mac = self.config.target_mac
@@ -218,6 +228,8 @@ class AoeInitiator:
             self.ignored_frames += 1  # an answer to a different kind of request
         elif fragment.kind is Kind.DISCOVER:
             self.process_config_response(response, fragment)
+        elif fragment.kind in (Kind.VERIFY, Kind.RECLAIM):
+            self.process_epoch_response(response, fragment)
         else:
             self.process_ata_response(response, fragment)
         self.dispatch()
@@ -272,11 +284,11 @@ class AoeInitiator:
                 fragment.request.progress_at = self.now
 
     def may_send(self, fragment: Fragment, earlier: list[Fragment]) -> bool:
-        if fragment.kind is Kind.FLUSH:
+        if fragment.request.kind is Kind.FLUSH:
             return not earlier  # a flush waits for everything before it
         for other in earlier:
-            if other.kind is Kind.FLUSH:
-                return False  # nothing passes a flush
+            if other.request.kind is Kind.FLUSH:
+                return False  # nothing passes a flush, in any of its steps
             if (fragment.kind is Kind.WRITE or other.kind is Kind.WRITE) and fragment.overlaps(other):
                 return False  # same sectors, one a write: keep submission order
         if fragment.kind is Kind.WRITE:
@@ -303,8 +315,12 @@ class AoeInitiator:
         header = AoeHeader(AOE_VERSION, 0, 0, c.major, c.minor, command_of(fragment.kind), fragment.tag)
         ethernet = EthernetHeader(self.target_mac, c.mac)
         match fragment.kind:
-            case Kind.DISCOVER:
+            case Kind.DISCOVER if c.epoch_token:
+                argument = ConfigArgument(0, 0, 0, AOE_VERSION, ConfigCommand.FORCE_SET, c.epoch_token)
+            case Kind.DISCOVER | Kind.VERIFY:
                 argument = ConfigArgument(0, 0, 0, AOE_VERSION, ConfigCommand.READ)
+            case Kind.RECLAIM:
+                argument = ConfigArgument(0, 0, 0, AOE_VERSION, ConfigCommand.FORCE_SET, c.epoch_token)
             case Kind.READ:
                 argument = AtaArgument(AtaFlag.EXTENDED, 0, fragment.count, READ_SECTORS_EXT, fragment.lba)
             case Kind.WRITE:
@@ -339,13 +355,43 @@ class AoeInitiator:
         if fragment.kind is Kind.READ and len(a.data) < fragment.count * SECTOR_BYTES:
             self.ignored_frames += 1  # a read answer without its sectors: wait for the retransmission
             return
-        del self.outstanding[fragment.tag]
-        self.estimator.sample(self.now - fragment.sent_at)
-        self.pending.remove(fragment)
-        request.fragments.remove(fragment)
-        request.progress_at = self.now
+        self.answered(fragment)
+        if fragment.kind is Kind.FLUSH and self.config.epoch_token:
+            self.next_step(fragment, Kind.VERIFY)  # durable only if the target that flushed took the writes
+            return
         if fragment.kind is Kind.READ:
             request.pieces[fragment.lba] = a.data[: fragment.count * SECTOR_BYTES]
+        self.fragment_done(fragment)
+
+    def process_epoch_response(self, response: Frame, fragment: Fragment) -> None:
+        """A flush's check that the target has not restarted since it was claimed (see the README)."""
+        if response.header.flags & HeaderFlag.ERROR:
+            self.ignored_frames += 1  # a refusal teaches nothing: ask again when the timer runs out
+            return
+        self.answered(fragment)
+        if fragment.kind is Kind.RECLAIM:
+            self.fail(fragment.request, AtaErrorBit.ABRT, 0)  # writes acknowledged before the restart may be lost
+        elif response.argument.config == self.config.epoch_token:
+            self.fragment_done(fragment)  # same incarnation since the claim: the flush covered every write
+        else:
+            self.target_restarts += 1  # the target restarted and forgot our token, and any unflushed write
+            self.next_step(fragment, Kind.RECLAIM)
+
+    def answered(self, fragment: Fragment) -> None:
+        """The live transmission of `fragment` got its answer."""
+        del self.outstanding[fragment.tag]
+        self.estimator.sample(self.now - fragment.sent_at)
+        fragment.request.progress_at = self.now
+
+    def next_step(self, fragment: Fragment, kind: Kind) -> None:
+        """Send the next step of a multi-step request; it keeps its place (and its barrier) in `pending`."""
+        fragment.kind = kind
+        self.transmit(fragment)
+
+    def fragment_done(self, fragment: Fragment) -> None:
+        request = fragment.request
+        self.pending.remove(fragment)
+        request.fragments.remove(fragment)
         if not request.fragments:
             data = b"".join(request.pieces[lba] for lba in sorted(request.pieces))
             self.finish(request, Completion(request.request_id, True, data))
@@ -364,8 +410,25 @@ class AoeInitiator:
         self.completions.append(completion)
 
 
+def one_write_in_flight_per_sector(initiator: AoeInitiator) -> bool:
+    """Invariant `one_write_in_flight_per_sector`: no two transmissions awaiting an answer write one sector."""
+    written: set[int] = set()
+    for _, kind, lba, count in initiator.in_flight():
+        if kind is Kind.WRITE:
+            sectors = set(range(lba, lba + count))
+            if sectors & written:
+                return False
+            written |= sectors
+    return True
+
+
+def window_respected(initiator: AoeInitiator) -> bool:
+    """No more transmissions await an answer than the target's buffer count allows."""
+    return len(initiator.in_flight()) <= initiator.window()
+
+
 def command_of(kind: Kind) -> int:
-    return AoeCommand.QUERY_CONFIG if kind is Kind.DISCOVER else AoeCommand.ATA
+    return AoeCommand.QUERY_CONFIG if kind in (Kind.DISCOVER, Kind.VERIFY, Kind.RECLAIM) else AoeCommand.ATA
 
 
 def check_range(lba: int, count: int) -> None:

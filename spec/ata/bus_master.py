@@ -99,7 +99,7 @@ def is_dma_ready(state: ChannelState) -> bool:
     """The device asserts DMARQ and the bus master is active in the device's direction."""
     if state.phase is not Phase.DMA_TRANSFER or not state.bus_master.active:
         return False
-    device_reads = current_transfer(state).command.name.startswith("READ")
+    device_reads = not current_transfer(state).command.writes_medium
     # The PIIX does not define a transfer against the programmed direction; the spec moves no data.
     return device_reads == state.bus_master.write_to_memory
 

@@ -38,6 +38,11 @@ class Command:
     multiple: bool = False  # DRQ data blocks are the SET MULTIPLE MODE size, not one sector
 
     @property
+    def writes_medium(self) -> bool:
+        """Data flows from the host to the medium (WRITE SECTORS, WRITE MULTIPLE, WRITE DMA and their EXT forms)."""
+        return self.name.startswith("WRITE")
+
+    @property
     def handler_name(self) -> str:
         """The spec handler `process_<name>`; the C handler is `ata_process_<name>`."""
         return "process_" + self.name.lower().replace(" ", "_")
@@ -45,6 +50,8 @@ class Command:
 
 P, A = Protocol, Addressing
 
+# Departure: SLEEP, DEVICE RESET and the PACKET, queued, streaming and READ/WRITE LONG commands are left out;
+# their codes abort like any code not listed here (NOP aborts by definition, V1 §6).
 COMMANDS: tuple[Command, ...] = (
     Command(0x20, "READ SECTORS", P.PIO_DATA_IN, A.LBA28),
     Command(0x24, "READ SECTORS EXT", P.PIO_DATA_IN, A.LBA48),
@@ -74,9 +81,7 @@ COMMANDS: tuple[Command, ...] = (
 
 COMMANDS_BY_CODE: dict[int, Command] = {c.code: c for c in COMMANDS}
 
-WRITE_COMMANDS = frozenset(
-    c.code for c in COMMANDS if c.protocol is P.PIO_DATA_OUT or c.name.startswith("WRITE DMA")
-)
+WRITE_COMMANDS = frozenset(c.code for c in COMMANDS if c.writes_medium)
 
 
 def lookup_command(code: int) -> Command | None:

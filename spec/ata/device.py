@@ -42,7 +42,7 @@ from spec.ata.constants import (
 from spec.ata.errors import CannotHappen
 from spec.ata.handlers import execute_command, write_signature
 from spec.ata.prd import GuestMemory
-from spec.ata.protocols import current_transfer, pio_in_block_read, pio_out_block_written, store_answered
+from spec.ata.protocols import current_transfer, pio_in_block_read, pio_out_block_written, set_busy, store_answered
 from spec.ata.state import ChannelState, Observation, Phase
 
 ACCESS_WIDTHS = (1, 2, 4)  # IN/OUT move a byte, a word or a dword
@@ -132,6 +132,7 @@ class AtaChannel:
             lba_mid=r.lba_mid,
             lba_high=r.lba_high,
             device=r.device,
+            previous=(r.prev_sector_count, r.prev_lba_low, r.prev_lba_mid, r.prev_lba_high),
             intrq=s.intrq,
             bm_command=command_register(bm),
             bm_status=status_register(bm),
@@ -238,9 +239,7 @@ class AtaChannel:
         # Writing the Command register clears a pending interrupt (V1 §7, Command register).
         state.interrupt_pending = False
         state.command_code = code
-        state.phase = Phase.COMMAND_ACCEPTED
-        state.status = BSY | DRDY | DSC
-        state.transfer = None
+        set_busy(state, Phase.COMMAND_ACCEPTED)
 
     def _write_device_control(self, value: int) -> None:
         """Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1 §7, Device Control register)."""

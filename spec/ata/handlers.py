@@ -87,6 +87,7 @@ def media_range(state: ChannelState, store: BackingStore) -> bool:
     transfer = current_transfer(state)
     r = state.registers
     capacity = store.sector_count()
+    # Departure: 48-bit commands are always LBA; the spec ignores a clear LBA bit instead of defining CHS for them.
     if transfer.command.addressing is Addressing.LBA48:
         lba = lba_48(r.lba_low, r.lba_mid, r.lba_high, r.prev_lba_low, r.prev_lba_mid, r.prev_lba_high)
         count = sector_count_48(r.sector_count, r.prev_sector_count)

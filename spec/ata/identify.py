@@ -138,20 +138,20 @@ def identify_words(
 
 
 def integrity_checksum(words: list[int]) -> int:
-    """Word 255 bits 15:8: the two's complement of the sum of bytes 0..510, with byte 510 = A5h (V1 §6, IDENTIFY DEVICE word 255).
+    """Word 255 bits 15:8: the two's complement of the sum of bytes 0..510, with byte 510 = A5h (V1 §6, IDENTIFY DEVICE word 255)."""
+    return checksum_byte(sum((w & 0xFF) + (w >> 8) for w in words[:255]) + INTEGRITY_SIGNATURE)
 
-    pre: len(words) == 256 and all(0 <= w <= 0xFFFF for w in words)
+
+def checksum_byte(byte_sum: int) -> int:
+    """The byte that makes `byte_sum` plus itself a multiple of 256.
+
+    pre: byte_sum >= 0
     post: 0 <= __return__ <= 0xFF
-    post: (sum((w & 0xFF) + (w >> 8) for w in words[:255]) + 0xA5 + __return__) % 256 == 0
+    post: (byte_sum + __return__) % 256 == 0
     """
-    total = sum((w & 0xFF) + (w >> 8) for w in words[:255]) + INTEGRITY_SIGNATURE
-    return -total & 0xFF
+    return -byte_sum & 0xFF
 
 
 def identify_bytes(words: list[int]) -> bytes:
-    """The 512 bytes the Data register delivers: each word little-endian, as every PIO word is.
-
-    pre: len(words) == 256 and all(0 <= w <= 0xFFFF for w in words)
-    post: len(__return__) == 512
-    """
+    """The 512 bytes the Data register delivers: each word little-endian, as every PIO word is."""
     return b"".join(w.to_bytes(2, "little") for w in words)

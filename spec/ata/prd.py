@@ -51,7 +51,11 @@ class FlatMemory:
 
 @dataclass(frozen=True)
 class PrdEntry:
-    """One descriptor: a memory region of `byte_count` bytes at `address`."""
+    """One descriptor: a memory region of `byte_count` bytes at `address`.
+
+    inv: 0 <= self.address < 2**32 and self.address % 2 == 0
+    inv: 2 <= self.byte_count <= 65536 and self.byte_count % 2 == 0
+    """
 
     address: int  # bit 0 is always 0: regions are word aligned
     byte_count: int  # 2 .. 65536, even

@@ -1,18 +1,20 @@
 """Chapter 7 — the protocol state machines (V2 §11), as transitions of the channel state.
 
-A command's handler (chapter 8) checks its parameters and then enters one of
-the protocols below; from there the protocol, not the command, decides when
-BSY, DRQ and the interrupt change:
+Every command shows BSY from the Command register write until its handler
+runs on the next tick. The handler (chapter 8) checks its parameters and then
+enters one of the protocols below; from there the protocol, not the
+command, decides when BSY, DRQ and the interrupt change:
 
 | protocol | after the command is accepted | interrupt |
 |---|---|---|
 | non-data | BSY until done, then ready | at completion |
 | PIO data-in | per DRQ data block: BSY while the block is read, then DRQ while the host reads it | at each DRQ; none after the last block |
-| PIO data-out | DRQ for the first block at once; per block: BSY while it is written | at each later DRQ and at completion; none for the first block |
+| PIO data-out | DRQ for the first block as soon as the command runs; per block: BSY while it is written | at each later DRQ and at completion; none for the first block |
 | DMA | BSY while reading, DRQ while the bus master moves the data, BSY while writing | at completion only |
 
-BSY and DRQ are set only through `set_busy`, `set_data_request` and the
-`complete_*` functions, so their values always agree with the phase.
+Apart from software reset (chapter 10), BSY and DRQ change only through
+`set_busy`, `set_data_request` and the `complete_*` functions, so they always
+agree with the phase.
 """
 
 from spec.ata.backing_store import SECTOR_BYTES, BackingStore, Flush, ReadSectors, StoreResult, WriteSectors
@@ -147,7 +149,7 @@ def start_dma_write(state: ChannelState) -> None:
 def dma_transfer_done(state: ChannelState, store: BackingStore) -> None:
     """The bus master moved the last byte: a read is complete; a write goes to the store."""
     transfer = current_transfer(state)
-    if transfer.command.name.startswith("READ"):
+    if not transfer.command.writes_medium:
         complete_ok(state)
     else:
         set_busy(state, Phase.DMA_STORING)

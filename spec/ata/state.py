@@ -168,6 +168,7 @@ class Observation:
     lba_mid: int
     lba_high: int
     device: int
+    previous: tuple[int, int, int, int]  # Sector Count, LBA Low, Mid, High as read with HOB set
     intrq: bool
     bm_command: int
     bm_status: int

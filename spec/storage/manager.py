@@ -15,6 +15,10 @@ present (install): *wait for the fill*, as dm-clone does; a write covering the
 whole block skips the fill (dm-clone's whole-region shortcut). A write to a
 block being filled waits for that fill, so the fill's local write always lands
 before the guest's (no_fill_clobber).
+
+In cache, a guest write goes to the server, then an AoE FLUSH CACHE, and to
+the local disk, before it completes: the local copy is never newer than the
+server's medium. README.md gives the reasons for every such decision.
 """
 
 from collections.abc import Callable
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreRequest, StoreResult, WriteSectors
+from spec.ata.constants import ABRT, IDNF  # ATA/ATAPI-7 V1 §7 Error register: aborted, address not found
 from spec.storage.block_state import BlockEvent, BlockState, next_block_state
 from spec.storage.devices import Completion, RequestDevice, RequestId
 from spec.storage.devirtualize import DEVIRTUALIZE_SEQUENCE, DevirtualizeError, DevirtualizeStep, devirtualize_blockers
@@ -37,9 +42,8 @@ from spec.storage.policy import (
     boot_policy,
     check_transition,
 )
+from spec.storage.routing import Device, Piece, Segment, route_flush, route_read, route_write, split_by_block
 
-ERROR_ABRT = 0x04  # ATA/ATAPI-7 V1 §6.2: command aborted
-ERROR_IDNF = 0x10  # ATA/ATAPI-7 V1 §6.2: requested address not found (beyond the capacity)
 
 
 class Phase(Enum):
@@ -49,34 +53,27 @@ class Phase(Enum):
     DEVIRTUALIZED = "devirtualized"
 
 
-class Device(Enum):
-    LOCAL = "local"
-    REMOTE = "remote"
-
-
-@dataclass
-class Segment:
-    """One request on one device, for a piece of a guest request."""
-
-    device: Device
-    kind: type  # ReadSectors, WriteSectors or Flush
-    lba: Lba = 0
-    count: int = 0
-    offset: int = 0  # sectors from the start of the guest request
-    data: bytes = b""
-    request_id: RequestId | None = None
-    completion: Completion | None = None
-
-
 @dataclass
 class GuestOp:
     request: StoreRequest
     segments: list[Segment] = field(default_factory=list)
     issued: bool = False
-    whole_blocks: list[BlockIndex] = field(default_factory=list)  # absent blocks this write covers entirely
     commit_ticket: int | None = None  # the map commit this flush waits for
     server_flushed: bool = False  # cache: the write-through was followed by a server flush
     result: StoreResult | None = None
+
+
+class CommitStep(Enum):
+    """The three writes of a map commit, in their order (persistent_map.py)."""
+
+    FLUSH_BEFORE = "flush before"  # the data the map will vouch for becomes durable
+    WRITE_MAP = "write map"  # the slot not holding the newest valid map
+    FLUSH_AFTER = "flush after"  # the map becomes durable
+
+
+class FillPhase(Enum):
+    READING = "reading"  # the server read is outstanding
+    WRITING = "writing"  # the local write of the server's data is outstanding
 
 
 @dataclass
@@ -86,9 +83,8 @@ class Commit:
     number: int
     policy: Policy
     clean: bool
-    step: str = "flush before"
+    step: CommitStep = CommitStep.FLUSH_BEFORE
     snapshot: frozenset[BlockIndex] = frozenset()
-    request_id: RequestId | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +132,7 @@ class StorageManager:
         self.local_purpose: dict[RequestId, Outstanding] = {}
         self.remote_purpose: dict[RequestId, Outstanding] = {}
         self.guest: GuestOp | None = None
-        self.fills: dict[BlockIndex, str] = {}  # block -> "reading" or "writing"
+        self.fills: dict[BlockIndex, FillPhase] = {}
         self.demanded: list[BlockIndex] = []
         self.now = now
         self.tokens = self.fill_parameters.token_burst
@@ -148,6 +144,8 @@ class StorageManager:
         self.recovery: Recovery | None = None
         self.pending_policy: Policy | None = None
         self.switch_flush = False  # leaving network: the server's volatile data must be durable first
+        self.switch_commit: tuple[Policy, bool] | None = None  # the map commit a policy change still needs
+        self.switch_commit_number: int | None = None  # the commit started for it
         self.phase = Phase.STARTING
         if local is None:
             self.phase = Phase.RUNNING
@@ -273,7 +271,7 @@ class StorageManager:
             tuple(sorted(self.local_purpose)),
             tuple(sorted(self.remote_purpose)),
             guest,
-            tuple(sorted(self.fills.items())),
+            tuple(sorted((block, phase.value) for block, phase in self.fills.items())),
             tuple(self.demanded),
             self.commit and (self.commit.number, self.commit.step),
         )
@@ -283,12 +281,12 @@ class StorageManager:
     def _recover(self, completion: Completion) -> None:
         geometry = self.geometry
         slot_bytes = geometry.slot_sectors * SECTOR_BYTES
-        if completion.ok:
-            raw = completion.data
-            slots = (raw[:slot_bytes], raw[slot_bytes : 2 * slot_bytes])
-        else:
-            # An unreadable map is an empty map: never trusted.
-            slots = (bytes(slot_bytes), bytes(slot_bytes))
+        if not completion.ok:
+            # A read error says nothing about the map: treating it as empty would lose the guest's local writes.
+            self._submit(Device.LOCAL, ("map read",), ReadSectors, geometry.slot_lba(0), geometry.reserved_sectors)
+            return
+        raw = completion.data
+        slots = (raw[:slot_bytes], raw[slot_bytes : 2 * slot_bytes])
         recovery = recover_map(slots, geometry, self.identity)
         self.recovery = recovery
         self.next_slot, self.next_generation = recovery.next_slot, recovery.next_generation
@@ -313,112 +311,47 @@ class StorageManager:
             case WriteSectors(lba, data):
                 # Data is a whole, non-zero number of sectors.
                 if not data or len(data) % SECTOR_BYTES:
-                    return StoreResult(False, error=ERROR_ABRT)
+                    return StoreResult(False, error=ABRT)
                 sectors = len(data) // SECTOR_BYTES
             case Flush():
                 return None
         # A transfer of no sectors is malformed.
         if sectors < 1 or lba < 0:
-            return StoreResult(False, error=ERROR_ABRT)
+            return StoreResult(False, error=ABRT)
         # Sectors beyond the capacity, the reserved region included, do not exist (reserved_region_hidden).
         if lba + sectors > self.geometry.data_sectors:
-            return StoreResult(False, error=ERROR_IDNF)
+            return StoreResult(False, error=IDNF)
         return None
 
-    def _pieces(self, lba: Lba, count: int) -> list[tuple[BlockIndex, Lba, int]]:
-        """The range split at block boundaries: (block, first sector, sectors)."""
-        pieces = []
-        spb = self.geometry.sectors_per_block
-        while count:
-            block = self.geometry.block_of(lba)
-            n = min(count, self.geometry.first_lba(block) + spb - lba)
-            pieces.append((block, lba, n))
-            lba, count = lba + n, count - n
-        return pieces
+    def _pieces(self, lba: Lba, count: int) -> list[Piece]:
+        return split_by_block(self.geometry, lba, count)
 
     def _demand(self, block: BlockIndex) -> None:
         if block not in self.demanded:
             self.demanded.append(block)
 
     def _plan(self, op: GuestOp) -> list[Segment] | None:
-        """The segments that serve the request now, or None if it must wait."""
+        """The segments that serve the request now, or None if it must wait (routing.py decides)."""
         match op.request:
             case ReadSectors(lba, count):
-                return self._plan_read(lba, count)
+                route = route_read(self.policy, self.blocks, self.geometry, lba, count)
             case WriteSectors(lba, data):
-                return self._plan_write(op, lba, data)
+                map_may_be_clean = self.durable_clean or self.commit is not None
+                route = route_write(self.policy, self.blocks, self.geometry, lba, data, map_may_be_clean)
             case Flush():
-                return self._plan_flush(op)
-
-    def _plan_read(self, lba: Lba, count: int) -> list[Segment]:
-        if self.policy is Policy.NETWORK:
-            return [Segment(Device.REMOTE, ReadSectors, lba, count)]
-        if self.policy is Policy.PASSTHROUGH:
-            return [Segment(Device.LOCAL, ReadSectors, lba, count)]
-        segments: list[Segment] = []
-        for block, first, n in self._pieces(lba, count):
-            # Only a present block may answer from the local disk (no_unpopulated_local_read).
-            device = Device.LOCAL if self.blocks[block] is BlockState.PRESENT else Device.REMOTE
-            if device is Device.REMOTE and self.blocks[block] is BlockState.ABSENT:
-                self._demand(block)  # copy-on-read: the guest touched it, fetch it next
-            last = segments[-1] if segments else None
-            if last is not None and last.device is device:
-                last.count += n
-            else:
-                segments.append(Segment(device, ReadSectors, first, n, offset=first - lba))
-        return segments
-
-    def _plan_write(self, op: GuestOp, lba: Lba, data: bytes) -> list[Segment] | None:
-        count = len(data) // SECTOR_BYTES
-
-        def piece_data(first: Lba, n: int) -> bytes:
-            return data[(first - lba) * SECTOR_BYTES : (first - lba + n) * SECTOR_BYTES]
-
-        if self.policy is Policy.NETWORK:
-            return [Segment(Device.REMOTE, WriteSectors, lba, count, 0, data)]
-        if self.policy is Policy.PASSTHROUGH:
-            return [Segment(Device.LOCAL, WriteSectors, lba, count, 0, data)]
-        pieces = self._pieces(lba, count)
-        spb = self.geometry.sectors_per_block
-        # A block being filled or written finishes first, so its local write lands before ours.
-        if any(self.blocks[block] in (BlockState.FETCHING, BlockState.WRITING) for block, _, _ in pieces):
+                route = route_flush(self.policy)
+        for block in route.demanded:
+            self._demand(block)
+        if route.needs_dirty_map and self.commit is None:
+            self.commit_wanted = (Policy.CACHE, False)
+        if route.wait is not None:
             return None
-        partial_absent = [b for b, _, n in pieces if self.blocks[b] is BlockState.ABSENT and n < spb]
-        if self.policy is Policy.INSTALL and partial_absent:
-            # Wait for the fill: the rest of the block must come from the server first.
-            for block in partial_absent:
-                self._demand(block)
-            return None
-        segments: list[Segment] = []
-        if self.policy is Policy.CACHE:
-            # Before the first write after a clean commit, the map on disk is marked dirty (persistent_map.py).
-            if self.durable_clean or self.commit is not None:
-                if self.commit is None:
-                    self.commit_wanted = (Policy.CACHE, False)
-                return None
-            # The server is authoritative: every write goes there, whatever the local disk does.
-            segments.append(Segment(Device.REMOTE, WriteSectors, lba, count, 0, data))
-        for block, first, n in pieces:
-            if block in partial_absent:
-                continue  # cache: the server alone has this block
-            if self.blocks[block] is BlockState.ABSENT:
-                # The whole block is written: no fill needed (dm-clone's whole-region shortcut).
-                op.whole_blocks.append(block)
-                self._transition(block, BlockEvent.WHOLE_WRITE_STARTED)
-            segments.append(Segment(Device.LOCAL, WriteSectors, first, n, first - lba, piece_data(first, n)))
-        return segments
-
-    def _plan_flush(self, op: GuestOp) -> list[Segment]:
-        segments = []
-        if self.policy in (Policy.NETWORK, Policy.CACHE):
-            segments.append(Segment(Device.REMOTE, Flush))
-        if self.policy is Policy.PASSTHROUGH:
-            segments.append(Segment(Device.LOCAL, Flush))
-        if self.policy in (Policy.CACHE, Policy.INSTALL):
-            # Local data and the map that makes it findable after a restart (flush_is_durable).
+        for block in route.whole_blocks:
+            self._transition(block, BlockEvent.WHOLE_WRITE_STARTED)
+        if route.needs_commit:
             self.commit_wanted = (self.policy, True)
             op.commit_ticket = self.commits_started + 1
-        return segments
+        return route.segments
 
     def _issue(self, segment: Segment, purpose: tuple) -> None:
         segment.request_id = self._submit(segment.device, purpose, segment.kind, segment.lba, segment.count, segment.data)
@@ -481,7 +414,7 @@ class StorageManager:
         if isinstance(op.request, WriteSectors) and self.policy in (Policy.CACHE, Policy.INSTALL):
             self._finish_local_writes(op, ok)
         if not ok:
-            error = next((c.ata_error for c in failed if c.ata_error), ERROR_ABRT)
+            error = next((c.ata_error for c in failed if c.ata_error), ABRT)
             return StoreResult(False, error=error)
         if isinstance(op.request, ReadSectors):
             data = bytearray(op.request.count * SECTOR_BYTES)
@@ -499,7 +432,7 @@ class StorageManager:
             self._transition(block, event)
         if self.policy is Policy.CACHE and not ok:
             # The server decides, and may hold the old or the new data: the local copies are dropped.
-            for block, _, _ in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES):
+            for block in {p.block for p in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES)}:
                 self._transition(block, BlockEvent.INVALIDATED)
 
     # The fill engine
@@ -509,7 +442,7 @@ class StorageManager:
         op = self.guest
         if op is None or not op.issued or not isinstance(op.request, WriteSectors):
             return set()
-        return {block for block, _, _ in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES)}
+        return {p.block for p in self._pieces(op.request.lba, len(op.request.data) // SECTOR_BYTES)}
 
     def _advance_fills(self) -> None:
         self.demanded = [b for b in self.demanded if self.blocks[b] is BlockState.ABSENT]
@@ -528,7 +461,7 @@ class StorageManager:
         self.tokens -= spent
         for block in chosen:
             self._transition(block, BlockEvent.FILL_STARTED)
-            self.fills[block] = "reading"
+            self.fills[block] = FillPhase.READING
             first, spb = self.geometry.first_lba(block), self.geometry.sectors_per_block
             self._submit(Device.REMOTE, ("fill read", block), ReadSectors, first, spb)
 
@@ -536,7 +469,7 @@ class StorageManager:
         if not completion.ok:
             self._finish_fill(block, False)
             return
-        self.fills[block] = "writing"
+        self.fills[block] = FillPhase.WRITING
         self._submit(Device.LOCAL, ("fill write", block), WriteSectors, self.geometry.first_lba(block), data=completion.data)
 
     def _finish_fill(self, block: BlockIndex, ok: bool) -> None:
@@ -565,22 +498,22 @@ class StorageManager:
         self.commit = Commit(self.commits_started, policy, clean)
         # The snapshot is taken as the first flush is issued: only data written before it is durable after it.
         self.commit.snapshot = frozenset(b for b, s in enumerate(self.blocks) if s is BlockState.PRESENT)
-        self.commit.request_id = self._submit(Device.LOCAL, ("commit",), Flush)
+        self._submit(Device.LOCAL, ("commit",), Flush)
 
     def _continue_commit(self, ok: bool) -> None:
         commit = self.commit
-        if ok and commit.step == "flush before":
-            commit.step = "write map"
+        if ok and commit.step is CommitStep.FLUSH_BEFORE:
+            commit.step = CommitStep.WRITE_MAP
             record = MapRecord(self.next_generation, commit.policy, commit.clean, commit.snapshot)
             data = encode_map(record, self.geometry, self.identity)
             lba = self.geometry.slot_lba(self.next_slot)
-            commit.request_id = self._submit(Device.LOCAL, ("commit",), WriteSectors, lba, data=data)
+            self._submit(Device.LOCAL, ("commit",), WriteSectors, lba, data=data)
             return
-        if ok and commit.step == "write map":
-            commit.step = "flush after"
-            commit.request_id = self._submit(Device.LOCAL, ("commit",), Flush)
+        if ok and commit.step is CommitStep.WRITE_MAP:
+            commit.step = CommitStep.FLUSH_AFTER
+            self._submit(Device.LOCAL, ("commit",), Flush)
             return
-        if commit.step != "flush before":
+        if commit.step is not CommitStep.FLUSH_BEFORE:
             # The slot was written, perhaps only partly: its generation is used up either way.
             self.next_generation += 1
             if commit.clean and commit.policy is Policy.CACHE:
@@ -603,11 +536,20 @@ class StorageManager:
             self.switch_flush = True
         if new is Policy.NETWORK and self.local is not None:
             # The local copy is about to go stale: an empty dirty cache map supersedes any clean one.
-            self.commit_wanted = (Policy.CACHE, False)
+            self.switch_commit = (Policy.CACHE, False)
         elif new is Policy.INSTALL and old is Policy.CACHE:
             # From now on local data may be newer than the server's: an install map forbids booting into cache.
-            self.commit_wanted = (Policy.INSTALL, True)
+            self.switch_commit = (Policy.INSTALL, True)
 
+    def _advance_switch_commit(self) -> None:
+        """The change's commit is asked for until one succeeds: a failed one may have left the old map in force."""
+        if self.switch_commit is None or self.commit is not None or self.commit_wanted is not None:
+            return
+        if self.switch_commit_number is not None and self.commit_ok.get(self.switch_commit_number):
+            self.switch_commit = self.switch_commit_number = None
+            return
+        self.commit_wanted = self.switch_commit
+        self.switch_commit_number = self.commits_started + 1
     def _advance_switch(self) -> None:
         if self.phase is not Phase.SWITCHING:
             return
@@ -626,7 +568,8 @@ class StorageManager:
             return
         if self.switch_flush and all(o.purpose != ("switch flush",) for o in self.remote_purpose.values()):
             self._submit(Device.REMOTE, ("switch flush",), Flush)
-        if self.commit is None and self.commit_wanted is None and not self.switch_flush:
+        self._advance_switch_commit()
+        if self.commit is None and self.commit_wanted is None and not self.switch_flush and self.switch_commit is None:
             self.phase = Phase.RUNNING
 
     def _set_policy(self, policy: Policy) -> None:

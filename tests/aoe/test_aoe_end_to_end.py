@@ -2,7 +2,7 @@
 
 import random
 
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from model.network import Faults
@@ -37,8 +37,17 @@ def faults(draw):
     )
 
 
-def world(draw_faults, rng, buffer_count, service_time) -> World:
-    return World(draw_faults, rng, buffer_count, service_time, sectors=SECTORS)
+def world(draw_faults, rng, buffer_count, service_time, epoch_token=b"") -> World:
+    return World(draw_faults, rng, buffer_count, service_time, sectors=SECTORS, epoch_token=epoch_token)
+
+
+def report_coverage(w: World) -> None:
+    """Show that the interesting transitions were reached (`--hypothesis-show-statistics`)."""
+    event(f"crashes: {len(w.crash_times)}")
+    event(f"some request failed: {any(r.outcome is False for r in w.records.values())}")
+    event(f"frames dropped: {w.network.stats.dropped > 0}; duplicated: {w.network.stats.duplicated > 0}")
+    event(f"stale frames ignored by the initiator: {w.initiator.ignored_frames > 0}")
+    event(f"server queue overflowed: {w.server.dropped_full > 0}")
 
 
 @given(faults(), st.randoms(use_true_random=False), st.integers(1, 8), st.integers(0, 3), ops())
@@ -52,6 +61,7 @@ def world(draw_faults, rng, buffer_count, service_time) -> World:
 def test_every_completed_read_returns_the_last_completed_write(f, rng, buffer_count, service_time, operations):
     w = world(f, rng, buffer_count, service_time)
     w.run(operations, crashes=[])
+    report_coverage(w)
     assert w.violations == []
     assert all(r.outcome is not None for r in w.records.values())
     if f.drop == 0.0:
@@ -69,6 +79,24 @@ def test_every_completed_read_returns_the_last_completed_write(f, rng, buffer_co
 def test_server_crashes_lose_only_unflushed_writes_and_requests_still_end(f, rng, buffer_count, service_time, operations, crashes):
     w = world(f, rng, buffer_count, service_time)
     w.run(operations, crashes)
+    report_coverage(w)
+    assert w.violations == []
+    assert all(r.outcome is not None for r in w.records.values())
+
+
+@given(
+    faults(),
+    st.randoms(use_true_random=False),
+    st.integers(1, 8),
+    st.integers(0, 3),
+    ops(),
+    st.lists(st.builds(Crash, st.integers(0, 600), st.integers(1, 400), st.sampled_from([0.0, 0.5, 1.0])), max_size=2),
+)
+def test_with_an_epoch_token_a_flush_never_hides_a_write_lost_in_a_crash(f, rng, buffer_count, service_time, operations, crashes):
+    w = world(f, rng, buffer_count, service_time, epoch_token=b"storvisor-initiator-1")
+    w.run(operations, crashes)
+    event(f"restarts seen by the initiator: {w.initiator.target_restarts > 0}")
+    report_coverage(w)
     assert w.violations == []
     assert all(r.outcome is not None for r in w.records.values())
 

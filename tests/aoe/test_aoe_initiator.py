@@ -1,13 +1,18 @@
 """The spec initiator against the spec target, frame by frame, with time handed in explicitly."""
 
-import pytest
+from dataclasses import replace
 
-from spec.aoe.constants import BROADCAST_MAC, SECTOR_BYTES, AoeCommand, AoeError, AtaErrorBit, ConfigCommand
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from spec.aoe.constants import BROADCAST_MAC, SECTOR_BYTES, AoeCommand, AoeError, AtaErrorBit, ConfigCommand, HeaderFlag
 from spec.aoe.durable_store import MemoryDurableStore
 from spec.aoe.frames import AoeHeader, EthernetHeader, Frame, OpaqueArgument, decode_frame, encode_frame
-from spec.aoe.initiator import AoeInitiator, Completion, InitiatorConfig, Kind, Timing
+from spec.aoe.initiator import AoeInitiator, Completion, InitiatorConfig, Kind, Timing, one_write_in_flight_per_sector
 from spec.aoe.rtt import RttEstimator
-from spec.aoe.target import AoeTarget, Port, TargetConfig
+from spec.aoe.target import AoeTarget, Port, TargetConfig, TargetState
+from tests.aoe.strategies import frames
 from tests.aoe.target_helpers import HOST_A, SHELF, SLOT, TARGET_MAC
 
 TIMING = Timing(initial_rto=100, min_rto=10, max_rto=1000, deadline=5000, max_frame_age=50)
@@ -142,6 +147,7 @@ def test_one_write_per_sector_in_flight_and_fenced_until_old_copies_age_out():
     other = bench.initiator.submit_write(8, sectors(3))
     sent = [decode_frame(f) for f in bench.initiator.take_outgoing()]
     assert [f.argument.lba for f in sent] == [7, 8], "the second write to sector 7 waits"
+    assert one_write_in_flight_per_sector(bench.initiator)
     bench.deliver(bench.to_target([encode_frame(f) for f in sent]))
     assert {c.request_id for c in bench.initiator.take_completions()} == {first, other}
     assert bench.initiator.take_outgoing() == [], "a copy of the first write may still be travelling"
@@ -261,3 +267,98 @@ def test_an_answer_from_the_wrong_command_is_ignored():
     wrong = Frame(EthernetHeader(HOST_A, TARGET_MAC), AoeHeader(1, 8, 0, SHELF, SLOT, 3, tag), OpaqueArgument(b"\0\0"))
     bench.initiator.receive(encode_frame(wrong), 0)
     assert len(bench.initiator.in_flight()) == 1 and bench.initiator.take_completions() == []
+
+
+def snapshot(initiator: AoeInitiator):
+    """Everything a received frame could change, except the count of ignored frames."""
+    return (
+        initiator.in_flight(),
+        sorted(initiator.requests),
+        [(f.request.request_id, f.lba, f.count, f.tag) for f in initiator.pending],
+        list(initiator.outgoing),
+        list(initiator.completions),
+        dict(initiator.write_fences),
+        (initiator.estimator.srtt, initiator.estimator.deviation),
+        (initiator.target_mac, initiator.buffer_count, initiator.max_sectors, initiator.next_tag),
+    )
+
+
+@given(frames(), st.booleans())
+def test_stale_response_ignored(frame, addressed_to_us):
+    """Invariant `stale_response_ignored`: a frame whose tag is not in flight changes nothing."""
+    bench = discovered()
+    bench.initiator.submit_write(0, sectors(1, 2, 3))
+    bench.initiator.submit_read(4, 1)
+    assume(frame.header.tag not in bench.initiator.outstanding)
+    if addressed_to_us:  # a well-addressed answer from our target whose tag alone is wrong
+        header = replace(frame.header, version=1, flags=HeaderFlag.RESPONSE, major=SHELF, minor=SLOT)
+        frame = replace(frame, ethernet=EthernetHeader(HOST_A, TARGET_MAC), header=header)
+    before = snapshot(bench.initiator)
+    bench.initiator.receive(encode_frame(frame), bench.now)
+    assert snapshot(bench.initiator) == before
+
+
+TOKEN = b"initiator-boot-42"
+
+
+def claimed(**kw) -> Bench:
+    bench = Bench(**kw)
+    bench.initiator = AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT, timing=TIMING, epoch_token=TOKEN))
+    (claim,) = bench.initiator.take_outgoing()
+    assert decode_frame(claim).argument.ccmd == ConfigCommand.FORCE_SET
+    bench.deliver(bench.to_target([claim]))
+    assert bench.target.state.config_string == TOKEN
+    return bench
+
+
+def restart(target: AoeTarget) -> None:
+    """The server process dies and comes back: cache and in-memory state are gone."""
+    target.store.crash()
+    target.state = TargetState()
+
+
+def test_with_an_epoch_token_a_flush_checks_the_target_did_not_restart():
+    bench = claimed()
+    bench.initiator.submit_write(1, sectors(1))
+    flush = bench.initiator.submit_flush()
+    later = bench.initiator.submit_write(2, sectors(2))
+    bench.exchange()  # the first write
+    bench.exchange()  # FLUSH CACHE
+    (verify,) = bench.initiator.take_outgoing()
+    assert decode_frame(verify).argument.ccmd == ConfigCommand.READ, "the flush is followed by a Query Config read"
+    assert bench.initiator.take_completions()[-1].request_id != flush, "not complete before the check"
+    bench.deliver(bench.to_target([verify]))
+    assert bench.initiator.take_completions() == [Completion(flush, True)]
+    assert [decode_frame(f).argument.lba for f in bench.initiator.take_outgoing()] == [2], "the barrier held until now"
+    assert later not in [c.request_id for c in bench.initiator.take_completions()]
+
+
+def test_with_an_epoch_token_a_restart_after_an_acknowledged_write_fails_the_flush():
+    bench = claimed()
+    write = bench.initiator.submit_write(1, sectors(1))
+    bench.exchange()
+    assert bench.initiator.take_completions() == [Completion(write, True)]
+    restart(bench.target)  # the acknowledged write was only in the cache
+    flush = bench.initiator.submit_flush()
+    done = bench.run(5)
+    assert done == [Completion(flush, False, ata_error=AtaErrorBit.ABRT)], "the lost write is reported"
+    assert bench.initiator.target_restarts == 1
+    assert bench.target.state.config_string == TOKEN, "the token was claimed again before anything else went"
+    again = bench.initiator.submit_flush()
+    assert bench.run(5) == [Completion(again, True)]
+
+
+def test_without_an_epoch_token_the_same_restart_goes_unnoticed():
+    bench = discovered()
+    write = bench.initiator.submit_write(1, sectors(1))
+    bench.exchange()
+    assert bench.initiator.take_completions() == [Completion(write, True)]
+    restart(bench.target)
+    flush = bench.initiator.submit_flush()
+    assert bench.run(5) == [Completion(flush, True)], "the known limit of plain AoE"
+    assert bench.target.store.durable_sector(1) == sectors(0)
+
+
+def test_an_epoch_token_must_fit_the_config_string():
+    with pytest.raises(ValueError, match="1024"):
+        AoeInitiator(InitiatorConfig(HOST_A, SHELF, SLOT, epoch_token=b"x" * 1025))

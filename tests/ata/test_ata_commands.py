@@ -2,8 +2,11 @@
 
 import pytest
 
-from spec.ata.backing_store import SECTOR_BYTES, Flush, WriteSectors
+from spec.ata.backing_store import SECTOR_BYTES, Flush, MemoryStore, ReadSectors, StoreResult, WriteSectors
 from spec.ata.commands import COMMANDS, COMMANDS_BY_CODE
+from spec.ata.device import AtaChannel
+from spec.ata.errors import CannotHappen
+from spec.ata.prd import FlatMemory
 from spec.ata.state import Phase
 from tests.ata.support import COUNT, CTRL, DEVICE, ERROR, LBA_HIGH, LBA_LOW, LBA_MID, STATUS, Host, pattern
 
@@ -397,3 +400,31 @@ def test_a_command_completes_ticks_after_it_is_issued():
     host.tick(2)
     assert host.status == 0x50
     assert host.read(CTRL) == 0x50
+
+
+# --- Bugs are not guest behaviour ---------------------------------------------------------------
+
+
+class ShortReadStore(MemoryStore):
+    """A broken store: it answers every read with one sector too few."""
+
+    def _execute(self, request):
+        result = super()._execute(request)
+        return StoreResult(True, result.data[:-SECTOR_BYTES]) if isinstance(request, ReadSectors) else result
+
+
+class SilentFailureStore(MemoryStore):
+    """A broken store: it fails without saying why."""
+
+    def _execute(self, request):
+        return StoreResult(False)
+
+
+@pytest.mark.parametrize("store", [ShortReadStore(8), SilentFailureStore(8)])
+def test_a_broken_store_is_a_bug_not_an_ata_error(store):
+    channel = AtaChannel(store, FlatMemory(4096))
+    for port, value in [(0x1F6, 0xE0), (0x1F2, 2), (0x1F3, 0), (0x1F7, 0x20)]:
+        channel.write(port, 1, value)
+    with pytest.raises(CannotHappen):
+        for _ in range(3):
+            channel.tick()

@@ -10,9 +10,9 @@ use this device so that each one names exactly which request completes when.
 from dataclasses import dataclass
 
 from spec.ata.backing_store import SECTOR_BYTES
+from spec.ata.constants import ABRT
 from spec.storage.devices import Completion
 
-ERROR_ABRT = 0x04
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class DirectServer:
     def complete(self, request_id: int, ok: bool = True) -> None:
         request = self.pending.pop(request_id)
         if not ok:
-            self.completions.append(Completion(request_id, False, ata_error=ERROR_ABRT))
+            self.completions.append(Completion(request_id, False, ata_error=ABRT))
         elif request.kind == "read":
             self.completions.append(Completion(request_id, True, self.read_now(request.lba, request.count)))
         elif request.kind == "write":

@@ -6,14 +6,17 @@ catalogue of `spec/invariants.py` on the manager's state, and every guest
 result is compared with the ideal disk.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from model.clock import Clock
 from model.ideal_disk import IdealDisk
 from model.local_disk import LocalDisk
 from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreRequest, StoreResult, WriteSectors
 from spec.storage.manager import Device, Phase, StorageManager
 from spec.storage.parameters import TESTS, Preset
+from spec.storage.persistent_map import recover_map
 from spec.storage.policy import Policy
 from tests.storage.links import REBOOT_TICKS, AoeLink
 
@@ -33,7 +36,7 @@ def sector_data(lba: int, count: int, version: int) -> bytes:
 class World:
     preset: Preset = TESTS
     policy: Policy = Policy.INSTALL
-    link_type: type = None  # AoeLink or DirectLink (tests/storage/links.py)
+    link_type: Callable = None  # builds the link from the image: ModelLink, AoeLink or DirectLink (tests/storage/links.py)
     local: LocalDisk | None = None
     observer: object = None
     identity: bytes = IDENTITY
@@ -46,18 +49,25 @@ class World:
         if self.local is None:
             self.local = LocalDisk(g.local_disk_sectors)
         self.ideal = IdealDisk(self.image)
-        self.now = 0
+        self.clock = Clock()
         self.guest_request: StoreRequest | None = None
         self.server_volatile = False  # a guest write may sit only in the server's volatile cache
         self.devirtualized_with: list[str] | None = None
         self.boot()
+
+    @property
+    def now(self) -> int:
+        return self.clock.now
 
     def boot(self) -> None:
         self.manager = StorageManager(
             self.preset, self.identity, self.policy, self.local, self.link.device, self.now, self.observer
         )
 
-    # Guest side
+    # Guest side: the world is itself a backing store, so the ATA device can sit in front of it
+
+    def sector_count(self) -> int:
+        return self.manager.sector_count()
 
     def start(self, request: StoreRequest) -> None:
         self.guest_request = request
@@ -96,10 +106,12 @@ class World:
         self.local.complete(ids[index % len(ids)], ok)
 
     def complete_remote(self, index: int = 0, ok: bool = True) -> None:
-        self.link.progress(index, ok, self.now)
+        wait = self.link.progress(index, ok, self.now)
+        if wait:
+            self.tick(wait)
 
     def tick(self, ticks: int = 1) -> None:
-        self.now += ticks
+        self.clock.advance(ticks)
         self.link.tick(self.now)
         self.manager.tick(self.now)
         self.link.tick(self.now)
@@ -118,6 +130,8 @@ class World:
                 self.complete_local()
             elif self.link.items():
                 self.complete_remote()
+            elif self.manager.outstanding(Device.REMOTE):
+                self.tick(5)  # a lost frame: wait for the initiator's retransmission
             elif self.guest_request is None:
                 self.tick()
                 if not self.local.pending_ids() and not self.link.items():
@@ -149,16 +163,12 @@ class World:
                 self.ideal.write_done(self.guest_request.lba, self.guest_request.data, ok=False)
                 self.server_volatile |= self.manager.policy is not Policy.INSTALL
             self.guest_request = None
-        self.now += REBOOT_TICKS
+        self.clock.advance(REBOOT_TICKS)
         self.link.client_restart(self.now, lambda: keep_remote_write)
         self.local.power_cut(choose)
         self.ideal.power_cut()
         self.check_media_after_cut()
-        if self.manager.policy is Policy.PASSTHROUGH:
-            self.policy = Policy.INSTALL
-        else:
-            self.policy = self.manager.policy
-        self.boot()
+        self.boot()  # with the configured policy: the persisted map decides whether it still applies
 
     def check_media_after_cut(self) -> None:
         g = self.preset.geometry
@@ -169,14 +179,61 @@ class World:
         view = inv.view_after_restart(self.local.durable_bytes, self.link.server_data, g, self.identity)
         inv.check("flush_is_durable", inv.flush_is_durable(view, self.ideal.may_survive_power_cut))
 
-    def server_crash(self) -> None:
-        self.link.server_crash()
+    def check_any_power_cut(self) -> None:
+        """map_crash_safe and flush_is_durable for every way a power cut now could leave the media.
+
+        The map slots may keep their durable or their newest sectors (each slot independently); a data
+        sector may keep any of its versions. For each way the map comes out, every version of every
+        sector the guest would then read must be one the ideal disk allows.
+        """
+        g = self.preset.geometry
+        at_risk = self.local.versions_at_risk()
+        in_flight = self.guest_request if isinstance(self.guest_request, WriteSectors) else None
+
+        def allowed(lba: int) -> frozenset[bytes]:
+            values = self.ideal.may_survive_power_cut(lba)
+            if in_flight is not None and in_flight.lba <= lba < in_flight.lba + len(in_flight.data) // SECTOR_BYTES:
+                offset = (lba - in_flight.lba) * SECTOR_BYTES
+                values |= {in_flight.data[offset : offset + SECTOR_BYTES]}
+            return values
+
+        def versions(lba: int) -> list[bytes]:
+            return at_risk.get(lba, [self.local.durable_sector(lba)])
+
+        for newest in ((False, False), (False, True), (True, False), (True, True)):
+            def medium(lba: int, count: int) -> bytes:
+                slot = next((s for s in (0, 1) if g.slot_lba(s) <= lba < g.slot_lba(s) + g.slot_sectors), None)
+                pick = -1 if slot is not None and newest[slot] else 0
+                return b"".join(versions(s)[pick] for s in range(lba, lba + count))
+
+            slots = tuple(medium(g.slot_lba(s), g.slot_sectors) for s in (0, 1))
+            present = recover_map(slots, g, self.identity).present
+            for lba in range(g.data_sectors):
+                local = g.block_of(lba) in present
+                candidates = versions(lba) if local else [self.link.server_data(lba, 1)]
+                bad = [c for c in candidates if c not in allowed(lba)]
+                name = "map_crash_safe" if local else "flush_is_durable"
+                inv.check(name, not bad, f"a power cut now could leave sector {lba} with data the guest may not see")
+
+    def server_crash(self, cached_sector_survives=lambda lba: False) -> None:
+        self.link.server_crash(cached_sector_survives)
         if self.server_volatile:
             self.ideal.power_cut()
             self.server_volatile = False
 
     def devirtualize(self):
-        blockers = self.manager.devirtualize_blockers()
+        """Ask the manager to de-virtualize; the world judges, from its own devices, whether it was quiescent."""
+        g = self.preset.geometry
+        slots = tuple(self.local.durable_bytes(g.slot_lba(s), g.slot_sectors) for s in (0, 1))
+        blockers = []
+        if self.local.pending_ids():
+            blockers.append("the local disk has requests in flight")
+        if self.manager.outstanding(Device.REMOTE):
+            blockers.append("the server has requests in flight")
+        if self.guest_request is not None:
+            blockers.append("a guest request is outstanding")
+        if recover_map(slots, g, self.identity).present != frozenset(range(g.block_count)):
+            blockers.append("the durable map does not mark every block present")
         steps = self.manager.devirtualize()
         self.devirtualized_with = blockers
         return steps
@@ -199,7 +256,12 @@ class World:
         remote_writes = [(o.lba, o.count) for o in remote if o.kind is WriteSectors]
         inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(local_writes))
         inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(remote_writes))
+        if hasattr(self.link.device, "in_flight"):
+            # The AoE initiator's transmissions awaiting an answer, retransmissions included.
+            frames = [(lba, count) for _, kind, lba, count in self.link.device.in_flight() if kind.value == "write"]
+            inv.check("one_write_in_flight_per_sector", inv.one_write_in_flight_per_sector(frames))
         inv.check("reserved_region_hidden", inv.reserved_region_hidden(m.sector_count(), g, guest_local))
+        self.check_any_power_cut()
         if self.devirtualized_with is not None:
             inv.check(
                 "devirtualize_only_when_quiescent",

@@ -18,6 +18,12 @@ def test_header_lists_every_command_of_the_spec_once():
     assert f"#define ATA_COMMAND_COUNT {len(COMMANDS)}" in text
 
 
+def test_write_commands_are_marked_as_writes():
+    text = gen_ata_commands.render()
+    assert '{ ATA_CMD_WRITE_DMA, "WRITE DMA", ATA_PROTOCOL_DMA, ATA_ADDRESSING_LBA28, false, true },' in text
+    assert '{ ATA_CMD_READ_DMA, "READ DMA", ATA_PROTOCOL_DMA, ATA_ADDRESSING_LBA28, false, false },' in text
+
+
 def test_check_mode_reports_a_stale_header(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "ata_commands.h"
     stale.write_text(gen_ata_commands.render().replace("READ DMA", "READ DMB", 1))

@@ -1,4 +1,5 @@
-"""A bad VMM command line gets a clear message on COM1 and a clean stop (ACPI power-off)."""
+"""Bad input to the VMM (its command line, too little memory) gets a clear message on COM1 and a
+clean stop (ACPI power-off)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_good_command_line_is_accepted_and_sets_the_log_level(vmm_image, probe_d
     )
     assert run.exit_code == 0 and not run.timed_out, run.serial
     assert "status=served stats=off" in run.serial
-    assert "storvisor: debug: ata: command 20 READ SECTORS lba 0 sectors 1" in run.serial
+    assert "storvisor: debug: ata: command 20 READ SECTORS lba 0 count 1" in run.serial
     assert "storvisor-stats begin" not in run.serial
 
 
@@ -45,3 +46,10 @@ def test_quiet_log_level_keeps_info_lines_off_the_console(vmm_image, probe_disk)
     assert run.exit_code == 0 and not run.timed_out, run.serial
     assert "storvisor: info:" not in run.serial.split("probe: start")[-1]
     assert "probe: power-off" in run.serial
+
+
+def test_too_little_memory_for_the_window_stops_cleanly_with_a_message(vmm_image, probe_disk):
+    run = run_machine(probe_disk(["e820"]), vmm=vmm_image, memory_mb=130, timeout_s=STOP_TIMEOUT_S)
+    assert not run.timed_out and run.exit_code == 0, run.serial
+    assert "storvisor: stop: memory 8000000-8400000 is not RAM: the machine needs more than 132 MiB of RAM" in run.serial
+    assert "probe: start" not in run.serial

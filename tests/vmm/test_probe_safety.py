@@ -108,7 +108,7 @@ def test_bus_master_dma_into_the_vmm_fails_towards_the_guest(through_vmm):
     assert int(bm_status, 16) & BM_STATUS_ERROR
     stats = parse_stats(through_vmm.serial)
     assert stats["dma.refused"] == 1
-    assert "PRD table at 5000 reaches VMM memory: DMA refused" in through_vmm.serial
+    assert "PRD table at 5000 (primary channel) reaches VMM memory: DMA refused" in through_vmm.serial
 
 
 def test_bus_master_dma_into_guest_memory_works_before_and_after_a_refused_one(through_vmm):
@@ -136,3 +136,119 @@ def test_statistics_are_printed_at_power_off(through_vmm):
     stats = parse_stats(through_vmm.serial)
     assert stats["exit.ioio"] > 0 and stats["exit.vmmcall"] > 0 and stats["exit.npf"] >= 5
     assert stats["ata.commands"] >= 3
+
+
+DMA_EDGE_SCRIPT = [
+    "dma-table-in-vmm", "dma-64k-into-vmm", "dma-secondary-to-vmm", "bar4-over-ide", "dma-to-ram",
+    "move-bar4", "pci-ide", "dma-to-vmm", "dma-to-ram", "power-off",
+]
+
+
+@pytest.fixture(scope="module")
+def dma_edges(vmm_image, tmp_path_factory) -> MachineRun:
+    """Attacks only run through the VMM: bare, a PRD table in zeroed RAM would DMA over the IVT."""
+    from impl.testbed.probe.probe import build_probe_disk
+
+    directory = tmp_path_factory.mktemp("probe-dma")
+    disk = build_probe_disk(directory / "probe.img", DMA_EDGE_SCRIPT, directory)
+    run = run_machine(disk, vmm=vmm_image, timeout_s=PROBE_TIMEOUT_S)
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    assert "storvisor: stop" not in run.serial
+    return run
+
+
+def test_prd_table_inside_the_vmm_is_refused(dma_edges):
+    [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-table-in-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR
+    assert "PRD table at 8001000 (primary channel) reaches VMM memory" in dma_edges.serial
+
+
+def test_prd_entry_whose_size_field_means_64k_is_checked_as_64k(dma_edges):
+    [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-64k-into-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR
+
+
+def test_vmm_follows_the_bus_master_registers_when_the_guest_moves_bar4(dma_edges):
+    [[new_base]] = probe_lines(dma_edges.serial, "move-bar4")
+    assert int(new_base, 16) == 0xD000
+    [[_, bar4]] = probe_lines(dma_edges.serial, "pci-ide")
+    assert int(bar4, 16) == 0xD000
+    [[bm_status, _]] = probe_lines(dma_edges.serial, "dma-to-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR, "a DMA at the moved registers must still be checked"
+    after_move = probe_lines(dma_edges.serial, "dma-to-ram")[-1]
+    assert int(after_move[2], 16) == MBR_SIGNATURE
+    stats = parse_stats(dma_edges.serial)
+    assert stats["dma.refused"] == 4 and stats["dma.started"] == 2
+
+
+def test_bus_master_registers_cannot_be_laid_over_other_intercepted_ports(dma_edges):
+    [[bar4]] = probe_lines(dma_edges.serial, "bar4-over-ide")
+    assert int(bar4, 16) not in (0x1F0, 0), "the BAR4 write over 0x1F0 must not reach the controller"
+    assert "register 20 over intercepted ports at 1f0: write not passed on" in dma_edges.serial
+    assert probe_lines(dma_edges.serial, "dma-to-ram")[0][2] == "0000aa55", "bus-master DMA still works"
+
+
+def test_secondary_channel_dma_is_checked_too(dma_edges):
+    [[bm_status]] = probe_lines(dma_edges.serial, "dma-secondary-to-vmm")
+    assert int(bm_status, 16) & BM_STATUS_ERROR
+    assert "PRD table at 5000 (secondary channel) reaches VMM memory: DMA refused" in dma_edges.serial
+
+
+@pytest.mark.parametrize("through", ["vmm", "bare"])
+def test_string_io_forms_move_the_same_data_as_on_the_bare_machine(vmm_image, probe_disk, through):
+    run = run_machine(
+        probe_disk(["pio-strings", "power-off"]), vmm=vmm_image if through == "vmm" else None,
+        vmm_cmdline="log=debug" if through == "vmm" else "", timeout_s=PROBE_TIMEOUT_S,
+    )
+    assert run.exit_code == 0 and not run.timed_out, run.serial[-3000:]
+    assert probe_lines(run.serial, "pio-strings") == [["01", "01", "01"]], run.serial
+    if through == "vmm":
+        assert parse_stats(run.serial)["io.string_instructions"] >= 4
+        # The ATA manager follows the commands it passes through: code, name, LBA and count.
+        assert run.serial.count("storvisor: debug: ata: command 30 WRITE SECTORS lba 100 count 1") == 1
+        assert run.serial.count("storvisor: debug: ata: command 20 READ SECTORS lba 100 count 1") == 3
+
+
+@pytest.mark.parametrize("through", ["vmm", "bare"])
+def test_guest_sees_no_svm_and_cannot_move_the_host_save_area(vmm_image, probe_disk, through):
+    run = run_machine(
+        probe_disk(["svm-hidden", "e820", "power-off"]), vmm=vmm_image if through == "vmm" else None,
+        timeout_s=PROBE_TIMEOUT_S,
+    )
+    assert run.exit_code == 0 and not run.timed_out, run.serial[-3000:]
+    [[ecx, gp_taken, efer]] = probe_lines(run.serial, "svm-hidden")
+    svm_bit = bool(int(ecx, 16) & (1 << 2))  # CPUID 8000_0001h ECX bit 2
+    assert not int(efer, 16) & (1 << 12), "EFER.SVME must read clear"
+    if through == "vmm":
+        assert not svm_bit and gp_taken == "01"
+        assert probe_lines(run.serial, "e820"), "the VMM must still be in control after the WRMSR"
+        assert parse_stats(run.serial)["exit.msr"] == 2
+    else:
+        assert svm_bit and gp_taken == "00"
+
+
+def test_guest_init_ipi_leaves_the_vmm_in_control(vmm_image, probe_disk):
+    run = run_machine(probe_disk(["self-init", "e820", "power-off"]), vmm=vmm_image, timeout_s=PROBE_TIMEOUT_S)
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    window_start, window_end = VMM_WINDOW
+    if "probe: self-init returned" in run.serial:
+        # QEMU does not reset its only CPU for this INIT; the VMM must still be answering int 15h.
+        assert (window_start, window_end - window_start, 2) in e820_map(run.serial)
+    else:
+        # Where the CPU takes the INIT, the VMM intercepts it and stops the machine.
+        assert "storvisor: stop: the guest sent INIT" in run.serial
+
+
+@pytest.mark.parametrize("through", ["vmm", "bare"])
+def test_svm_instructions_are_invalid_opcodes_to_the_guest(vmm_image, probe_disk, through):
+    run = run_machine(
+        probe_disk(["vmsave-into-vmm", "e820", "power-off"]), vmm=vmm_image if through == "vmm" else None,
+        timeout_s=PROBE_TIMEOUT_S,
+    )
+    assert not run.timed_out and run.exit_code == 0, run.serial[-3000:]
+    assert probe_lines(run.serial, "vmsave-into-vmm") == [["01"]], "VMSAVE must raise #UD, as without SVM"
+    if through == "vmm":
+        assert "storvisor: stop" not in run.serial
+        assert parse_stats(run.serial)["exit.svm_instruction"] == 1
+        window_start, window_end = VMM_WINDOW
+        assert (window_start, window_end - window_start, 2) in e820_map(run.serial)

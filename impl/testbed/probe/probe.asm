@@ -30,6 +30,20 @@ OP_DMA_TO_RAM   equ 5
 OP_PCI_IDE      equ 6
 OP_FWCFG_TO_VMM equ 7
 OP_POWER_OFF    equ 8
+OP_MOVE_BAR4    equ 9
+OP_DMA_TABLE_IN_VMM equ 10
+OP_DMA_64K_INTO_VMM equ 11
+OP_PIO_STRINGS  equ 12
+OP_SVM_HIDDEN   equ 13
+OP_DMA_SECONDARY_TO_VMM equ 14
+OP_BAR4_OVER_IDE equ 15
+OP_SELF_INIT    equ 16
+OP_VMSAVE_INTO_VMM equ 17
+OP_LAST         equ 17
+NEW_BAR4        equ 0xD000          ; an I/O range nothing else decodes on QEMU's pc machine
+PIO_LBA         equ 100
+PIO_BUFFER      equ 0x2000          ; 512 bytes written
+PIO_READBACK    equ 0x2400          ; 512 bytes read back
 
 start:
         cli
@@ -113,7 +127,7 @@ main:
         cmp al, OP_END
         je .end
         movzx bx, al
-        cmp bx, OP_POWER_OFF
+        cmp bx, OP_LAST
         ja .bad_op
         push si
         shl bx, 1
@@ -133,7 +147,9 @@ main:
 
 op_table:
         dw 0, op_e820, op_peek_vmm, op_poke_vmm, op_dma_to_vmm, op_dma_to_ram, op_pci_ide
-        dw op_fwcfg_to_vmm, op_power_off
+        dw op_fwcfg_to_vmm, op_power_off, op_move_bar4, op_dma_table_in_vmm, op_dma_64k_into_vmm
+        dw op_pio_strings, op_svm_hidden, op_dma_secondary_to_vmm, op_bar4_over_ide, op_self_init
+        dw op_vmsave_into_vmm
 
 script_load_packet:
         db 0x10, 0
@@ -367,9 +383,13 @@ op_pci_ide:
         call newline
         ret
 
-; ata_dma_read: READ DMA of LBA 0 into the PRD table at PRD_TABLE; BX = bus-master base
-; -> AL = bus-master status after the wait, AH = ATA status
+; ata_dma_read: READ DMA of one sector at LBA 0 through the PRD table at PRD_TABLE;
+; BX = bus-master base -> AL = bus-master status after the wait, AH = ATA status
 ata_dma_read:
+        mov byte [dma_sectors], 1
+        mov dword [dma_table], PRD_TABLE
+; ata_dma_read_custom: the same with [dma_sectors] sectors and the table at [dma_table]
+ata_dma_read_custom:
         mov dx, bx
         xor al, al
         out dx, al                  ; BMIC: stop
@@ -377,7 +397,7 @@ ata_dma_read:
         mov al, 0x06
         out dx, al                  ; BMIS: clear error and interrupt
         add dx, 2
-        mov eax, PRD_TABLE
+        mov eax, [dma_table]
         out dx, eax                 ; BMIDTP
         mov dx, ATA_CONTROL
         mov al, 0x02                ; nIEN: the probe polls
@@ -386,7 +406,7 @@ ata_dma_read:
         mov al, 0xE0
         out dx, al
         mov dx, ATA_BASE + 2
-        mov al, 1
+        mov al, [dma_sectors]
         out dx, al
         inc dx
         xor al, al
@@ -421,6 +441,9 @@ ata_dma_read:
         pop cx
         mov al, cl
         ret
+
+dma_sectors: db 1
+dma_table: dd PRD_TABLE
 
 ; ata_reset: software reset of the channel, so a refused command does not hang the device
 ata_reset:
@@ -516,6 +539,336 @@ op_power_off:
         out dx, ax
         jmp halt
 
+; ---- op 9: move the IDE controller's bus-master registers (BAR4) to NEW_BAR4 ----
+op_move_bar4:
+        call busmaster_base
+        mov eax, [ide_address]
+        or eax, 0x20
+        mov ecx, NEW_BAR4 | 1
+        call pci_write
+        mov si, msg_move_bar4
+        call print
+        call busmaster_base
+        movzx eax, bx
+        call hex32
+        call newline
+        ret
+
+; ---- op 15: try to lay the bus-master registers over the IDE command block at 0x1F0 ----
+op_bar4_over_ide:
+        call busmaster_base
+        mov eax, [ide_address]
+        or eax, 0x20
+        mov ecx, 0x1F0 | 1
+        call pci_write
+        mov si, msg_bar4_over_ide
+        call print
+        call busmaster_base
+        movzx eax, bx
+        call hex32
+        call newline
+        ret
+
+; ---- op 16: an INIT IPI to all CPUs including this one, through the local APIC's ICR ----
+; An INIT that reached the CPU in guest mode would reset it out of the VMM's control.
+op_self_init:
+        mov si, msg_self_init
+        call print
+        mov esi, 0xFEE00300         ; ICR low (Intel SDM vol 3 §10.6.1)
+        mov dword [fs:esi], 0x000C4500 ; all including self, level assert, INIT
+        mov ecx, 100000
+.wait:  loop .wait
+        mov si, msg_self_init_survived
+        call print
+        ret
+
+; ---- op 17: VMSAVE with RAX in the VMM's window, from 16-bit protected mode ----
+; SVM instructions need protected mode; VMSAVE takes a physical address. A #UD (the CPU shows
+; no usable SVM) is caught by a 16-bit interrupt gate and stepped over.
+op_vmsave_into_vmm:
+        cli
+        mov byte [ud_taken], 0
+        sidt [real_idt]
+        lgdt [pm16_gdt_pointer]
+        lidt [pm16_idt_pointer]
+        mov eax, cr0
+        or al, 1
+        mov cr0, eax
+        jmp 0x08:.pm16
+.pm16:  mov ax, 0x10
+        mov ds, ax
+        mov ss, ax
+        mov eax, VMM_ADDRESS + 0x1000
+        vmsave
+        mov eax, cr0
+        and al, 0xFE
+        mov cr0, eax
+        jmp 0:.rm
+.rm:    xor ax, ax
+        mov ds, ax
+        mov ss, ax
+        lidt [real_idt]
+        call enter_unreal
+        mov si, msg_vmsave
+        call print
+        mov al, [ud_taken]
+        call hex8
+        call newline
+        ret
+
+; ud_handler: a 16-bit interrupt gate's frame is IP, CS, FLAGS; VMSAVE is 3 bytes (0F 01 DB)
+ud_handler:
+        push bp
+        mov bp, sp
+        add word [bp + 2], 3
+        mov byte [ud_taken], 1
+        pop bp
+        iret
+
+ud_taken: db 0
+real_idt: dw 0
+        dd 0
+pm16_gdt:
+        dq 0
+        dq 0x00009A000000FFFF       ; 0x08: 16-bit code, base 0, 64 KiB
+        dq 0x000092000000FFFF       ; 0x10: 16-bit data, base 0, 64 KiB
+pm16_gdt_pointer:
+        dw 23
+        dd pm16_gdt
+pm16_idt:
+        times 6 dq 0
+        dw ud_handler, 0x08         ; vector 6: offset, selector
+        db 0, 0x86                  ; 16-bit interrupt gate, present
+        dw 0
+pm16_idt_pointer:
+        dw 7 * 8 - 1
+        dd pm16_idt
+
+; ---- op 10: a READ DMA whose PRD table itself lies in VMM memory ----
+op_dma_table_in_vmm:
+        call busmaster_base
+        mov byte [dma_sectors], 1
+        mov dword [dma_table], VMM_ADDRESS + 0x1000
+        call ata_dma_read_custom
+        mov si, msg_dma_table_vmm
+        call dma_report
+        call newline
+        call ata_reset
+        ret
+
+; ---- op 11: 64 KiB by one entry whose size field is 1 (bit 0 ignored: 0 = 64 KiB), ending in the VMM ----
+op_dma_64k_into_vmm:
+        call busmaster_base
+        mov dword [PRD_TABLE], VMM_ADDRESS - 0x8000
+        mov dword [PRD_TABLE + 4], 0x80000001
+        mov byte [dma_sectors], 128
+        mov dword [dma_table], PRD_TABLE
+        call ata_dma_read_custom
+        mov si, msg_dma_64k_vmm
+        call dma_report
+        call newline
+        call ata_reset
+        ret
+
+; ata_pio_command: LBA PIO_LBA, one sector, command AL; waits for DRQ
+ata_pio_command:
+        push ax
+        mov dx, ATA_BASE + 6
+        mov al, 0xE0
+        out dx, al
+        mov dx, ATA_BASE + 2
+        mov al, 1
+        out dx, al
+        inc dx
+        mov al, PIO_LBA
+        out dx, al
+        inc dx
+        xor al, al
+        out dx, al
+        inc dx
+        out dx, al
+        pop ax
+        mov dx, ATA_BASE + 7
+        out dx, al
+.wait:  in al, dx
+        test al, 0x80
+        jnz .wait
+        ret
+
+; ata_wait_idle: until BSY clears after the last data word
+ata_wait_idle:
+        mov dx, ATA_BASE + 7
+.wait:  in al, dx
+        test al, 0x80
+        jnz .wait
+        ret
+
+; compare_readback: AL = 1 when PIO_READBACK equals PIO_BUFFER
+compare_readback:
+        push si
+        push di
+        push cx
+        mov si, PIO_BUFFER
+        mov di, PIO_READBACK
+        mov cx, 256
+        repe cmpsw
+        sete al
+        pop cx
+        pop di
+        pop si
+        ret
+
+; ---- op 12: string I/O in the forms a decoder must get right ----
+; WRITE SECTORS with 16-bit `rep outsw` through a CS override; READ SECTORS back three ways:
+; `o32 rep insd` with 32-bit addressing, `rep insw` through ES = PIO_READBACK >> 4, and
+; `std; rep insw` filling backwards. Prints 1 for each read that matches what was written.
+op_pio_strings:
+        mov di, PIO_BUFFER          ; a pattern: word i = i * 0x0101 + 0x1234
+        mov cx, 256
+        mov ax, 0x1234
+.fill:  stosw
+        add ax, 0x0101
+        loop .fill
+        mov al, 0x30                ; WRITE SECTORS
+        call ata_pio_command
+        mov dx, ATA_BASE
+        mov si, PIO_BUFFER
+        mov cx, 256
+        cs rep outsw
+        call ata_wait_idle
+        ; read 1: o32 rep insd, a32 addressing
+        mov al, 0x20                ; READ SECTORS
+        call ata_pio_command
+        mov dx, ATA_BASE
+        mov edi, PIO_READBACK
+        mov ecx, 128
+        a32 rep insd
+        call ata_wait_idle
+        call compare_readback
+        mov [pio_results], al
+        ; read 2: rep insw through ES with a non-zero base
+        mov al, 0x20
+        call ata_pio_command
+        mov dx, ATA_BASE
+        push es
+        mov ax, PIO_READBACK >> 4
+        mov es, ax
+        xor di, di
+        mov cx, 256
+        rep insw
+        pop es
+        call ata_wait_idle
+        call compare_readback
+        mov [pio_results + 1], al
+        ; read 3: std; rep insw from the last word down, then reverse the words in place
+        mov al, 0x20
+        call ata_pio_command
+        mov dx, ATA_BASE
+        mov di, PIO_READBACK + 510
+        mov cx, 256
+        std
+        rep insw
+        cld
+        call ata_wait_idle
+        mov si, PIO_READBACK
+        mov di, PIO_READBACK + 510
+.swap:  mov ax, [si]
+        xchg ax, [di]
+        mov [si], ax
+        add si, 2
+        sub di, 2
+        cmp si, di
+        jb .swap
+        call compare_readback
+        mov [pio_results + 2], al
+        mov si, msg_pio             ; one line at the end: the VMM's log may write between reads
+        call print
+        mov al, [pio_results]
+        call hex8
+        call space
+        mov al, [pio_results + 1]
+        call hex8
+        call space
+        mov al, [pio_results + 2]
+        call hex8
+        call newline
+        ret
+
+pio_results: times 3 db 0
+
+; ---- op 13: does the guest see SVM? CPUID 8000_0001h ECX, whether WRMSR VM_HSAVE_PA faults, EFER ----
+op_svm_hidden:
+        mov eax, 0x80000001
+        cpuid
+        mov [svm_ecx], ecx
+        push dword [0x0D * 4]       ; real mode: #GP goes through IVT entry 13
+        mov word [0x0D * 4], gp_handler
+        mov word [0x0D * 4 + 2], 0
+        mov byte [gp_taken], 0
+        mov ecx, 0xC0010117         ; VM_HSAVE_PA
+        mov eax, 0x00001000
+        xor edx, edx
+        wrmsr
+        pop dword [0x0D * 4]
+        mov ecx, 0xC0000080         ; EFER
+        rdmsr
+        mov [svm_efer], eax
+        mov si, msg_svm
+        call print
+        mov eax, [svm_ecx]
+        call hex32
+        call space
+        mov al, [gp_taken]
+        call hex8
+        call space
+        mov eax, [svm_efer]
+        call hex32
+        call newline
+        ret
+
+; gp_handler: note the fault and step over the two-byte WRMSR
+gp_handler:
+        push bp
+        mov bp, sp
+        add word [bp + 2], 2
+        mov byte [cs:gp_taken], 1
+        pop bp
+        iret
+
+svm_ecx: dd 0
+svm_efer: dd 0
+gp_taken: db 0
+
+; ---- op 14: START on the secondary channel's bus master with a PRD table aimed at the VMM ----
+; No command is issued: the check happens when START is written, before any device asks for data.
+op_dma_secondary_to_vmm:
+        call busmaster_base
+        add bx, 8                   ; the secondary channel's BMIC, BMIS, BMIDTP
+        mov dword [PRD_TABLE], VMM_ADDRESS
+        mov dword [PRD_TABLE + 4], 0x80000200
+        mov dx, bx
+        add dx, 4
+        mov eax, PRD_TABLE
+        out dx, eax
+        mov dx, bx
+        mov al, 0x09
+        out dx, al
+        add dx, 2
+        in al, dx
+        push ax
+        mov dx, bx
+        xor al, al
+        out dx, al
+        add dx, 2
+        mov al, 0x06
+        out dx, al                  ; clear error and interrupt
+        mov si, msg_dma_secondary
+        call print
+        pop ax
+        call hex8
+        call newline
+        ret
+
 msg_start:      db "probe: start", 13, 10, 0
 msg_done:       db "probe: done", 13, 10, 0
 msg_no_script:  db "probe: error no-script", 13, 10, 0
@@ -528,5 +881,15 @@ msg_dma_vmm:    db "probe: dma-to-vmm ", 0
 msg_dma_ram:    db "probe: dma-to-ram ", 0
 msg_fwcfg:      db "probe: fwcfg-to-vmm ", 0
 msg_power_off:  db "probe: power-off", 13, 10, 0
+msg_move_bar4:  db "probe: move-bar4 ", 0
+msg_self_init:  db "probe: self-init", 13, 10, 0
+msg_vmsave:     db "probe: vmsave-into-vmm ", 0
+msg_self_init_survived: db "probe: self-init returned", 13, 10, 0
+msg_bar4_over_ide: db "probe: bar4-over-ide ", 0
+msg_dma_table_vmm: db "probe: dma-table-in-vmm ", 0
+msg_dma_64k_vmm: db "probe: dma-64k-into-vmm ", 0
+msg_pio:        db "probe: pio-strings ", 0
+msg_svm:        db "probe: svm-hidden ", 0
+msg_dma_secondary: db "probe: dma-secondary-to-vmm ", 0
 
         times (1 + PROBE_SECTORS) * 512 - ($ - $$) db 0

@@ -24,6 +24,15 @@ OPS: dict[str, int] = {
     "pci-ide": 6,
     "fwcfg-to-vmm": 7,
     "power-off": 8,
+    "move-bar4": 9,
+    "dma-table-in-vmm": 10,
+    "dma-64k-into-vmm": 11,
+    "pio-strings": 12,
+    "svm-hidden": 13,
+    "dma-secondary-to-vmm": 14,
+    "bar4-over-ide": 15,
+    "self-init": 16,
+    "vmsave-into-vmm": 17,
 }
 
 

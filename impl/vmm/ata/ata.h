@@ -1,6 +1,8 @@
 /* ATA manager: owns the primary IDE channel's ports. In passthrough every access reaches the
  * physical controller, while the manager tracks the channel as spec/ata describes it (command,
- * LBA, count, protocol phase) and checks every bus-master PRD table before a DMA starts. */
+ * LBA, count, protocol phase) and checks every bus-master PRD table before a DMA starts. The
+ * secondary channel is the guest's (a CD-ROM on QEMU), but its DMA is checked the same way:
+ * device DMA bypasses nested paging, whichever channel starts it. */
 #ifndef STORVISOR_ATA_H
 #define STORVISOR_ATA_H
 
@@ -12,7 +14,8 @@
 #define ATA_COMMAND_BLOCK 0x1F0
 #define ATA_COMMAND_BLOCK_PORTS 8
 #define ATA_CONTROL_PORT 0x3F6
-#define ATA_BUSMASTER_PRIMARY_PORTS 8 /* BMICP, BMISP, BMIDTP of the primary channel */
+#define ATA_BUSMASTER_PORTS 16 /* BMIC, BMIS, BMIDTP of the primary channel, then of the secondary */
+#define ATA_BUSMASTER_CHANNEL_PORTS 8
 
 /* Command block register offsets from 0x1F0 (ATA/ATAPI-7 V1 §7, table 7). */
 enum ata_register {
@@ -36,13 +39,22 @@ enum ata_register {
 #define BM_STATUS_ERROR 0x02
 #define BM_STATUS_INTERRUPT 0x04
 
-/* Where the channel is in the protocol of ATA/ATAPI-7 V2 §11. */
+/* Where the channel is in the protocol of ATA/ATAPI-7 V2 §11: the names of spec/ata's Phase.
+ * In passthrough the manager sees only what the guest reads, so it follows a coarser path:
+ * COMMAND_ACCEPTED on the command write, then the busy or transfer phase the status shows. */
 enum ata_phase {
-    ATA_PHASE_IDLE,      /* no command: host may write registers */
-    ATA_PHASE_BUSY,      /* command written, device has not asked for data or finished */
-    ATA_PHASE_DATA_IN,   /* PIO: DRQ set, host reads the data register */
-    ATA_PHASE_DATA_OUT,  /* PIO: DRQ set, host writes the data register */
-    ATA_PHASE_DMA,       /* DMA command issued; the bus master moves the data */
+    ATA_PHASE_IDLE,
+    ATA_PHASE_RESET_ASSERTED,
+    ATA_PHASE_RESET_EXECUTING,
+    ATA_PHASE_COMMAND_ACCEPTED,
+    ATA_PHASE_NON_DATA_EXECUTING,
+    ATA_PHASE_PIO_IN_FETCHING,
+    ATA_PHASE_PIO_IN_TRANSFER,
+    ATA_PHASE_PIO_OUT_TRANSFER,
+    ATA_PHASE_PIO_OUT_STORING,
+    ATA_PHASE_DMA_FETCHING,
+    ATA_PHASE_DMA_TRANSFER,
+    ATA_PHASE_DMA_STORING,
 };
 
 /* One 8-bit register with the value before the last write, for 48-bit commands (ATA/ATAPI-7 V1 §6.18). */
@@ -51,19 +63,26 @@ struct ata_fifo_register {
 };
 
 struct ata_channel {
-    struct ata_fifo_register features, count, lba_low, lba_mid, lba_high;
+    struct ata_fifo_register features, sector_count, lba_low, lba_mid, lba_high;
     uint8_t device, control;
     enum ata_phase phase;
     const struct ata_command *command; /* the last command written; NULL if the table does not know it */
     uint8_t command_code;
-    uint64_t lba;
-    uint32_t sectors;
+    uint64_t lba;                      /* first sector of the command */
+    uint32_t count;                    /* sectors in the whole command */
     uint16_t busmaster_base;           /* BAR4; 0 when the bus master is not decoded */
-    uint32_t guest_prd_table;          /* what the guest wrote to BMIDTP */
-    bool dma_refused;                  /* the guest's last PRD table reached VMM memory */
 };
 
 extern struct ata_channel ata_primary;
+
+/* One channel's bus master as the guest programs it (PIIX datasheet §2.7). */
+struct ata_busmaster {
+    const char *name;
+    uint16_t offset;                   /* from BAR4: 0 primary, 8 secondary */
+    uint32_t guest_prd_table;          /* what the guest wrote to BMIDTP */
+    bool dma_refused;                  /* the guest's last PRD table reached VMM memory */
+    uint64_t *shadow_prd_table;        /* the copy the controller reads, in VMM memory */
+};
 
 /* Takes over the primary channel's ports; `busmaster_base` is BAR4 or 0. */
 void ata_init(uint16_t busmaster_base);
@@ -72,11 +91,14 @@ void ata_move_busmaster(uint16_t busmaster_base);
 /* The command table entry for a code, or NULL (ATA/ATAPI-7 V1 §6: unknown codes are aborted). */
 const struct ata_command *ata_lookup_command(uint8_t code);
 
-/* Bus-master DMA (ata_bmdma.c). */
-void ata_bmdma_init(void);
+/* Bus-master DMA of both channels (ata_bmdma.c); `offset` is from BAR4, 0..15. */
+void ata_bmdma_init(uint16_t busmaster_base);
 uint32_t ata_bmdma_read(uint16_t offset, unsigned size);
 void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value);
-/* True when every PRD entry, and the table itself, stays out of VMM memory (invariant dma_confined). */
+/* PRD tables (ata_prd.c): true when every entry up to the end-of-table mark, and the table
+ * itself, stays out of VMM memory (invariant dma_confined); `entries` counts them. */
+#define PRD_END_OF_TABLE (1u << 31)
+#define PRD_TABLE_MAX_ENTRIES 8192 /* one 64 KiB region of 8-byte entries (PIIX datasheet §2.7.3) */
 bool ata_prd_table_is_confined(uint32_t table, unsigned *entries);
 
 #endif

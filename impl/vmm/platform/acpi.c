@@ -26,7 +26,7 @@ static void pm1_write(uint16_t port, unsigned size, uint32_t value)
     port_write(port, size, value);
 }
 
-static const struct port_handler pm1_handler = { pm1_read, pm1_write };
+static const struct port_handler pm1_handler = { .read = pm1_read, .write = pm1_write };
 
 void acpi_watch(uint16_t pm_base)
 {

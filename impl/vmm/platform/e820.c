@@ -50,7 +50,7 @@ void e820_init(const struct multiboot_info *mbi, uint64_t stub_base)
         offset += e->size + sizeof e->size;
     }
     if (!window_is_ram)
-        vmm_stop("memory %lx-%lx is not RAM: the guest needs more than %lu MiB", VMM_BASE,
+        vmm_stop("memory %lx-%lx is not RAM: the machine needs more than %lu MiB of RAM", VMM_BASE,
                  VMM_BASE + VMM_SIZE, (VMM_BASE + VMM_SIZE) >> 20);
     carve(VMM_BASE, VMM_SIZE);
     carve(stub_base, 1024);

@@ -53,7 +53,7 @@ static void fwcfg_write(uint16_t port, unsigned size, uint32_t value)
     port_write(port, size, value);
 }
 
-static const struct port_handler fwcfg_handler = { fwcfg_read, fwcfg_write };
+static const struct port_handler fwcfg_handler = { .read = fwcfg_read, .write = fwcfg_write };
 
 void fwcfg_init(void)
 {

@@ -42,6 +42,18 @@ void ioexit_unregister(uint16_t first_port, unsigned count)
     }
 }
 
+bool ioexit_overlaps(uint16_t first_port, unsigned count, uint16_t ignored_first)
+{
+    for (unsigned i = 0; i < MAX_PORT_RANGES; i++) {
+        const struct port_range *r = &ranges[i];
+        if (!r->handler || (ignored_first && r->first == ignored_first))
+            continue;
+        if (first_port < r->first + r->count && r->first < (unsigned)first_port + count)
+            return true;
+    }
+    return false;
+}
+
 static const struct port_handler *handler_for(uint16_t port)
 {
     for (unsigned i = 0; i < MAX_PORT_RANGES; i++) {
@@ -97,6 +109,39 @@ static bool element_translates(uint64_t linear, unsigned size, enum guest_access
            guest_linear_to_physical(linear + size - 1, access, &ignored);
 }
 
+/* Elements of a forward REP string that stay in one guest page and do not wrap the index
+ * register, when the port's handler moves blocks: 0 means go element by element. */
+static uint64_t block_elements(const struct io_instruction *io, const struct port_handler *h, uint64_t index,
+                               uint64_t remaining, int64_t step, uint64_t mask)
+{
+    bool has_block = h && (io->is_in ? h->read_block != 0 : h->write_block != 0);
+    if (!has_block || step < 0)
+        return 0;
+    uint64_t linear = string_linear(io->segment, index & mask);
+    uint64_t fit = (PAGE_SIZE - (linear & 0xFFF)) / io->size;
+    uint64_t before_wrap = ((mask - (index & mask)) + 1) / io->size;
+    uint64_t n = remaining < fit ? remaining : fit;
+    return n < before_wrap ? n : before_wrap;
+}
+
+/* Moves `n` elements between the port and one guest page at once; false when the page is not
+ * plain guest memory (then the caller goes element by element). */
+static bool move_block(struct io_instruction *io, const struct port_handler *h, uint64_t linear, uint64_t n,
+                       bool *faulted)
+{
+    uint64_t physical;
+    uint64_t bytes = n * io->size;
+    if (!guest_linear_to_physical(linear, io->is_in ? GUEST_WRITE : GUEST_READ, &physical)) {
+        *faulted = true;
+        return false;
+    }
+    if (physical + bytes > (1ull << 32) || range_touches_vmm(physical, bytes))
+        return false;
+    if (io->is_in)
+        return h->read_block(io->port, io->size, (void *)(uintptr_t)physical, (uint32_t)n);
+    return h->write_block(io->port, io->size, (const void *)(uintptr_t)physical, (uint32_t)n);
+}
+
 static void emulate_string(struct io_instruction *io)
 {
     uint64_t mask = address_mask(io->address_size);
@@ -104,9 +149,20 @@ static void emulate_string(struct io_instruction *io)
     uint64_t *index = io->is_in ? &guest_regs.rdi : &guest_regs.rsi;
     int64_t step = (VMCB_U64(VMCB_RFLAGS) & RFLAGS_DF) ? -(int64_t)io->size : io->size;
     uint64_t remaining = io->has_rep ? (*counter & mask) : 1;
+    const struct port_handler *h = handler_for(io->port);
     stat_add(STAT_IO_STRING);
     while (remaining) {
         uint64_t linear = string_linear(io->segment, *index & mask);
+        uint64_t n = io->has_rep ? block_elements(io, h, *index, remaining, step, mask) : 0;
+        bool faulted = false;
+        if (n > 1 && move_block(io, h, linear, n, &faulted)) {
+            set_counter(index, *index + n * io->size, io->address_size);
+            remaining -= n;
+            set_counter(counter, remaining, io->address_size);
+            continue;
+        }
+        if (faulted)
+            return;
         uint32_t value = 0;
         if (io->is_in) {
             if (!element_translates(linear, io->size, GUEST_WRITE))

@@ -21,6 +21,7 @@ void vmm_main(uint32_t magic, uint32_t info_address)
     log_info("command line '%s': log=%u status=%s stats=%s", cmdline, options.log_level,
              options.status_served ? "served" : "forwarded", options.stats_at_exit ? "on" : "off");
     svm_init();
+    hide_init();
     npt_init();
     pci_init();
     fwcfg_init();

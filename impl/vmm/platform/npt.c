@@ -1,5 +1,5 @@
-/* Nested paging (AMD APM vol 2 §15.25): guest-physical = host-physical for the low 4 GiB,
- * except the VMM's window. There every page maps one read-only page of all ones, which is
+/* Nested paging (AMD APM vol 2 §15.25): guest-physical = host-physical for the low 64 GiB
+ * (RAM and the PCI windows QEMU places above 4 GiB), except the VMM's window. There every page maps one read-only page of all ones, which is
  * what a read from a missing page returns on a PC bus; a write gets a nested page fault,
  * and the VMM lets that one instruction write into a sink page nobody reads. */
 #include "platform.h"
@@ -10,12 +10,13 @@
 #define PTE_LARGE 0x80ull
 #define PTE_GUEST (PTE_PRESENT | PTE_WRITABLE | PTE_USER)
 #define WINDOW_PAGES (VMM_SIZE / PAGE_SIZE)
+#define NPT_MAPPED_GIB 64 /* 2 MiB pages: one page directory per GiB */
 
 static uint64_t npt_pml4[512] __attribute__((aligned(4096)));
 static uint64_t npt_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t npt_pd[4][512] __attribute__((aligned(4096)));
+static uint64_t npt_pd[NPT_MAPPED_GIB][512] __attribute__((aligned(4096)));
 static uint64_t npt_window_pt[WINDOW_PAGES] __attribute__((aligned(4096)));
-uint8_t npt_ones_page[4096] __attribute__((aligned(4096)));
+static uint8_t npt_ones_page[4096] __attribute__((aligned(4096)));
 static uint8_t npt_sink_page[4096] __attribute__((aligned(4096)));
 static int64_t open_sink_index = -1;
 
@@ -26,7 +27,7 @@ void npt_init(void)
 {
     memset(npt_ones_page, 0xFF, sizeof npt_ones_page);
     npt_pml4[0] = (uintptr_t)npt_pdpt | PTE_GUEST;
-    for (unsigned i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < NPT_MAPPED_GIB; i++) {
         npt_pdpt[i] = (uintptr_t)npt_pd[i] | PTE_GUEST;
         for (unsigned j = 0; j < 512; j++)
             npt_pd[i][j] = (((uint64_t)i << 30) | ((uint64_t)j << 21)) | PTE_GUEST | PTE_LARGE;

@@ -13,6 +13,7 @@
 #define PCI_CLASS_REVISION 0x08
 #define PCI_BAR4 0x20
 #define PIIX4_PMBA 0x40
+#define PIIX4_PM_PORTS 64 /* the power-management I/O block (PIIX4 datasheet §7.1) */
 #define CLASS_IDE 0x0101
 #define VENDOR_INTEL 0x8086
 #define DEVICE_PIIX4_ACPI 0x7113
@@ -83,12 +84,45 @@ static bool is_watched(uint32_t address)
     return targets(&ide, address, 0, 4, PCI_BAR4) || targets(&pm, address, 0, 4, PIIX4_PMBA);
 }
 
+/* The register after a data-port write of `size` bytes at `offset` into its dword. */
+static uint32_t merged_value(uint32_t current, unsigned offset, unsigned size, uint32_t value)
+{
+    uint32_t mask = size == 4 ? 0xFFFFFFFFu : ((1u << (8 * size)) - 1);
+    unsigned shift = 8 * (offset & 3);
+    return (current & ~(mask << shift)) | ((value & mask) << shift);
+}
+
+/* A BAR write that would lay a moved register block over ports another intercept owns is not
+ * passed on: overlapping I/O ranges leave it to the chipset which device answers, and the VMM
+ * could then check a DMA start at one device while another device executes it. */
+static bool write_would_overlap(const struct pci_function *f, unsigned reg, unsigned offset, unsigned size,
+                                uint32_t value, uint32_t base_mask, unsigned length, uint16_t current_base)
+{
+    uint32_t merged = merged_value(pci_config_read(f->bus, f->device, f->function, reg), offset, size, value);
+    uint16_t base = (uint16_t)(merged & base_mask);
+    if (base == 0 || base == current_base || !ioexit_overlaps(base, length, current_base))
+        return false;
+    log_warn("guest moves PCI 00:%02x.%u register %x over intercepted ports at %x: write not passed on",
+             f->device, f->function, reg, base);
+    return true;
+}
+
 static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
 {
     stat_add(STAT_IO_PCI_CONFIG);
     if (port == PCI_ADDRESS && size == 4) {
         guest_address = value;
         iopm_intercept(PCI_DATA, 4, (value & PCI_ENABLE) && is_watched(value));
+    }
+    if (port >= PCI_DATA && (guest_address & PCI_ENABLE)) {
+        unsigned offset = port - PCI_DATA;
+        if (targets(&ide, guest_address, offset, size, PCI_BAR4) &&
+            write_would_overlap(&ide, PCI_BAR4, offset, size, value, 0xFFF0, ATA_BUSMASTER_PORTS,
+                                ata_primary.busmaster_base))
+            return;
+        if (targets(&pm, guest_address, offset, size, PIIX4_PMBA) &&
+            write_would_overlap(&pm, PIIX4_PMBA, offset, size, value, 0xFFC0, PIIX4_PM_PORTS, pci_acpi_pm_base()))
+            return;
     }
     port_write(port, size, value);
     if (port < PCI_DATA || !(guest_address & PCI_ENABLE))
@@ -103,7 +137,7 @@ static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
     }
 }
 
-static const struct port_handler pci_handler = { pci_port_read, pci_port_write };
+static const struct port_handler pci_handler = { .read = pci_port_read, .write = pci_port_write };
 
 void pci_init(void)
 {

@@ -185,6 +185,13 @@ void iopm_init(void);
 void iopm_intercept(uint16_t first_port, unsigned count, bool on);
 extern uint8_t iopm[3 * 4096];
 
+/* ---- SVM kept from the guest: CPUID, EFER and the SVM MSRs (hide.c) ---- */
+
+extern uint8_t msrpm[2 * 4096];
+void hide_init(void);
+void hide_handle_cpuid(void);
+void hide_handle_msr(bool is_write);
+
 /* ---- nested paging (npt.c) ---- */
 
 void npt_init(void);
@@ -192,7 +199,6 @@ uint64_t npt_root(void);
 /* A write to the hidden window: point that page at a writable sink for one guest instruction. */
 void npt_open_sink(uint64_t gpa);
 void npt_close_sink(void);
-extern uint8_t npt_ones_page[4096];
 
 /* ---- guest memory (guestmem.c) ---- */
 
@@ -227,9 +233,16 @@ void ioexit_handle(uint64_t exitinfo1, uint64_t exitinfo2);
 struct port_handler {
     uint32_t (*read)(uint16_t port, unsigned size);
     void (*write)(uint16_t port, unsigned size, uint32_t value);
+    /* Optional: `count` elements of `size` bytes at once, for REP INS/OUTS into guest memory the
+     * VMM has checked (contiguous, outside the window); NULL, or false returned before touching
+     * anything, means element by element. */
+    bool (*read_block)(uint16_t port, unsigned size, void *dst, uint32_t count);
+    bool (*write_block)(uint16_t port, unsigned size, const void *src, uint32_t count);
 };
 void ioexit_register(uint16_t first_port, unsigned count, const struct port_handler *handler);
 void ioexit_unregister(uint16_t first_port, unsigned count);
+/* Whether [first_port, first_port+count) meets an intercepted range other than the one starting at `ignored_first`. */
+bool ioexit_overlaps(uint16_t first_port, unsigned count, uint16_t ignored_first);
 
 /* ---- PCI configuration (pci.c) ---- */
 
@@ -251,12 +264,12 @@ void bios_handle_vmmcall(void);
 /* ---- exit statistics (stats.c) ---- */
 
 enum stat_counter {
-    STAT_EXIT_IOIO, STAT_EXIT_NPF, STAT_EXIT_VMMCALL, STAT_EXIT_DB, STAT_EXIT_VMRUN,
+    STAT_EXIT_IOIO, STAT_EXIT_NPF, STAT_EXIT_VMMCALL, STAT_EXIT_DB, STAT_EXIT_SVM_INSTRUCTION, STAT_EXIT_CPUID, STAT_EXIT_MSR,
     STAT_EXIT_SHUTDOWN, STAT_EXIT_OTHER,
     STAT_IO_ATA_COMMAND_BLOCK, STAT_IO_ATA_CONTROL, STAT_IO_ATA_DATA, STAT_IO_BUSMASTER,
     STAT_IO_PCI_CONFIG, STAT_IO_FWCFG, STAT_IO_ACPI, STAT_IO_STRING,
     STAT_ATA_COMMANDS, STAT_ATA_STATUS_SERVED, STAT_ATA_STATUS_SPINS,
-    STAT_DMA_STARTED, STAT_DMA_REFUSED, STAT_FWCFG_DMA_REFUSED, STAT_NPF_READ, STAT_NPF_WRITE,
+    STAT_DMA_STARTED, STAT_DMA_REFUSED, STAT_FWCFG_DMA_REFUSED, STAT_NPF_WRITE,
     STAT_COUNT
 };
 extern uint64_t stats[STAT_COUNT];

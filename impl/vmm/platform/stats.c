@@ -8,7 +8,9 @@ static const char *const stat_names[STAT_COUNT] = {
     [STAT_EXIT_NPF] = "exit.npf",
     [STAT_EXIT_VMMCALL] = "exit.vmmcall",
     [STAT_EXIT_DB] = "exit.db",
-    [STAT_EXIT_VMRUN] = "exit.vmrun",
+    [STAT_EXIT_SVM_INSTRUCTION] = "exit.svm_instruction",
+    [STAT_EXIT_CPUID] = "exit.cpuid",
+    [STAT_EXIT_MSR] = "exit.msr",
     [STAT_EXIT_SHUTDOWN] = "exit.shutdown",
     [STAT_EXIT_OTHER] = "exit.other",
     [STAT_IO_ATA_COMMAND_BLOCK] = "io.ata_command_block",
@@ -25,7 +27,6 @@ static const char *const stat_names[STAT_COUNT] = {
     [STAT_DMA_STARTED] = "dma.started",
     [STAT_DMA_REFUSED] = "dma.refused",
     [STAT_FWCFG_DMA_REFUSED] = "fwcfg.dma_refused",
-    [STAT_NPF_READ] = "npf.read",
     [STAT_NPF_WRITE] = "npf.write",
 };
 

@@ -9,16 +9,32 @@
 #define CPUID_SVM (1u << 2)      /* CPUID 8000_0001h ECX (APM vol 3, appendix E) */
 #define CPUID_NPT (1u << 0)      /* CPUID 8000_000Ah EDX */
 
-#define INTERCEPT_IOIO (1u << 27) /* misc vector 1 (APM vol 2, appendix B, table B-1) */
+#define INTERCEPT_INIT (1u << 3) /* misc vector 1 (APM vol 2, appendix B, table B-1) */
+#define INTERCEPT_CPUID (1u << 18)
+#define INTERCEPT_IOIO (1u << 27)
+#define INTERCEPT_MSR (1u << 28)
 #define INTERCEPT_SHUTDOWN (1u << 31)
 #define INTERCEPT_VMRUN (1u << 0) /* misc vector 2; VMRUN must be intercepted (§15.5.1) */
 #define INTERCEPT_VMMCALL (1u << 1)
+/* VMLOAD, VMSAVE, STGI, CLGI, SKINIT: with EFER.SVME set they would run natively in the guest,
+ * and VMSAVE/VMLOAD take a host-physical address (§15.5.2): a write into the VMM's window. */
+#define INTERCEPT_SVM_INSTRUCTIONS (0x7Cu) /* bits 2-6 */
+#define INTERCEPT_INVLPGA (1u << 26)       /* misc vector 1 */
 #define EXCEPTION_DB 1
 
 #define EXIT_DB 0x41
+#define EXIT_INIT 0x63
+#define EXIT_CPUID 0x72
+#define EXIT_MSR 0x7C
 #define EXIT_IOIO 0x7B
 #define EXIT_SHUTDOWN 0x7F
+#define EXIT_INVLPGA 0x7A
 #define EXIT_VMRUN 0x80
+#define EXIT_VMLOAD 0x82
+#define EXIT_VMSAVE 0x83
+#define EXIT_STGI 0x84
+#define EXIT_CLGI 0x85
+#define EXIT_SKINIT 0x86
 #define EXIT_VMMCALL 0x81
 #define EXIT_NPF 0x400
 #define EXIT_INVALID ((uint64_t)-1)
@@ -82,9 +98,11 @@ static void set_segment(unsigned offset, uint16_t selector, uint16_t attrib, uin
 void svm_setup_guest(uint16_t cs, uint16_t ip)
 {
     memset(vmcb, 0, sizeof vmcb);
-    VMCB_U32(VMCB_INTERCEPT_MISC1) = INTERCEPT_IOIO | INTERCEPT_SHUTDOWN;
-    VMCB_U32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
+    VMCB_U32(VMCB_INTERCEPT_MISC1) =
+        INTERCEPT_INIT | INTERCEPT_CPUID | INTERCEPT_INVLPGA | INTERCEPT_IOIO | INTERCEPT_MSR | INTERCEPT_SHUTDOWN;
+    VMCB_U32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_SVM_INSTRUCTIONS;
     VMCB_U64(VMCB_IOPM_BASE) = (uintptr_t)iopm;
+    VMCB_U64(VMCB_MSRPM_BASE) = (uintptr_t)msrpm;
     VMCB_U32(VMCB_GUEST_ASID) = 1;
     VMCB_U8(VMCB_TLB_CONTROL) = TLB_FLUSH_ALL;
     VMCB_U64(VMCB_NP_ENABLE) = 1;
@@ -140,8 +158,8 @@ void svm_inject_exception(unsigned vector, bool has_error, uint32_t error)
 static void handle_npf(uint64_t exitinfo1, uint64_t gpa)
 {
     if (!range_touches_vmm(gpa, 1))
-        vmm_stop("nested page fault outside the VMM window at %lx (info %lx, rip %lx)", gpa, exitinfo1,
-                 VMCB_U64(VMCB_RIP));
+        vmm_stop("guest access to %lx, beyond the physical memory nested paging maps (info %lx, rip %lx)", gpa,
+                 exitinfo1, VMCB_U64(VMCB_RIP));
     if (!(exitinfo1 & NPF_WRITE))
         vmm_stop("read fault on the VMM window at %lx although it maps all ones", gpa);
     stat_add(STAT_NPF_WRITE);
@@ -195,15 +213,34 @@ void svm_loop(void)
             stat_add(STAT_EXIT_VMMCALL);
             bios_handle_vmmcall();
             break;
+        case EXIT_CPUID:
+            stat_add(STAT_EXIT_CPUID);
+            hide_handle_cpuid();
+            break;
+        case EXIT_MSR:
+            stat_add(STAT_EXIT_MSR);
+            hide_handle_msr(info1 & 1);
+            break;
         case EXIT_DB:
             stat_add(STAT_EXIT_DB);
             handle_db();
             break;
         case EXIT_VMRUN:
-            /* The guest sees no SVM it can use: VMRUN is an invalid opcode to it. */
-            stat_add(STAT_EXIT_VMRUN);
+        case EXIT_VMLOAD:
+        case EXIT_VMSAVE:
+        case EXIT_STGI:
+        case EXIT_CLGI:
+        case EXIT_SKINIT:
+        case EXIT_INVLPGA:
+            /* The guest sees no SVM it can use: every SVM instruction is an invalid opcode to it. */
+            stat_add(STAT_EXIT_SVM_INSTRUCTION);
+            log_debug("guest executed an SVM instruction (exit %lx) at rip %lx: #UD", code, VMCB_U64(VMCB_RIP));
             svm_inject_exception(6, false, 0);
             break;
+        case EXIT_INIT:
+            /* An INIT taken in guest mode would reset the CPU out of the VMM's control (§15.13.3). */
+            stats_print();
+            vmm_stop("the guest sent INIT to this CPU at rip %lx", VMCB_U64(VMCB_RIP));
         case EXIT_SHUTDOWN:
             stat_add(STAT_EXIT_SHUTDOWN);
             stats_print();

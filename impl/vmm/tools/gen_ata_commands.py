@@ -8,7 +8,7 @@ Run from the repository root: python -m impl.vmm.tools.gen_ata_commands [--check
 import sys
 from pathlib import Path
 
-from spec.ata.commands import COMMANDS, Addressing, Protocol
+from spec.ata.commands import COMMANDS, WRITE_COMMANDS, Addressing, Protocol
 
 HEADER_PATH = Path(__file__).resolve().parents[1] / "ata" / "ata_commands.h"
 
@@ -42,6 +42,7 @@ def render() -> str:
         "    enum ata_protocol protocol;",
         "    enum ata_addressing addressing;",
         "    bool multiple; /* DRQ blocks are the SET MULTIPLE MODE size */",
+        "    bool writes; /* data flows from host to device (WRITE_COMMANDS) */",
         "};",
         "",
     ]
@@ -51,7 +52,8 @@ def render() -> str:
     for c in COMMANDS:
         lines.append(
             f'    {{ ATA_CMD_{c_identifier(c.name)}, "{c.name}", ATA_PROTOCOL_{c_identifier(c.protocol.value)}, '
-            f"ATA_ADDRESSING_{c_identifier(c.addressing.value)}, {'true' if c.multiple else 'false'} }},"
+            f"ATA_ADDRESSING_{c_identifier(c.addressing.value)}, {'true' if c.multiple else 'false'}, "
+            f"{'true' if c.code in WRITE_COMMANDS else 'false'} }},"
         )
     lines += ["};", "", "#endif", ""]
     return "\n".join(lines)

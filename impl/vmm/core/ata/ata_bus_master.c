@@ -69,7 +69,7 @@ bool ata_is_dma_ready(struct ata_channel *channel)
     struct ata_channel_state *state = &channel->state;
     if (state->phase != ATA_DMA_TRANSFER || !state->bus_master.active)
         return false;
-    bool device_reads = ata_command_reads(ata_transfer_command(channel));
+    bool device_reads = !ata_transfer_command(channel)->writes;
     /* The PIIX does not define a transfer against the programmed direction; the spec moves no data. */
     return device_reads == state->bus_master.write_to_memory;
 }

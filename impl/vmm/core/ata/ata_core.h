@@ -106,6 +106,7 @@ struct ata_channel {
 struct ata_observation {
     int32_t phase;
     uint8_t status, error, sector_count, lba_low, lba_mid, lba_high, device;
+    uint8_t previous[4]; /* Sector Count, LBA Low, Mid, High as read with HOB set */
     bool intrq;
     uint8_t bm_command, bm_status;
     uint32_t bm_prd_pointer;
@@ -137,7 +138,6 @@ uint32_t ata_channel_size(void);
 void ata_cannot_happen(struct ata_channel *channel, const char *what);
 int32_t ata_lookup_command_index(uint8_t code);
 const struct ata_command *ata_transfer_command(const struct ata_channel *channel);
-bool ata_command_reads(const struct ata_command *command);
 uint32_t ata_block_sectors(const struct ata_channel *channel, uint32_t multiple_count);
 
 /* Chapter 2: addressing (ata_addressing.c). */

@@ -35,13 +35,6 @@ const struct ata_command *ata_transfer_command(const struct ata_channel *channel
     return &ata_commands[index];
 }
 
-/* Whether a command moves data from the device to the host: its name starts with READ (spec name.startswith). */
-bool ata_command_reads(const struct ata_command *command)
-{
-    const char *name = command->name;
-    return name[0] == 'R' && name[1] == 'E' && name[2] == 'A' && name[3] == 'D';
-}
-
 /* Sectors in the next DRQ data block: one, or the multiple count, never more than are left (spec Transfer.block_sectors). */
 uint32_t ata_block_sectors(const struct ata_channel *channel, uint32_t multiple_count)
 {
@@ -233,9 +226,7 @@ static void ata_write_command(struct ata_channel *channel, uint8_t code)
     /* Writing the Command register clears a pending interrupt (V1 §7, Command register). */
     state->interrupt_pending = false;
     state->command_code = code;
-    state->phase = ATA_COMMAND_ACCEPTED;
-    state->status = ATA_BSY | ATA_DRDY | ATA_DSC;
-    state->has_transfer = false;
+    ata_set_busy(channel, ATA_COMMAND_ACCEPTED);
 }
 
 /* Device Control: nIEN, SRST and HOB; always writable, even while BSY (V1 §7, Device Control register). */
@@ -428,6 +419,10 @@ void ata_channel_observe(const struct ata_channel *channel, struct ata_observati
     observation->lba_mid = s->registers.lba_mid;
     observation->lba_high = s->registers.lba_high;
     observation->device = s->registers.device;
+    observation->previous[0] = s->registers.prev_sector_count;
+    observation->previous[1] = s->registers.prev_lba_low;
+    observation->previous[2] = s->registers.prev_lba_mid;
+    observation->previous[3] = s->registers.prev_lba_high;
     observation->intrq = s->intrq;
     observation->bm_command = ata_command_register(&s->bus_master);
     observation->bm_status = ata_status_register(&s->bus_master);

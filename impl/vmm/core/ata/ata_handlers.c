@@ -13,6 +13,7 @@ static bool ata_media_range(struct ata_channel *channel)
     uint64_t lba, limit;
     uint32_t count;
     bool exists = true;
+    /* Departure: 48-bit commands are always LBA; the spec ignores a clear LBA bit instead of defining CHS for them. */
     if (command->addressing == ATA_ADDRESSING_LBA48) {
         lba = ata_lba_48(r->lba_low, r->lba_mid, r->lba_high, r->prev_lba_low, r->prev_lba_mid, r->prev_lba_high);
         count = ata_sector_count_48(r->sector_count, r->prev_sector_count);

@@ -1,6 +1,7 @@
 /* Chapter 7 — the protocol state machines (spec/ata/protocols.py; V2 §11).
- * BSY and DRQ are set only through ata_set_busy, ata_set_data_request and the ata_complete_*
- * functions, so their values always agree with the phase. */
+ * Every command shows BSY from the Command register write until its handler runs on the next tick.
+ * Apart from software reset (ata_device.c), BSY and DRQ change only through ata_set_busy,
+ * ata_set_data_request and the ata_complete_* functions, so they always agree with the phase. */
 #include "ata_core.h"
 #include "core_lib.h"
 
@@ -144,7 +145,7 @@ void ata_start_dma_write(struct ata_channel *channel)
 void ata_dma_transfer_done(struct ata_channel *channel)
 {
     struct ata_transfer *transfer = &channel->state.transfer;
-    if (ata_command_reads(ata_transfer_command(channel))) {
+    if (!ata_transfer_command(channel)->writes) {
         ata_complete_ok(channel, true);
     } else {
         ata_set_busy(channel, ATA_DMA_STORING);
