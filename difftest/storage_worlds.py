@@ -54,12 +54,13 @@ def spec_view(m: StorageManager) -> tuple:
                 for s in segments
             ),
         )
-    commit = m.commit and (m.commit.number, m.commit.step, m.commit.policy, m.commit.clean, m.commit.snapshot)
+    commit = m.commit and (m.commit.number, m.commit.step.value, m.commit.policy, m.commit.clean, m.commit.snapshot)
     return (
         m.phase, m.policy, tuple(m.blocks), m.persisted, m.durable_clean, m.next_slot, m.next_generation,
         m.tokens, m.fills_since_commit, table(m.local_purpose), table(m.remote_purpose), guest,
-        tuple(sorted(m.fills.items())), tuple(m.demanded), commit, m.commit_wanted, m.commits_started,
-        m.pending_policy, m.switch_flush, m.recovery and m.recovery.rejections,
+        tuple(sorted((block, phase.value) for block, phase in m.fills.items())), tuple(m.demanded), commit,
+        m.commit_wanted, m.commits_started, m.pending_policy, m.switch_flush, m.recovery and m.recovery.rejections,
+        m.switch_commit, m.switch_commit_number,
     )
 
 
@@ -103,6 +104,8 @@ def core_view(m: CoreStorageManager) -> tuple:
         s.tokens, s.fills_since_commit, table(Device.LOCAL), table(Device.REMOTE), guest,
         tuple(sorted(m.fills.items())), tuple(m.demanded), commit, wanted, s.commits_started,
         POLICIES[s.pending_policy] if s.has_pending_policy else None, m.switch_flush, recovery,
+        (POLICIES[s.switch_commit_policy], bool(s.switch_commit_clean)) if s.switch_commit else None,
+        s.switch_commit_number if s.has_switch_commit_number else None,
     )
 
 

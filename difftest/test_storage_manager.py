@@ -31,7 +31,8 @@ from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
 from spec.storage.block_state import BLOCK_TRANSITIONS
 from spec.storage.devices import Completion
-from spec.storage.manager import ERROR_ABRT, ERROR_IDNF
+from spec.ata.constants import ABRT as ERROR_ABRT
+from spec.ata.constants import IDNF as ERROR_IDNF
 from spec.storage.parameters import TESTS
 from spec.storage.policy import POLICY_TRANSITIONS, Policy
 from tests.storage.links import TIMING, DirectLink

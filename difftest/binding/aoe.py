@@ -88,6 +88,9 @@ def c_config(config: InitiatorConfig) -> Config:
 
 class CoreAoeInitiator:
     def __init__(self, config: InitiatorConfig, now: int = 0, library: ctypes.CDLL | None = None):
+        # The C initiator has no epoch token yet (spec/aoe/README.md, "Target restarts"): refuse rather than ignore it.
+        if getattr(config, "epoch_token", b""):
+            raise NotImplementedError("the C AoE initiator does not implement epoch_token")
         self.lib = declare(library or load_core())
         self.config = config
         self.state = ctypes.create_string_buffer(self.lib.aoe_initiator_state_bytes())

@@ -378,9 +378,10 @@ static void recover(struct storage_manager *m, const struct storage_completion *
     const struct storage_geometry *g = &m->config.geometry;
     struct storage_recovery *recovery = &m->recovery;
     if (!completion->ok) {
-        /* An unreadable map is an empty map: never trusted. */
-        for (uint64_t i = 0; i < storage_reserved_sectors(g) * STORAGE_SECTOR_BYTES; i++)
-            m->map_io[i] = 0;
+        /* A read error says nothing about the map: treating it as empty would lose the guest's local writes. */
+        submit(m, STORAGE_LOCAL, STORAGE_MAP_READ, 0, STORAGE_READ_SECTORS, storage_slot_lba(g, 0),
+               storage_reserved_sectors(g), m->map_io);
+        return;
     }
     storage_recover_map(m->map_io, g, m->config.identity, recovery);
     m->next_slot = recovery->next_slot;
@@ -775,6 +776,10 @@ static void continue_commit(struct storage_manager *m, int ok)
         m->next_slot = (uint8_t)(1 - m->next_slot);
         m->durable_clean = m->commit_policy == STORAGE_CACHE && m->commit_clean;
     }
+    if (m->has_switch_commit_number && m->switch_commit_number == m->commit_number) {
+        m->switch_commit_done = 1;
+        m->switch_commit_ok = (uint8_t)ok;
+    }
     if (m->guest_active && m->guest_has_ticket && m->guest_ticket == m->commit_number) {
         m->guest_ticket_done = 1;
         m->guest_ticket_ok = (uint8_t)ok;
@@ -794,15 +799,34 @@ static void begin_switch_commit(struct storage_manager *m, uint8_t old, uint8_t 
         m->switch_flush = 1;
     if (new_policy == STORAGE_NETWORK && m->config.has_local) {
         /* The local copy is about to go stale: an empty dirty cache map supersedes any clean one. */
-        m->commit_wanted = 1;
-        m->commit_wanted_policy = STORAGE_CACHE;
-        m->commit_wanted_clean = 0;
+        m->switch_commit = 1;
+        m->switch_commit_policy = STORAGE_CACHE;
+        m->switch_commit_clean = 0;
     } else if (new_policy == STORAGE_INSTALL && old == STORAGE_CACHE) {
         /* From now on local data may be newer than the server's: an install map forbids booting into cache. */
-        m->commit_wanted = 1;
-        m->commit_wanted_policy = STORAGE_INSTALL;
-        m->commit_wanted_clean = 1;
+        m->switch_commit = 1;
+        m->switch_commit_policy = STORAGE_INSTALL;
+        m->switch_commit_clean = 1;
     }
+}
+
+/* The change's commit is asked for until one succeeds: a failed one may have left the old map in force. */
+static void advance_switch_commit(struct storage_manager *m)
+{
+    if (!m->switch_commit || m->commit_active || m->commit_wanted)
+        return;
+    if (m->has_switch_commit_number && m->switch_commit_done && m->switch_commit_ok) {
+        m->switch_commit = 0;
+        m->has_switch_commit_number = 0;
+        return;
+    }
+    m->commit_wanted = 1;
+    m->commit_wanted_policy = m->switch_commit_policy;
+    m->commit_wanted_clean = m->switch_commit_clean;
+    m->has_switch_commit_number = 1;
+    m->switch_commit_number = m->commits_started + 1;
+    m->switch_commit_done = 0;
+    m->switch_commit_ok = 0;
 }
 
 static void advance_switch(struct storage_manager *m)
@@ -830,7 +854,8 @@ static void advance_switch(struct storage_manager *m)
         if (!flushing)
             submit(m, STORAGE_REMOTE, STORAGE_SWITCH_FLUSH, 0, STORAGE_FLUSH, 0, 0, 0);
     }
-    if (!m->commit_active && !m->commit_wanted && !m->switch_flush)
+    advance_switch_commit(m);
+    if (!m->commit_active && !m->commit_wanted && !m->switch_flush && !m->switch_commit)
         m->phase = STORAGE_RUNNING;
 }
 

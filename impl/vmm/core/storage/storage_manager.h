@@ -156,6 +156,13 @@ struct storage_manager {
     uint8_t pending_policy;
     uint8_t switch_flush; /* leaving network: the server's volatile data must be durable first */
     uint8_t broken; /* a "cannot happen" was reached */
+    uint8_t switch_commit; /* the map commit a policy change still needs */
+    uint8_t switch_commit_policy;
+    uint8_t switch_commit_clean;
+    uint8_t has_switch_commit_number; /* the commit started for it */
+    uint8_t switch_commit_done; /* that commit finished ... */
+    uint8_t switch_commit_ok; /* ... and succeeded */
+    uint64_t switch_commit_number;
     struct storage_recovery recovery;
     /* coverage: how often each block transition and policy change happened */
     uint32_t transitions[4][7];
