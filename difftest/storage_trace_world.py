@@ -22,7 +22,7 @@ two must be equal and the invariant catalogue must hold on both. The lines this 
 
 from dataclasses import dataclass, field
 
-from difftest.storage_worlds import Pair
+from difftest.storage_worlds import CoreAoeLink, Pair
 from difftest.trace import events as ev
 from spec.ata.backing_store import Flush, ReadSectors, WriteSectors
 from spec.storage.block_state import BlockState
@@ -31,8 +31,6 @@ from spec.storage.parameters import TESTS
 from spec.storage.policy import Policy
 from tests.storage.links import AoeLink, DirectLink
 from tests.storage.world import sector_data
-
-from difftest.storage_worlds import CoreAoeLink
 
 # power cut NAME: which version of each sector at risk survives, and whether write frames still in flight reach the server
 SURVIVORS = {None: (False, False), "oldest": (False, False), "newest": (True, False), "oldest-delivered": (False, True), "newest-delivered": (True, True)}

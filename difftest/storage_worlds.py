@@ -6,15 +6,15 @@ ideal disk, invariant catalogue); the C one swaps in the C storage manager and t
 state, every frame on the wire, the local disk's requests and media, and the guest's results.
 """
 
+from difftest.binding.aoe import CoreAoeInitiator
+from difftest.binding.storage import COMMIT_STEPS, KINDS, POLICIES, PURPOSES, REJECTIONS, CoreStorageManager
+from spec.aoe.initiator import InitiatorConfig
+from spec.ata.backing_store import StoreResult
 from spec.storage.devirtualize import DevirtualizeError
 from spec.storage.manager import Device, StorageManager
 from spec.storage.policy import PolicyError
-from tests.storage.links import TIMING, AoeLink, CLIENT_MAC, MAJOR, MINOR
+from tests.storage.links import CLIENT_MAC, MAJOR, MINOR, TIMING, AoeLink
 from tests.storage.world import World
-
-from difftest.binding.aoe import CoreAoeInitiator
-from difftest.binding.storage import CoreStorageManager
-from spec.aoe.initiator import InitiatorConfig
 
 
 class CoreAoeLink(AoeLink):
@@ -66,8 +66,6 @@ def spec_view(m: StorageManager) -> tuple:
 
 def core_view(m: CoreStorageManager) -> tuple:
     """The same view of the C manager, read from its state."""
-    from difftest.binding.storage import COMMIT_STEPS, KINDS, POLICIES, PURPOSES, REJECTIONS
-
     s = m.state
 
     def purpose(o) -> tuple:
@@ -81,8 +79,6 @@ def core_view(m: CoreStorageManager) -> tuple:
     if s.guest_active:
         result = None
         if s.guest_has_result:
-            from spec.ata.backing_store import StoreResult
-
             result = StoreResult(False, error=s.guest_result.error) if not s.guest_result.ok else "ok"
         segments = []
         for i in range(s.segment_total):

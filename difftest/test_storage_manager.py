@@ -20,7 +20,7 @@ import pytest
 from hypothesis import Phase, event, settings
 from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from difftest.mutation.runner import NO_SHRINK_ENV, WRITE_CORPUS_ENV
 from difftest.storage_trace_world import COVERAGE_LINES, STATISTICS, StorageTraceWorld

@@ -13,7 +13,7 @@ import ctypes
 from difftest.binding.aoe import CoreAoeInitiator
 from difftest.binding import load_core
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreResult, WriteSectors
-from spec.storage.block_state import BlockEvent, BlockState
+from spec.storage.block_state import BlockEvent, BlockState, next_block_state
 from spec.storage.devices import Completion
 from spec.storage.devirtualize import DEVIRTUALIZE_SEQUENCE, DevirtualizeError
 from spec.storage.manager import Device, Outstanding, Phase
@@ -263,8 +263,6 @@ class CoreStorageManager:
         for s in range(4):
             for e in range(7):
                 for _ in range(self.state.transitions[s][e] - self.seen_transitions[s][e]):
-                    from spec.storage.block_state import next_block_state
-
                     self.observer("block", (STATES[s], EVENTS[e], next_block_state(STATES[s], EVENTS[e])))
                 self.seen_transitions[s][e] = self.state.transitions[s][e]
             for t in range(4):
