@@ -21,7 +21,7 @@ from difftest.storage_trace_world import STATISTICS
 from spec.aoe.constants import SECTOR_BYTES
 from spec.aoe.durable_store import MemoryDurableStore
 from spec.aoe.initiator import AoeInitiator, InitiatorConfig, Kind, Timing
-from spec.aoe.target import AoeTarget, Port, TargetConfig
+from spec.aoe.target import AoeTarget, Port, TargetConfig, TargetState
 from spec.invariants import check, one_write_in_flight_per_sector
 
 TARGET_MAC = bytes.fromhex("0200000000aa")
@@ -68,9 +68,10 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         target_mtu=st.sampled_from(TARGET_MTUS),
         buffer_count=st.integers(0, 5),
         max_window=st.integers(0, 6),
+        epoch_token=st.sampled_from([b"", b"storvisor boot 1"]),
     )
-    def start(self, mtu, target_mtu, buffer_count, max_window):
-        config = InitiatorConfig(OUR_MAC, SHELF, SLOT, mtu=mtu, max_window=max_window, timing=TIMING)
+    def start(self, mtu, target_mtu, buffer_count, max_window, epoch_token):
+        config = InitiatorConfig(OUR_MAC, SHELF, SLOT, mtu=mtu, max_window=max_window, timing=TIMING, epoch_token=epoch_token)
         self.spec = AoeInitiator(config)
         self.core = CoreAoeInitiator(config)
         self.target = AoeTarget(TargetConfig(SHELF, SLOT, buffer_count=buffer_count), MemoryDurableStore(SECTORS))
@@ -175,6 +176,12 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
     def deliver_noise(self, frame):
         self.receive(frame)
 
+    @rule()
+    def target_restart(self):
+        """The target crashes and comes back: its cache and its config string (the epoch token) are gone."""
+        self.target.store.crash()
+        self.target.state = TargetState()
+
     @rule(available=st.booleans())
     def target_availability(self, available):
         """An unavailable target answers AoE error 3 (DEVICE_UNAVAILABLE)."""
@@ -197,6 +204,7 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         assert self.core.in_flight() == in_flight
         assert self.core.window() == self.spec.window()
         assert self.core.ignored_frames == self.spec.ignored_frames
+        assert self.core.target_restarts == self.spec.target_restarts
         assert self.core.next_timer() == self.spec.next_timer()
         for side in (in_flight, self.core.in_flight()):
             writes = [(lba, count) for _, kind, lba, count in side if kind is Kind.WRITE]
@@ -259,9 +267,41 @@ def test_a_retransmitted_write_refreshes_its_fence_for_next_timer():
     """Shrunk by the state machine: the C side kept the first transmission's fence as the next timer,
     where the spec keeps one fence per sector, moved to the retransmission's."""
     machine = AoeInitiatorComparison()
-    machine.start(mtu=548, target_mtu=500, buffer_count=0, max_window=0)
+    machine.start(mtu=548, target_mtu=500, buffer_count=0, max_window=0, epoch_token=b"")
     machine.tick(elapsed=100)
     machine.deliver(index=1, duplicate=False)
     machine.submit_write(lba=0, count=1, odd_bytes=0)
     machine.tick(elapsed=21)
     machine.same_observable_state()
+
+
+def test_with_an_epoch_token_a_flush_after_a_target_restart_fails_on_both_sides():
+    """spec/aoe/README.md, "Target restarts and the epoch token": FLUSH CACHE, a Query Config READ that no
+    longer finds our token, a FORCE_SET that claims the target again, and the flush fails with ABRT."""
+    machine = AoeInitiatorComparison()
+    machine.start(mtu=1500, target_mtu=1500, buffer_count=4, max_window=4, epoch_token=b"storvisor boot 1")
+    machine.deliver_everything(rounds=2, reverse=False)
+    machine.submit_write(lba=0, count=1, odd_bytes=0)
+    machine.submit_flush()
+    machine.deliver_everything(rounds=4, reverse=False)
+    assert machine.spec.target_restarts == 0
+    machine.submit_write(lba=1, count=1, odd_bytes=0)
+    machine.deliver_everything(rounds=2, reverse=False)
+    machine.target_restart()
+    flush = machine.spec.next_request_id
+    machine.submit_flush()
+    failed = []
+    for _ in range(4):
+        machine.wire, frames = [], machine.wire
+        for frame in frames:
+            machine.spec.receive(frame, machine.now)
+            machine.core.receive(frame, machine.now)
+        sent = machine.spec.take_outgoing()
+        assert machine.core.take_outgoing() == sent
+        done = machine.spec.take_completions()
+        assert machine.core.take_completions() == done
+        failed += [c for c in done if c.request_id == flush and not c.ok]
+        machine.wire = [r for f in sent for r in machine.target.process_frame(f, machine.port)]
+        machine.same_observable_state()
+    assert machine.spec.target_restarts == machine.core.target_restarts == 1
+    assert failed and failed[0].ata_error == 0x04

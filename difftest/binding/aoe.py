@@ -19,9 +19,9 @@ ERRORS = {
     -3: "write data must be a positive whole number of 512-byte sectors",
     -4: "the C initiator's tables are full",
     -5: "time never runs backwards",
-    -6: "max_window exceeds the C initiator's tables",
+    -6: "max_window exceeds the C initiator's tables, or the epoch token does not fit the 1024-byte config string",
 }
-KINDS = (Kind.READ, Kind.WRITE, Kind.FLUSH, Kind.DISCOVER)
+KINDS = (Kind.READ, Kind.WRITE, Kind.FLUSH, Kind.DISCOVER, Kind.VERIFY, Kind.RECLAIM)
 
 
 class Timing(ctypes.Structure):
@@ -37,6 +37,8 @@ class Config(ctypes.Structure):
         ("target_mac", ctypes.c_uint8 * 6),
         ("max_window", ctypes.c_uint32),
         ("timing", Timing),
+        ("epoch_token", ctypes.c_char_p),
+        ("epoch_token_bytes", ctypes.c_uint32),
     ]
 
 
@@ -70,6 +72,8 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.aoe_next_timer.argtypes = [p, ctypes.POINTER(u64)]
     lib.aoe_ignored_frames.argtypes = [p]
     lib.aoe_ignored_frames.restype = u64
+    lib.aoe_target_restarts.argtypes = [p]
+    lib.aoe_target_restarts.restype = u64
     return lib
 
 
@@ -83,21 +87,21 @@ def c_config(config: InitiatorConfig) -> Config:
         (ctypes.c_uint8 * 6)(*config.target_mac),
         config.max_window,
         Timing(t.initial_rto, t.min_rto, t.max_rto, t.deadline, t.max_frame_age),
+        config.epoch_token,
+        len(config.epoch_token),
     )
 
 
 class CoreAoeInitiator:
     def __init__(self, config: InitiatorConfig, now: int = 0, library: ctypes.CDLL | None = None):
-        # The C initiator has no epoch token yet (spec/aoe/README.md, "Target restarts"): refuse rather than ignore it.
-        if getattr(config, "epoch_token", b""):
-            raise NotImplementedError("the C AoE initiator does not implement epoch_token")
         self.lib = declare(library or load_core())
         self.config = config
         self.state = ctypes.create_string_buffer(self.lib.aoe_initiator_state_bytes())
         self.buffers: dict[int, ctypes.Array] = {}  # request id -> the buffer the C side reads or fills
         self.reads: dict[int, int] = {}  # request id -> bytes a successful read returns
         self.outgoing_buffer = ctypes.create_string_buffer(FRAME_CAPACITY)
-        self.check(self.lib.aoe_initiator_init(self.state, ctypes.byref(c_config(config)), now))
+        self.c_config = c_config(config)  # kept alive: the C state points at its epoch token
+        self.check(self.lib.aoe_initiator_init(self.state, ctypes.byref(self.c_config), now))
 
     @staticmethod
     def check(result: int) -> int:
@@ -158,6 +162,10 @@ class CoreAoeInitiator:
     @property
     def ignored_frames(self) -> int:
         return self.lib.aoe_ignored_frames(self.state)
+
+    @property
+    def target_restarts(self) -> int:
+        return self.lib.aoe_target_restarts(self.state)
 
     # The network's side.
 

@@ -79,6 +79,8 @@ int aoe_decode_response(const uint8_t *frame, size_t bytes, struct aoe_response 
     out->data_bytes = 0;
     out->buffer_count = 0;
     out->sector_count = 0;
+    out->config = 0;
+    out->config_bytes = 0;
     if (out->command == AOE_COMMAND_ATA) {
         out->err_feature = body[1];
         out->cmd_status = body[3];
@@ -87,6 +89,8 @@ int aoe_decode_response(const uint8_t *frame, size_t bytes, struct aoe_response 
     } else if (out->command == AOE_COMMAND_QUERY_CONFIG) {
         out->buffer_count = be16(body);
         out->sector_count = body[4];
+        out->config = body + AOE_CONFIG_ARG_BYTES;
+        out->config_bytes = be16(body + 6);
     }
     return 1;
 }
@@ -125,9 +129,11 @@ void aoe_encode_ata_argument(uint8_t *out, uint8_t aflags, uint8_t count, uint8_
     out[11] = 0;
 }
 
-void aoe_encode_config_read(uint8_t *out)
+void aoe_encode_config_argument(uint8_t *out, uint8_t ccmd, uint16_t string_bytes)
 {
     for (int i = 0; i < AOE_CONFIG_ARG_BYTES; i++)
-        out[i] = 0; /* buffer count, firmware version, sector count and string length are 0 in a query */
-    out[5] = AOE_VERSION << 4 | AOE_CONFIG_COMMAND_READ;
+        out[i] = 0; /* buffer count, firmware version and sector count are 0 in a request */
+    out[5] = (uint8_t)(AOE_VERSION << 4 | ccmd);
+    out[6] = (uint8_t)(string_bytes >> 8);
+    out[7] = (uint8_t)string_bytes;
 }

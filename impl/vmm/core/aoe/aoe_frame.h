@@ -24,6 +24,8 @@ struct aoe_response {
     /* Query Config argument (AoEr11 §3.2), valid when command is QUERY_CONFIG */
     uint16_t buffer_count;
     uint8_t sector_count;
+    const uint8_t *config; /* the config string */
+    uint16_t config_bytes;
 };
 
 /* 1 if the frame fits its layout (spec decode_frame does not raise MalformedFrame), else 0. */
@@ -34,7 +36,7 @@ void aoe_encode_headers(uint8_t *out, const uint8_t destination[6], const uint8_
                         uint8_t minor, uint8_t command, uint32_t tag);
 /* The 12-byte ATA argument; the LBA is little-endian, lba0 first (AoEr11 §3.1). */
 void aoe_encode_ata_argument(uint8_t *out, uint8_t aflags, uint8_t count, uint8_t command, uint64_t lba);
-/* The 8-byte Query Config argument of a READ with an empty config string (AoEr11 §3.2). */
-void aoe_encode_config_read(uint8_t *out);
+/* The 8-byte Query Config argument of a request: its ccmd and the length of the string that follows (AoEr11 §3.2). */
+void aoe_encode_config_argument(uint8_t *out, uint8_t ccmd, uint16_t string_bytes);
 
 #endif

@@ -30,7 +30,8 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 
 static uint8_t command_of(uint8_t kind)
 {
-    return kind == AOE_KIND_DISCOVER ? AOE_COMMAND_QUERY_CONFIG : AOE_COMMAND_ATA;
+    int config = kind == AOE_KIND_DISCOVER || kind == AOE_KIND_VERIFY || kind == AOE_KIND_RECLAIM;
+    return config ? AOE_COMMAND_QUERY_CONFIG : AOE_COMMAND_ATA;
 }
 
 /* Ordered index lists: removal keeps the order of the others. */
@@ -209,12 +210,12 @@ static int overlaps(const struct aoe_fragment *a, const struct aoe_fragment *b)
 static int may_send(const struct aoe_initiator *s, const struct aoe_fragment *f, uint16_t earlier)
 {
     /* a flush waits for everything before it */
-    if (f->kind == AOE_KIND_FLUSH)
+    if (s->requests[f->request].kind == AOE_KIND_FLUSH)
         return earlier == 0;
     for (uint16_t i = 0; i < earlier; i++) {
         const struct aoe_fragment *other = &s->fragments[s->pending[i]];
-        /* nothing passes a flush */
-        if (other->kind == AOE_KIND_FLUSH)
+        /* nothing passes a flush, in any of its steps */
+        if (s->requests[other->request].kind == AOE_KIND_FLUSH)
             return 0;
         /* same sectors, one a write: keep submission order */
         if ((f->kind == AOE_KIND_WRITE || other->kind == AOE_KIND_WRITE) && overlaps(f, other))
@@ -258,10 +259,21 @@ static void encode(struct aoe_initiator *s, const struct aoe_fragment *f, struct
     out->head_bytes = AOE_ETHERNET_HEADER_BYTES + AOE_HEADER_BYTES + AOE_ATA_ARG_BYTES;
     out->data = 0;
     out->data_bytes = 0;
+    const uint8_t *token = c->epoch_token;
+    uint16_t token_bytes = (uint16_t)c->epoch_token_bytes;
     switch (f->kind) {
     case AOE_KIND_DISCOVER:
-        aoe_encode_config_read(argument);
+    case AOE_KIND_VERIFY:
+    case AOE_KIND_RECLAIM:
         out->head_bytes = AOE_ETHERNET_HEADER_BYTES + AOE_HEADER_BYTES + AOE_CONFIG_ARG_BYTES;
+        if (f->kind == AOE_KIND_VERIFY || (f->kind == AOE_KIND_DISCOVER && !token_bytes)) {
+            aoe_encode_config_argument(argument, AOE_CONFIG_COMMAND_READ, 0);
+            break;
+        }
+        /* discovery with a token, and a reclaim: claim the target with our token */
+        aoe_encode_config_argument(argument, AOE_CONFIG_COMMAND_FORCE_SET, token_bytes);
+        out->data = token;
+        out->data_bytes = token_bytes;
         break;
     case AOE_KIND_READ:
         aoe_encode_ata_argument(argument, AOE_ATA_FLAG_EXTENDED, (uint8_t)f->count, AOE_ATA_READ_SECTORS_EXT, f->lba);
@@ -346,6 +358,32 @@ static void process_config_response(struct aoe_initiator *s, const struct aoe_re
     }
 }
 
+/* The live transmission of a fragment got its answer. */
+static void answered(struct aoe_initiator *s, uint16_t index)
+{
+    struct aoe_fragment *f = &s->fragments[index];
+    list_remove(s->outstanding, &s->outstanding_total, index);
+    aoe_rtt_sample(&s->estimator, s->now - f->sent_at);
+    s->requests[f->request].progress_at = s->now;
+}
+
+/* Send the next step of a multi-step request; it keeps its place (and its barrier) in pending. */
+static void next_step(struct aoe_initiator *s, uint16_t index, uint8_t kind)
+{
+    s->fragments[index].kind = kind;
+    transmit(s, index, 1);
+}
+
+static void fragment_done(struct aoe_initiator *s, uint16_t index)
+{
+    struct aoe_fragment *f = &s->fragments[index];
+    uint16_t slot = f->request;
+    list_remove(s->pending, &s->pending_total, index);
+    f->used = 0;
+    if (--s->requests[slot].fragments_left == 0)
+        finish(s, slot, 1, 0, 0);
+}
+
 static void process_ata_response(struct aoe_initiator *s, const struct aoe_response *response, uint16_t index)
 {
     struct aoe_fragment *f = &s->fragments[index];
@@ -366,19 +404,46 @@ static void process_ata_response(struct aoe_initiator *s, const struct aoe_respo
         s->ignored_frames++;
         return;
     }
-    list_remove(s->outstanding, &s->outstanding_total, index);
-    aoe_rtt_sample(&s->estimator, s->now - f->sent_at);
-    list_remove(s->pending, &s->pending_total, index);
-    r->fragments_left--;
-    r->progress_at = s->now;
+    answered(s, index);
+    if (f->kind == AOE_KIND_FLUSH && s->config.epoch_token_bytes) {
+        next_step(s, index, AOE_KIND_VERIFY); /* durable only if the target that flushed took the writes */
+        return;
+    }
     if (f->kind == AOE_KIND_READ) {
         uint8_t *to = r->buffer + (f->lba - r->lba) * AOE_SECTOR_BYTES;
         for (size_t i = 0; i < (size_t)f->count * AOE_SECTOR_BYTES; i++)
             to[i] = response->data[i];
     }
-    f->used = 0;
-    if (r->fragments_left == 0)
-        finish(s, slot, 1, 0, 0);
+    fragment_done(s, index);
+}
+
+static int same_bytes(const uint8_t *a, const uint8_t *b, uint32_t bytes)
+{
+    for (uint32_t i = 0; i < bytes; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+/* A flush's check that the target has not restarted since it was claimed (spec/aoe/README.md). */
+static void process_epoch_response(struct aoe_initiator *s, const struct aoe_response *response, uint16_t index)
+{
+    struct aoe_fragment *f = &s->fragments[index];
+    /* a refusal teaches nothing: ask again when the timer runs out */
+    if (response->flags & AOE_HEADER_FLAG_ERROR) {
+        s->ignored_frames++;
+        return;
+    }
+    answered(s, index);
+    const struct aoe_config *c = &s->config;
+    if (f->kind == AOE_KIND_RECLAIM)
+        fail(s, f->request, AOE_ATA_ERROR_BIT_ABRT, 0); /* writes acknowledged before the restart may be lost */
+    else if (response->config_bytes == c->epoch_token_bytes && same_bytes(response->config, c->epoch_token, c->epoch_token_bytes))
+        fragment_done(s, index); /* same incarnation since the claim: the flush covered every write */
+    else {
+        s->target_restarts++; /* the target restarted and forgot our token, and any unflushed write */
+        next_step(s, index, AOE_KIND_RECLAIM);
+    }
 }
 
 /* The public interface. */
@@ -387,6 +452,9 @@ int aoe_initiator_init(struct aoe_initiator *s, const struct aoe_config *config,
 {
     /* the window is bounded by the state's own tables */
     if (config->max_window > AOE_MAX_WINDOW)
+        return AOE_ERR_CONFIG;
+    /* the epoch token must fit the 1024-byte config string */
+    if (config->epoch_token_bytes > AOE_CONFIG_STRING_MAX)
         return AOE_ERR_CONFIG;
     uint8_t *bytes = (uint8_t *)s;
     for (size_t i = 0; i < sizeof *s; i++)
@@ -454,6 +522,8 @@ int aoe_receive(struct aoe_initiator *s, const uint8_t *frame, size_t bytes, uin
         s->ignored_frames++; /* an answer to a different kind of request */
     else if (s->fragments[index].kind == AOE_KIND_DISCOVER)
         process_config_response(s, &response, (uint16_t)index);
+    else if (s->fragments[index].kind == AOE_KIND_VERIFY || s->fragments[index].kind == AOE_KIND_RECLAIM)
+        process_epoch_response(s, &response, (uint16_t)index);
     else
         process_ata_response(s, &response, (uint16_t)index);
     dispatch(s);
@@ -583,6 +653,11 @@ int aoe_next_timer(const struct aoe_initiator *s, uint64_t *when)
 uint64_t aoe_ignored_frames(const struct aoe_initiator *s)
 {
     return s->ignored_frames;
+}
+
+uint64_t aoe_target_restarts(const struct aoe_initiator *s)
+{
+    return s->target_restarts;
 }
 
 size_t aoe_initiator_state_bytes(void)

@@ -39,10 +39,17 @@ enum aoe_result {
     AOE_ERR_DATA = -3, /* write data must be a positive whole number of 512-byte sectors */
     AOE_ERR_FULL = -4, /* no room for another request or its fragments */
     AOE_ERR_TIME = -5, /* time never runs backwards */
-    AOE_ERR_CONFIG = -6, /* the configuration asks for a window beyond AOE_MAX_WINDOW */
+    AOE_ERR_CONFIG = -6, /* a window beyond AOE_MAX_WINDOW, or an epoch token longer than a config string */
 };
 
-enum aoe_kind { AOE_KIND_READ, AOE_KIND_WRITE, AOE_KIND_FLUSH, AOE_KIND_DISCOVER };
+enum aoe_kind {
+    AOE_KIND_READ,
+    AOE_KIND_WRITE,
+    AOE_KIND_FLUSH,
+    AOE_KIND_DISCOVER,
+    AOE_KIND_VERIFY, /* a flush's second step: is our epoch token still the target's config string? */
+    AOE_KIND_RECLAIM, /* a flush's third step after a restart was seen: set the token again */
+};
 
 struct aoe_timing {
     uint64_t initial_rto; /* before the first round-trip sample */
@@ -60,6 +67,8 @@ struct aoe_config {
     uint8_t target_mac[6]; /* broadcast: learn it from the Query Config answer */
     uint32_t max_window;
     struct aoe_timing timing;
+    const uint8_t *epoch_token; /* non-empty: claim the target's config string with it and check it after each flush */
+    uint32_t epoch_token_bytes; /* 0: off; the bytes stay the caller's for the initiator's lifetime */
 };
 
 struct aoe_completion {
@@ -140,6 +149,7 @@ struct aoe_initiator {
     struct aoe_completion completions[AOE_MAX_REQUESTS];
     uint16_t completion_first, completion_total;
     uint64_t ignored_frames; /* malformed, stale or foreign frames seen by receive */
+    uint64_t target_restarts; /* restarts the epoch token revealed */
 };
 
 /* Construction queues a Query Config READ; requests submitted earlier than its answer wait for it. */
@@ -164,6 +174,7 @@ size_t aoe_in_flight(const struct aoe_initiator *initiator, struct aoe_in_flight
 uint32_t aoe_window(const struct aoe_initiator *initiator);
 int aoe_next_timer(const struct aoe_initiator *initiator, uint64_t *when);
 uint64_t aoe_ignored_frames(const struct aoe_initiator *initiator);
+uint64_t aoe_target_restarts(const struct aoe_initiator *initiator);
 /* The size of the state object, for callers that allocate it without this header (bindings). */
 size_t aoe_initiator_state_bytes(void);
 
