@@ -182,6 +182,11 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         self.target.store.crash()
         self.target.state = TargetState()
 
+    @rule(config=st.sampled_from([b"", b"storvisor boot 1 and more", b"another boot"]))
+    def another_initiator_claims_the_target(self, config):
+        """Another station force-sets the config string, perhaps to one that merely starts with our token."""
+        self.target.state.config_string = config
+
     @rule(available=st.booleans())
     def target_availability(self, available):
         """An unavailable target answers AoE error 3 (DEVICE_UNAVAILABLE)."""
