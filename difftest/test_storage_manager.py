@@ -26,6 +26,7 @@ from difftest.mutation.runner import NO_SHRINK_ENV, WRITE_CORPUS_ENV
 from difftest.storage_trace_world import COVERAGE_LINES, STATISTICS, StorageTraceWorld
 from difftest.trace import events as ev
 from difftest.trace import format_trace
+from difftest.binding.storage import CoreStorageManager
 from difftest.storage_worlds import Pair, comparable_spec_view, core_view
 from spec import invariants as inv
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
@@ -208,9 +209,12 @@ class StorageComparison(RuleBasedStateMachine):
         self.apply(ev.PolicyChange("passthrough"))
 
 
+@pytest.mark.parametrize("through_core_store", [False, True], ids=["direct", "core_store"])
 @pytest.mark.parametrize("policy", [Policy.NETWORK, Policy.CACHE, Policy.INSTALL])
-def test_every_policy_serves_reads_writes_and_flushes_as_the_spec(policy):
-    """A fixed sequence over the whole disk in each policy, ending in de-virtualization for install."""
+def test_every_policy_serves_reads_writes_and_flushes_as_the_spec(policy, through_core_store, monkeypatch):
+    """A fixed sequence over the whole disk in each policy, ending in de-virtualization for install; with
+    `core_store`, the C manager gets its guest requests through struct core_store, as from the ATA device."""
+    monkeypatch.setattr(CoreStorageManager, "through_core_store", through_core_store)
     pair = Pair(preset=TESTS, policy=policy)
     pair.both(lambda w: w.settle())
     for version, (lba, count) in enumerate([(0, 4), (3, 6), (30, 2), (8, 8), (1, 1)], start=1):

@@ -11,7 +11,7 @@ here for the same calls; a "cannot happen" in C raises AssertionError.
 import ctypes
 
 from difftest.binding.aoe import CoreAoeInitiator
-from difftest.binding import load_core
+from difftest.binding import CoreStore, CoreStoreRequest, CoreStoreResult, load_core
 from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreResult, WriteSectors
 from spec.storage.block_state import BlockEvent, BlockState, next_block_state
 from spec.storage.devices import Completion
@@ -169,6 +169,7 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.storage_blockers.restype = c_u32
     lib.storage_may_devirtualize.argtypes = [m]
     lib.storage_devirtualize.argtypes = [m]
+    lib.storage_as_core_store.argtypes = [ctypes.POINTER(CoreStore), m]
     assert lib.storage_manager_state_bytes() == ctypes.sizeof(CManager), "the binding's layout is out of date"
     return lib
 
@@ -210,6 +211,8 @@ class PythonDevice:
 
 
 class CoreStorageManager:
+    through_core_store = False  # True: guest requests go through struct core_store, as the ATA device sends them
+
     def __init__(self, preset: Preset, identity: bytes, policy: Policy, local, remote, now: int = 0, observer=None):
         self.lib = declare(load_core())
         self.geometry, self.fill_parameters = preset.geometry, preset.fill
@@ -244,6 +247,8 @@ class CoreStorageManager:
             policy=policy,
         )
         self.c_remote = c_remote  # kept alive: the C state points at it
+        self.core_store = CoreStore()
+        self.lib.storage_as_core_store(ctypes.byref(self.core_store), ctypes.byref(self.state))
 
     def call(self, result: int, **context) -> int:
         self.report()
@@ -287,11 +292,21 @@ class CoreStorageManager:
             case Flush():
                 c = CRequest(2, 0, 0, None)
         self.guest_request = request
+        if self.through_core_store:
+            buffer = ctypes.cast(c.buffer, ctypes.POINTER(c_u8)) if c.buffer else None
+            self.core_store.start(self.core_store.context, ctypes.byref(CoreStoreRequest(c.kind, c.lba, c.count, buffer)))
+            self.report()
+            return
         self.call(self.lib.storage_start(ctypes.byref(self.state), ctypes.byref(c)))
 
     def poll(self) -> StoreResult | None:
         result = CResult()
-        done = self.lib.storage_poll(ctypes.byref(self.state), ctypes.byref(result))
+        if self.through_core_store:
+            answer = CoreStoreResult()
+            done = self.core_store.poll(self.core_store.context, ctypes.byref(answer))
+            result = CResult(answer.ok, answer.error)
+        else:
+            done = self.lib.storage_poll(ctypes.byref(self.state), ctypes.byref(result))
         self.report()
         if not done:
             return None
