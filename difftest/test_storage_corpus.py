@@ -56,3 +56,20 @@ def test_guest_lines_parse_and_print_back():
         ev.PolicyChange("passthrough"),
     ]
     assert format_trace(events) == text
+
+
+def test_a_failing_sequence_is_kept_as_a_replayable_trace(tmp_path, monkeypatch):
+    from difftest import test_storage_manager as machine
+
+    world = StorageTraceWorld(policy="install", link="aoe")
+    for event in (ev.DiskDone(1), ev.Tick(1), ev.GuestRequest("read", (0, 4)), ev.Network("deliver", (0,))):
+        world.apply(event)
+    monkeypatch.setattr(machine, "CORPUS", tmp_path)
+    monkeypatch.setattr(machine, "LAST_EVENTS", ([ev.Config("policy", "install"), ev.Config("link", "aoe")], world.events))
+    monkeypatch.delenv(machine.WRITE_CORPUS_ENV, raising=False)
+    path = machine.write_failure_trace()
+    assert path is not None and path.startswith(str(tmp_path))
+    replayed = replay(load_trace(path))
+    assert replayed.events == world.events
+    monkeypatch.setenv(machine.WRITE_CORPUS_ENV, "0")
+    assert machine.write_failure_trace() is None, "the mutation check keeps its failures out of the corpus"
