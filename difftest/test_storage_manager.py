@@ -29,7 +29,7 @@ from difftest.trace import format_trace
 from difftest.binding.storage import CoreStorageManager
 from difftest.storage_worlds import Pair, comparable_spec_view, core_view
 from spec import invariants as inv
-from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, WriteSectors
+from spec.ata.backing_store import SECTOR_BYTES, Flush, ReadSectors, StoreResult, WriteSectors
 from spec.storage.block_state import BLOCK_TRANSITIONS
 from spec.storage.devices import Completion
 from spec.ata.constants import ABRT as ERROR_ABRT
@@ -341,3 +341,40 @@ def test_c_storage_manager_equals_the_spec_and_both_reach_every_transition():
         assert not missing_policies, f"{side}: policy transitions never reached: {missing_policies}"
 
 
+
+
+def test_a_request_beyond_the_c_initiators_tables_fails_with_abrt_instead_of_hanging():
+    """C only (the spec's tables are unbounded): a 65536-sector read at two sectors per frame needs more
+    fragments than the initiator holds; the guest's command fails with ABRT, and the next one works."""
+    from model.local_disk import LocalDisk
+    from spec.aoe.durable_store import MemoryDurableStore
+    from spec.aoe.initiator import InitiatorConfig
+    from spec.aoe.target import AoeTarget, TargetConfig
+    from spec.storage.parameters import make_preset
+    from tests.storage.links import CLIENT_MAC, MAJOR, MINOR, PORT
+
+    from difftest.binding.aoe import CoreAoeInitiator
+
+    preset = make_preset(sectors_per_block=8, block_count=1 << 14, max_in_flight=2)
+    initiator = CoreAoeInitiator(InitiatorConfig(CLIENT_MAC, MAJOR, MINOR, timing=TIMING))
+    target = AoeTarget(TargetConfig(MAJOR, MINOR), MemoryDurableStore(preset.geometry.data_sectors))
+
+    def exchange():
+        for frame in initiator.take_outgoing():
+            for answer in target.process_frame(frame, PORT):
+                initiator.receive(answer, 0)
+
+    exchange()  # discovery: two sectors per frame at MTU 1500
+    local = LocalDisk(preset.geometry.local_disk_sectors)
+    manager = CoreStorageManager(preset, b"big disk", Policy.NETWORK, local, initiator)
+    local.complete(local.pending_ids()[0])  # both map slots read
+    manager.tick(1)
+    manager.start(ReadSectors(0, 65536))
+    assert manager.poll() is None  # planned and submitted: the initiator refuses it
+    assert manager.poll() == StoreResult(False, error=ERROR_ABRT)
+    manager.start(ReadSectors(0, 8))
+    exchange()
+    manager.tick(2)
+    exchange()
+    result = manager.poll()
+    assert result is not None and result.ok and len(result.data) == 8 * SECTOR_BYTES

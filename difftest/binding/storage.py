@@ -155,7 +155,7 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.storage_region_bytes.argtypes = [ctypes.POINTER(CConfig)]
     lib.storage_region_bytes.restype = ctypes.c_size_t
     lib.storage_manager_init.argtypes = [m, ctypes.POINTER(CConfig), ctypes.POINTER(CDevice), ctypes.POINTER(CDevice), c_p, ctypes.c_size_t, c_u64]
-    lib.storage_remote_from_aoe.argtypes = [ctypes.POINTER(CDevice), c_p]
+    lib.storage_remote_from_aoe.argtypes = [ctypes.POINTER(CDevice), c_p, c_p]
     lib.storage_sector_count.argtypes = [m]
     lib.storage_sector_count.restype = c_u64
     lib.storage_start.argtypes = [m, ctypes.POINTER(CRequest)]
@@ -231,7 +231,8 @@ class CoreStorageManager:
         if isinstance(remote, CoreAoeInitiator):
             self.remote_device = None
             c_remote = CDevice()
-            self.lib.storage_remote_from_aoe(ctypes.byref(c_remote), remote.state)
+            self.aoe_adapter = ctypes.create_string_buffer(256)  # struct storage_aoe_device: a pointer, 8 ids, counters
+            self.lib.storage_remote_from_aoe(ctypes.byref(c_remote), self.aoe_adapter, remote.state)
         else:
             self.remote_device = PythonDevice(remote)
             c_remote = self.remote_device.c

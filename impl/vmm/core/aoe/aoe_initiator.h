@@ -7,7 +7,8 @@
  * hands in received frames and the time, and takes outgoing frames and completions after every call.
  *
  * Differences from the spec are capacity limits only (the spec's lists are unbounded):
- * - a submission that would exceed AOE_MAX_REQUESTS or AOE_MAX_FRAGMENTS is refused with AOE_ERR_FULL;
+ * - a submission that would exceed AOE_MAX_REQUESTS or AOE_MAX_FRAGMENTS is refused with AOE_ERR_FULL
+ *   (the storage manager's adapter turns that into an ABRT completion: storage_aoe_device.h);
  * - a request queued before discovery whose fragments do not fit once the target's limits are known
  *   fails with ABRT.
  * Buffers: a write's data and a read's destination stay owned by the caller and must remain valid until
@@ -22,7 +23,7 @@
 #include "aoe_rtt.h"
 
 #define AOE_MAX_REQUESTS 64 /* requests submitted and not yet taken as completions */
-#define AOE_MAX_FRAGMENTS 1024 /* frames' worth of unfinished requests */
+#define AOE_MAX_FRAGMENTS 4096 /* frames' worth of unfinished requests: Linux's 1280 KiB requests at MTU 1500 fit */
 #define AOE_MAX_WINDOW 64 /* the largest max_window a configuration may ask for */
 #define AOE_MAX_OUTSTANDING (AOE_MAX_WINDOW + 1) /* the window plus the discovery query */
 #define AOE_MAX_FENCES 256 /* write ranges whose copies may still be travelling */
