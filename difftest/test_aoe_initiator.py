@@ -310,3 +310,19 @@ def test_with_an_epoch_token_a_flush_after_a_target_restart_fails_on_both_sides(
         machine.same_observable_state()
     assert machine.spec.target_restarts == machine.core.target_restarts == 1
     assert failed and failed[0].ata_error == 0x04
+
+
+def test_a_read_answer_short_of_its_last_sector_is_ignored_on_both_sides():
+    """AoEr11 §3.1: a read answer carries count·512 bytes; one that lacks part of them is not the answer."""
+    machine = AoeInitiatorComparison()
+    machine.start(mtu=1500, target_mtu=1500, buffer_count=4, max_window=4, epoch_token=b"")
+    machine.deliver_everything(rounds=2, reverse=False)
+    machine.submit_read(lba=0, count=2)
+    for missing in (1, 511):
+        machine.deliver_answer_missing_data(index=0, missing=missing)
+        machine.same_observable_state()
+    assert machine.spec.ignored_frames == machine.core.ignored_frames >= 2
+    assert machine.spec.in_flight(), "the read still waits for its answer"
+    machine.deliver_everything(rounds=1, reverse=False)
+    machine.same_observable_state()
+    assert not machine.spec.in_flight()
