@@ -15,7 +15,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from difftest.binding.aoe import CoreAoeInitiator
+from difftest.binding.aoe import MAX_REQUESTS, CoreAoeInitiator
 from difftest.mutation.runner import NO_SHRINK_ENV
 from difftest.storage_trace_world import STATISTICS
 from spec.aoe.constants import SECTOR_BYTES
@@ -101,8 +101,12 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         for frame in sent:
             self.wire.extend(self.target.process_frame(frame, self.port))
 
-    # Requests
+    # Requests, within the C initiator's documented capacity (test_a_full_request_table_refuses_clearly)
 
+    def room(self) -> bool:
+        return len(self.spec.requests) < MAX_REQUESTS
+
+    @precondition(room)
     @rule(lba=st.one_of(st.integers(0, 3), st.integers(0, SECTORS + 4)), count=st.integers(-1, 7))
     def submit_read(self, lba, count):
         result = outcome(lambda: self.spec.submit_read(lba, count))
@@ -110,6 +114,7 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         tally(f"submit read {result[0]}")
         self.exchange()
 
+    @precondition(room)
     @rule(lba=st.one_of(st.integers(0, 3), st.integers(0, SECTORS + 4)), count=st.integers(1, 7), odd_bytes=st.sampled_from([0] * 8 + [1, -1]))
     def submit_write(self, lba, count, odd_bytes):
         self.sequence += 1
@@ -119,6 +124,7 @@ class AoeInitiatorComparison(RuleBasedStateMachine):
         tally(f"submit write {result[0]}")
         self.exchange()
 
+    @precondition(room)
     @rule()
     def submit_flush(self):
         assert self.core.submit_flush() == self.spec.submit_flush()
@@ -326,3 +332,28 @@ def test_a_read_answer_short_of_its_last_sector_is_ignored_on_both_sides():
     machine.deliver_everything(rounds=1, reverse=False)
     machine.same_observable_state()
     assert not machine.spec.in_flight()
+
+
+def test_a_full_request_table_refuses_clearly_and_loses_nothing():
+    """C only (the spec's table is unbounded): the request after AOE_MAX_REQUESTS unfinished ones is refused
+    with a clear error; the earlier ones still complete once the target answers."""
+    config = InitiatorConfig(OUR_MAC, SHELF, SLOT, timing=TIMING)
+    core = CoreAoeInitiator(config)
+    ids = [core.submit_flush() for _ in range(MAX_REQUESTS)]
+    try:
+        core.submit_flush()
+    except ValueError as error:
+        assert "full" in str(error)
+    else:
+        raise AssertionError("the C initiator took more requests than its tables hold")
+    target = AoeTarget(TargetConfig(SHELF, SLOT, buffer_count=8), MemoryDurableStore(SECTORS))
+    done = []
+    for now in range(1, 3 * MAX_REQUESTS):  # one flush at a time: each waits for the one before
+        for frame in core.take_outgoing():
+            for answer in target.process_frame(frame, Port(TARGET_MAC, 1500)):
+                core.receive(answer, now)
+        done += core.take_completions()
+        if len(done) == len(ids):
+            break
+        core.tick(now)
+    assert sorted(c.request_id for c in done if c.ok) == ids

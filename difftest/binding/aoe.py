@@ -12,6 +12,7 @@ from spec.aoe.constants import SECTOR_BYTES
 from spec.aoe.initiator import Completion, InitiatorConfig, Kind
 
 FRAME_CAPACITY = 10_000  # larger than any frame at a jumbo MTU
+MAX_REQUESTS = 1024  # impl/vmm/core/aoe/aoe_initiator.h AOE_MAX_REQUESTS: unfinished requests plus untaken completions
 
 ERRORS = {
     -1: "a request covers at least one sector",

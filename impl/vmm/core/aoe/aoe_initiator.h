@@ -22,7 +22,7 @@
 
 #include "aoe_rtt.h"
 
-#define AOE_MAX_REQUESTS 64 /* requests submitted and not yet taken as completions */
+#define AOE_MAX_REQUESTS 1024 /* requests submitted and not yet taken as completions: a guest request split by block state */
 #define AOE_MAX_FRAGMENTS 4096 /* frames' worth of unfinished requests: Linux's 1280 KiB requests at MTU 1500 fit */
 #define AOE_MAX_WINDOW 64 /* the largest max_window a configuration may ask for */
 #define AOE_MAX_OUTSTANDING (AOE_MAX_WINDOW + 1) /* the window plus the discovery query */
