@@ -2,6 +2,7 @@
 
 from difftest import ata_machine
 from difftest.ata_world import COVERAGE
+from difftest.storage_trace_world import statistics_lines
 
 
 def performance_line() -> str:
@@ -15,6 +16,11 @@ def performance_line() -> str:
 
 
 def pytest_terminal_summary(terminalreporter):
+    storage_lines = statistics_lines()
+    if storage_lines:
+        terminalreporter.section("difftest: storage and AoE speed")
+        for line in storage_lines:
+            terminalreporter.write_line(line)
     if not COVERAGE.seen:
         return
     terminalreporter.section("difftest: ATA coverage and speed")

@@ -179,7 +179,18 @@ class Server:
         return f"server {self.action}"
 
 
+@dataclass(frozen=True)
+class GuestRequest:
+    """A guest request at the backing-store interface (storage world): read, write, flush, or poll for its result."""
+
+    action: str  # "read" | "write" | "flush" | "poll"
+    arguments: tuple[int, ...] = ()
+
+    def line(self) -> str:
+        return " ".join(["guest", self.action, *(str(a) for a in self.arguments)])
+
+
 Event = (
     Config | PortRead | PortWrite | Tick | MemoryWrite | Expect | ExpectMemory | StoreFail | FrameReceived
-    | DiskDone | PowerCut | Restart | PolicyChange | Network | Server
+    | DiskDone | PowerCut | Restart | PolicyChange | Network | Server | GuestRequest
 )

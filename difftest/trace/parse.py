@@ -13,6 +13,7 @@ from difftest.trace.events import (
     Expect,
     ExpectMemory,
     FrameReceived,
+    GuestRequest,
     MemoryWrite,
     Network,
     PolicyChange,
@@ -108,6 +109,9 @@ class ToEvents(Transformer):
 
     def server(self, items):
         return Server(str(items[0]))
+
+    def guest(self, items):
+        return GuestRequest(str(items[0]), tuple(number(t) for t in items[1:]))
 
 
 def parse_trace(text: str, source: str = "<trace>") -> list[Event]:
