@@ -3,10 +3,10 @@
 `spec/aoe/initiator.py` keeps at most one write per sector in flight, counting
 copies that may still be travelling: a later write to a sector waits until the
 earlier one has finished (`may_send`, submission order) and until
-`max_frame_age` after the earlier one's last transmission (`write_fences`);
+more than `max_frame_age` after the earlier one's last transmission (`write_fences`);
 retransmissions go out only while a request is unfinished (`tick`). The model
 below is one sector and two writes, A then B, with integer time; a copy of a
-transmission may be delivered at any time before it is `max_frame_age` old.
+transmission may be delivered at any time until it is `max_frame_age` old, that age included.
 This is `one_write_in_flight_per_sector` for the network, proved inductive.
 """
 
@@ -30,8 +30,8 @@ class FenceState:
         return getattr(self, name)
 
 
-def _step(s: FenceState, t: FenceState, age: z3.ArithRef, suffix: str, fence: bool, inclusive: bool):
-    """One event; returns (event index, formula)."""
+def _step(s: FenceState, t: FenceState, age: z3.ArithRef, suffix: str, fence: bool, inclusive: bool, fence_past_age: bool = True):
+    """One event; returns (event index, formula). `fence_past_age`: B waits until after A's last transmission + age, as the spec does."""
     elapsed = z3.Int(f"elapsed@{suffix}")
     alive = (lambda last: t.now <= last + age) if inclusive else (lambda last: t.now < last + age)
     keep = lambda *changed: [t[f] == s[f] for f in FIELDS if f not in changed]  # noqa: E731
@@ -46,7 +46,7 @@ def _step(s: FenceState, t: FenceState, age: z3.ArithRef, suffix: str, fence: bo
         # B is transmitted: A has finished (`may_send`, submission order) and A's fence has run out.
         z3.And(
             s.a_done,
-            (s.a_last + age <= s.now) if fence else z3.BoolVal(True),
+            ((s.a_last + age < s.now) if fence_past_age else (s.a_last + age <= s.now)) if fence else z3.BoolVal(True),
             t.b_sent,
             t.b_first == z3.If(s.b_sent, s.b_first, s.now),
             t.b_last == s.now,
@@ -78,7 +78,7 @@ def _strengthening(s: FenceState, age) -> z3.BoolRef:
     return z3.And(
         z3.Implies(s.a_sent, s.a_last <= s.now),
         z3.Implies(s.a_done, s.a_sent),
-        z3.Implies(s.b_sent, z3.And(s.a_done, s.a_sent, s.a_last + age <= s.b_first, s.b_first <= s.b_last, s.b_last <= s.now)),
+        z3.Implies(s.b_sent, z3.And(s.a_done, s.a_sent, s.a_last + age < s.b_first, s.b_first <= s.b_last, s.b_last <= s.now)),
         z3.Implies(s.b_landed, s.b_sent),
         z3.Implies(s.target == A, s.a_sent),
     )
@@ -88,7 +88,7 @@ def prove_fence() -> Outcome:
     """Inductive: initially, and after every event from a state of the strengthened invariant."""
     age = z3.Int("max_frame_age")
     s, t = FenceState("pre"), FenceState("post")
-    _, step, _ = _step(s, t, age, "step", fence=True, inclusive=False)
+    _, step, _ = _step(s, t, age, "step", fence=True, inclusive=True)
     inv = lambda x: z3.And(no_late_overwrite(x), _strengthening(x, age))  # noqa: E731
     started = time.perf_counter()
     for assumptions, claim in (([_initial(s)], inv(s)), ([age >= 1, inv(s), step], inv(t))):
@@ -99,10 +99,19 @@ def prove_fence() -> Outcome:
     return Outcome("one_write_in_flight_per_sector (AoE fence)", "proved", time.perf_counter() - started)
 
 
-def find_late_overwrite(fence: bool, inclusive: bool, depth: int = 8) -> Outcome:
+def find_late_overwrite(fence: bool, inclusive: bool, fence_past_age: bool = True, depth: int = 8) -> Outcome:
     """Bounded search from the start for a run in which a copy of A lands after B."""
-    label = "no fence" if not fence else "a frame may arrive exactly max_frame_age after it was sent" if inclusive else "the specification"
-    name = f"one_write_in_flight_per_sector (AoE fence) [control: {label}]"
+    label = (
+        "no fence"
+        if not fence
+        else "the specification"
+        if fence_past_age
+        else "a fence that ends at exactly max_frame_age while a frame may arrive at that age"
+        if inclusive
+        else "a fence that ends at exactly max_frame_age"
+    )
+    kind = "bounded search" if fence and fence_past_age else "control"
+    name = f"one_write_in_flight_per_sector (AoE fence) [{kind}: {label}]"
     age = z3.Int("max_frame_age")
     states = [FenceState("0")]
     solver = z3.Solver()
@@ -111,7 +120,7 @@ def find_late_overwrite(fence: bool, inclusive: bool, depth: int = 8) -> Outcome
     steps = []
     for i in range(1, depth + 1):
         states.append(FenceState(str(i)))
-        event, formula, names = _step(states[-2], states[-1], age, str(i), fence, inclusive)
+        event, formula, names = _step(states[-2], states[-1], age, str(i), fence, inclusive, fence_past_age)
         steps.append(event)
         solver.add(formula)
         solver.push()

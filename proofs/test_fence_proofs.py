@@ -15,8 +15,13 @@ def test_without_the_fence_a_late_copy_overwrites():
     assert outcome.refuted and "copy of A lands" in outcome.trace
 
 
-def test_a_frame_living_exactly_max_frame_age_defeats_the_fence():
-    """The fence runs out at last transmission + max_frame_age: a copy arriving at that very tick must not exist."""
-    outcome = record(find_late_overwrite(fence=True, inclusive=True))
+def test_a_fence_ending_at_exactly_max_frame_age_is_defeated_by_a_frame_of_that_age():
+    """Control: were B sent at last transmission + max_frame_age, a copy of A arriving at that very tick would overwrite it."""
+    outcome = record(find_late_overwrite(fence=True, inclusive=True, fence_past_age=False))
     print(outcome.trace)
     assert outcome.refuted
+
+
+def test_the_specified_fence_survives_a_frame_of_exactly_max_frame_age():
+    outcome = record(find_late_overwrite(fence=True, inclusive=True))
+    assert outcome.proved

@@ -14,8 +14,8 @@ in submission order:
 - a flush is a barrier: it waits for everything submitted before it, and
   everything submitted after it waits for the flush;
 - at most one write per sector is in flight, counting copies that may still be
-  travelling: a write's sectors stay fenced until `max_frame_age` after its
-  last transmission, because a retransmitted or duplicated old write that
+  travelling: a write's sectors stay fenced until more than `max_frame_age`
+  after its last transmission (a copy may arrive at exactly that age), because a retransmitted or duplicated old write that
   arrives late would otherwise overwrite newer data.
 
 Optionally (`epoch_token`), a flush also proves that the target did not restart
@@ -306,7 +306,7 @@ class AoeInitiator:
             fragment.rto = self.estimator.rto()
         self.outstanding[fragment.tag] = fragment
         if fragment.kind is Kind.WRITE:
-            fence = self.now + self.config.timing.max_frame_age
+            fence = self.now + self.config.timing.max_frame_age + 1  # a copy may still land at exactly max_frame_age
             for sector in fragment.sectors():
                 self.write_fences[sector] = max(self.write_fences.get(sector, 0), fence)
         self.outgoing.append(self.encode(fragment))

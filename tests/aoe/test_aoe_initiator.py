@@ -153,6 +153,9 @@ def test_one_write_per_sector_in_flight_and_fenced_until_old_copies_age_out():
     assert bench.initiator.take_outgoing() == [], "a copy of the first write may still be travelling"
     bench.now = TIMING.max_frame_age
     bench.initiator.tick(bench.now)
+    assert bench.initiator.take_outgoing() == [], "a copy of the first write may still land at exactly max_frame_age"
+    bench.now = TIMING.max_frame_age + 1
+    bench.initiator.tick(bench.now)
     (late,) = [decode_frame(f) for f in bench.initiator.take_outgoing()]
     assert late.argument.lba == 7 and late.argument.data == sectors(2)
     bench.deliver(bench.to_target([encode_frame(late)]))

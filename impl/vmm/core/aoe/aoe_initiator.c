@@ -303,7 +303,7 @@ static void transmit(struct aoe_initiator *s, uint16_t index, int fresh_timer)
         f->rto = aoe_rtt_rto(&s->estimator);
     s->outstanding[s->outstanding_total++] = index;
     if (f->kind == AOE_KIND_WRITE)
-        add_fence(s, f, s->now + s->config.timing.max_frame_age);
+        add_fence(s, f, s->now + s->config.timing.max_frame_age + 1); /* a copy may still land at exactly max_frame_age */
     uint16_t at = (uint16_t)((s->outgoing_first + s->outgoing_total) % AOE_MAX_OUTGOING);
     encode(s, f, &s->outgoing[at]);
     s->outgoing_total++;
