@@ -8,4 +8,4 @@ HEADER = Path(__file__).resolve().parents[1] / "impl" / "vmm" / "core" / "aoe" /
 
 
 def test_the_committed_aoe_header_is_what_the_generator_writes():
-    assert HEADER.read_text() == render(), "regenerate: python -m impl.vmm.core.aoe.generate_constants > " + str(HEADER.name)
+    assert HEADER.read_text() == render(), "regenerate: python -m impl.vmm.core.aoe.generate_constants"

@@ -8,13 +8,10 @@ Run from the repository root: python -m impl.vmm.tools.gen_ata_commands [--check
 import sys
 from pathlib import Path
 
+from impl.vmm.tools.generated_header import c_identifier, write_or_check
 from spec.ata.commands import COMMANDS, WRITE_COMMANDS, Addressing, Protocol
 
 HEADER_PATH = Path(__file__).resolve().parents[1] / "ata" / "ata_commands.h"
-
-
-def c_identifier(text: str) -> str:
-    return text.upper().replace("-", "_").replace(" ", "_")
 
 
 def render() -> str:
@@ -60,14 +57,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if HEADER_PATH.read_text() != text:
-            print(f"{HEADER_PATH} differs from spec/ata/commands.py; regenerate it", file=sys.stderr)
-            return 1
-        return 0
-    HEADER_PATH.write_text(text)
-    return 0
+    return write_or_check(HEADER_PATH, render(), "spec/ata/commands.py", argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Write aoe_constants.h from spec/aoe: the C core's AoE numbers are generated, never hand-copied.
 
-Run `python -m impl.vmm.core.aoe.generate_constants > impl/vmm/core/aoe/aoe_constants.h`;
+Run from the repository root: python -m impl.vmm.core.aoe.generate_constants [--check];
 a test regenerates the header and compares it with the committed one.
 """
 
+import sys
 from enum import Enum
+from pathlib import Path
 
+from impl.vmm.tools.generated_header import c_identifier, write_or_check
 from spec.aoe import constants as c
 from spec.aoe import target
 
@@ -29,10 +32,7 @@ SCALARS = (
 )
 ENUMS = (c.HeaderFlag, c.AoeError, c.AoeCommand, c.AtaFlag, c.ConfigCommand, c.AtaStatus, c.AtaErrorBit)
 ATA_CODES = ("READ_SECTORS_EXT", "WRITE_SECTORS_EXT", "FLUSH_CACHE")
-
-
-def snake(name: str) -> str:
-    return "".join("_" + ch if ch.isupper() and i else ch for i, ch in enumerate(name)).upper()
+HEADER_PATH = Path(__file__).resolve().parent / "aoe_constants.h"
 
 
 def render() -> str:
@@ -45,7 +45,7 @@ def render() -> str:
     lines += [f"#define {name if name.startswith('AOE_') else 'AOE_' + name} {getattr(c, name):#x}" for name in SCALARS]
     for enum in ENUMS:
         lines.append("")
-        prefix = "AOE_" + snake(enum.__name__.removeprefix("Aoe"))
+        prefix = "AOE_" + c_identifier(enum.__name__.removeprefix("Aoe"))
         members = enum.__members__.items() if issubclass(enum, Enum) else ()
         lines += [f"#define {prefix}_{name} {int(value):#x}" for name, value in members]
     lines.append("")
@@ -54,5 +54,9 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def main(argv: list[str]) -> int:
+    return write_or_check(HEADER_PATH, render(), "spec/aoe/constants.py", argv)
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    sys.exit(main(sys.argv[1:]))

@@ -11,15 +11,10 @@ from enum import IntEnum
 from pathlib import Path
 
 from spec.ata import constants, identify
+from impl.vmm.tools.generated_header import c_identifier, write_or_check
 from spec.ata.state import Phase, PowerMode
 
 HEADER_PATH = Path(__file__).resolve().parent / "ata_constants.h"
-
-
-def c_identifier(text: str) -> str:
-    """`CommandBlock` -> `COMMAND_BLOCK`, `pio-in fetching` -> `PIO_IN_FETCHING`."""
-    snake = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", text)
-    return snake.upper().replace("-", "_").replace(" ", "_")
 
 
 def integer_constants(module=constants) -> list[tuple[str, int]]:
@@ -73,14 +68,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if HEADER_PATH.read_text() != text:
-            print(f"{HEADER_PATH.name} differs from spec/ata; regenerate it", file=sys.stderr)
-            return 1
-        return 0
-    HEADER_PATH.write_text(text)
-    return 0
+    return write_or_check(HEADER_PATH, render(), "spec/ata", argv)
 
 
 if __name__ == "__main__":
