@@ -5,7 +5,6 @@ the VMM builds without Python, and difftest/test_ata_generated.py checks it equa
 Run from the repository root: python -m impl.vmm.core.ata.gen_ata_constants [--check]
 """
 
-import re
 import sys
 from enum import IntEnum
 from pathlib import Path
