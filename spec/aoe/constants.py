@@ -116,6 +116,7 @@ RESERVE_ARG_BYTES = 2  # AoEr11 §3.4: rcmd, nmacs
 MAC_BYTES = 6
 ETHERNET_MIN_FRAME_BYTES = 60  # IEEE 802.3 minimum without FCS: shorter frames arrive zero-padded
 
+MAX_SECTOR_COUNT_FIELD = 0xFF  # the ATA argument's sector count is one byte (AoEr11 §3.1)
 DEFAULT_MAX_SECTORS = 2  # AoEr11 §3.2: a sector count of 0 in a Query Config response means 2
 MASK_LIST_CAPACITY = 32  # entries a target keeps in its MAC mask list (AoEr11 §3.3 leaves the size open)
 LBA28_MASK = 0x0FFFFFFF  # ATA/ATAPI-7 V1, Device register: 28-bit commands use LBA bits 0..27; bits 28..31 are device bits

@@ -27,6 +27,7 @@ from enum import Enum
 
 from spec import invariants
 from spec.aoe.constants import (
+    MAX_SECTOR_COUNT_FIELD,
     AOE_VERSION,
     BROADCAST_MAC,
     CONFIG_STRING_MAX,
@@ -55,7 +56,6 @@ from spec.aoe.target import FLUSH_CACHE, READ_SECTORS_EXT, WRITE_SECTORS_EXT
 
 TAG_MODULUS = 1 << 32
 LBA48_LIMIT = 1 << 48
-MAX_SECTOR_COUNT_FIELD = 0xFF
 ATA_ERROR_TARGET_SILENT = AtaErrorBit.ABRT  # the request failed without an ATA answer: aborted, not a media error
 
 

@@ -13,6 +13,7 @@ AoE response whose ATA Status has ERR. The checks run in the order of
 from dataclasses import dataclass, field
 
 from spec.aoe.constants import (
+    MAX_SECTOR_COUNT_FIELD,
     AOE_VERSION,
     BROADCAST_MAC,
     BROADCAST_MAJOR,
@@ -59,7 +60,6 @@ from spec.aoe.frames import MaskDirective as MaskEntry
 from spec.aoe.identify import identify_device_data
 from spec.ata.commands import COMMANDS
 
-MAX_SECTOR_COUNT_FIELD = 0xFF  # the ATA argument's count is one byte (AoEr11 §3.1)
 
 
 def ata_code(name: str) -> int:

@@ -4,7 +4,6 @@
 #include "aoe_constants.h"
 #include "aoe_frame.h"
 
-#define MAX_SECTOR_COUNT_FIELD 0xff /* the ATA argument's count is one byte (AoEr11 §3.1) */
 #define ATA_ERROR_TARGET_SILENT AOE_ATA_ERROR_BIT_ABRT /* failed without an ATA answer: aborted */
 
 static const uint8_t BROADCAST_MAC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -339,7 +338,7 @@ static void process_config_response(struct aoe_initiator *s, const struct aoe_re
     /* AoEr11 §3.2: a sector count of 0 means 2 */
     uint64_t advertised = response->sector_count ? response->sector_count : AOE_DEFAULT_MAX_SECTORS;
     uint64_t per_frame = s->config.mtu > AOE_MTU_OVERHEAD_BYTES ? (s->config.mtu - AOE_MTU_OVERHEAD_BYTES) / AOE_SECTOR_BYTES : 0;
-    uint64_t max_sectors = min_u64(min_u64(advertised, per_frame), MAX_SECTOR_COUNT_FIELD);
+    uint64_t max_sectors = min_u64(min_u64(advertised, per_frame), AOE_MAX_SECTOR_COUNT_FIELD);
     s->max_sectors = (uint32_t)(max_sectors > 1 ? max_sectors : 1);
     s->buffer_count = response->buffer_count;
     copy_mac(s->target_mac, response->source);

@@ -28,6 +28,7 @@ SCALARS = (
     "BROADCAST_MINOR",
     "CONFIG_STRING_MAX",
     "MTU_OVERHEAD_BYTES",
+    "MAX_SECTOR_COUNT_FIELD",
     "DEFAULT_MAX_SECTORS",
 )
 ENUMS = (c.HeaderFlag, c.AoeError, c.AoeCommand, c.AtaFlag, c.ConfigCommand, c.AtaStatus, c.AtaErrorBit)
