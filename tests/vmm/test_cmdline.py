@@ -15,10 +15,11 @@ STOP_TIMEOUT_S = 30
 @pytest.mark.parametrize(
     ("cmdline", "message"),
     [
-        ("bogus=1", "command line: unknown option 'bogus=1' (known: log=, status=, stats=)"),
+        ("bogus=1", "command line: unknown option 'bogus=1' (known: log=, status=, stats=, pio=)"),
         ("log=loud", "command line: bad value 'loud' for option 'log' (expected error, warn, info, debug or trace)"),
         ("log=info status", "command line: option 'status' needs a value (forwarded or served)"),
         ("stats=on log=", "command line: bad value '' for option 'log'"),
+        ("pio=sometimes", "command line: bad value 'sometimes' for option 'pio' (expected direct or intercepted)"),
     ],
 )
 def test_bad_command_line_stops_cleanly_with_a_message(vmm_image, probe_disk, cmdline, message):

@@ -254,6 +254,13 @@ void ata_init(uint16_t busmaster_base)
     ata_primary = (struct ata_channel){ .phase = ATA_PHASE_IDLE };
     ata_bmdma_init(busmaster_base);
     ioexit_register(ATA_COMMAND_BLOCK, ATA_COMMAND_BLOCK_PORTS, &command_block_handler);
+    /* Passthrough needs neither the data words nor Error/Features to track command, LBA, count
+     * and phase, and PIO data reaches guest memory through nested paging like any CPU store. The
+     * IOPM bit is per port and a word access checks the bits of both ports it covers (AMD APM
+     * vol 2 §15.10.1), so Data alone would still exit on 0x1F1: release both. A 32-bit Data
+     * access also covers Sector Count and LBA Low, so it still exits and goes to the handler. */
+    if (!options.pio_intercepted)
+        iopm_intercept(ATA_COMMAND_BLOCK + ATA_REG_DATA, 2, false);
     ioexit_register(ATA_CONTROL_PORT, 1, &control_handler);
     ata_move_busmaster(busmaster_base);
 }

@@ -65,6 +65,7 @@ struct vmm_options {
     enum log_level log_level;
     bool status_served; /* answer ATA status polls in the VMM instead of exiting per poll */
     bool stats_at_exit;
+    bool pio_intercepted; /* ATA Data and Error/Features ports exit too (default: the guest reaches them directly) */
 };
 
 extern struct vmm_options options;
