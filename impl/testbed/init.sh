@@ -2,22 +2,7 @@
 # The test guest's /init: load the IDE driver stack, read the data partition through the
 # kernel's block layer (ata_piix: bus-master DMA, IRQ 14), print its checksum, power off.
 # Words between at-signs are filled in by initramfs.py.
-/bin/busybox --install -s
-set -o pipefail
-
-fail() {
-    echo "@ERROR_TAG@ $*"
-    poweroff -f
-}
-
-mount -t proc proc /proc || fail "cannot mount /proc"
-mount -t sysfs sysfs /sys || fail "cannot mount /sys"
-mount -t devtmpfs devtmpfs /dev || fail "cannot mount /dev"
-
-# Dependencies first, in the order modules.dep gives.
-for module in @MODULES@; do
-    insmod "/lib/modules/$module" || fail "insmod $module failed"
-done
+@PROLOGUE@
 
 # The disk appears asynchronously, once libata has probed the channel and sd has read the table.
 tries=0

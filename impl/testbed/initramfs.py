@@ -20,6 +20,7 @@ from impl.testbed.debian_kernel import DebianKernel
 
 BUSYBOX = Path("/bin/busybox")  # from busybox-static: a static binary needs no libraries in the guest
 INIT_TEMPLATE = Path(__file__).with_name("init.sh")
+PROLOGUE = Path(__file__).with_name("guest_prologue.sh")  # what every test guest's init starts with
 # ata_piix drives QEMU's PIIX3 IDE function; sd_mod gives /dev/sda and its partitions.
 ROOT_MODULES = ("ata_piix", "sd_mod")
 DATA_DEVICE_WAIT_TENTHS = 300
@@ -97,37 +98,49 @@ def guest_module_path(path: str) -> str:
 FIELD = re.compile(r"@[A-Z_]+@")
 
 
-def render_init(modules: list[str], data_device: str) -> str:
-    """init.sh with its @NAME@ fields filled in."""
-    fields = {
-        "@MODULES@": " ".join(guest_module_path(path) for path in modules),
-        "@DATA_DEVICE@": data_device,
-        "@WAIT_TENTHS@": str(DATA_DEVICE_WAIT_TENTHS),
-        "@CHECKSUM_TAG@": guest_report.CHECKSUM_TAG,
-        "@ERROR_TAG@": guest_report.ERROR_TAG,
-        "@ATA_TAG@": guest_report.ATA_DEVICE_TAG,
-    }
-    script = INIT_TEMPLATE.read_text()
-    for field, value in fields.items():
+def render_template(template: Path, modules: list[str], fields: dict[str, str]) -> str:
+    """An init template with the shared prologue in place and every @NAME@ field filled in."""
+    script = template.read_text().replace("@PROLOGUE@", PROLOGUE.read_text().rstrip("\n"))
+    for field, value in {"@MODULES@": " ".join(guest_module_path(path) for path in modules), **fields}.items():
         script = script.replace(field, value)
-    if FIELD.search(script):
-        raise InitramfsError("init.sh has a @FIELD@ that initramfs.py does not fill in")
+    unfilled = FIELD.search(script)
+    if unfilled:
+        raise InitramfsError(f"{template.name} has a field its builder does not fill in: {unfilled.group()}")
     return script
 
 
-def build_initramfs(kernel: DebianKernel, data_device: str) -> bytes:
-    """The gzip-compressed newc archive the guest kernel boots into."""
-    if not BUSYBOX.is_file():
-        raise InitramfsError(f"{BUSYBOX} is missing; run `make setup` (Debian package busybox-static)")
+def render_init(modules: list[str], data_device: str) -> str:
+    """init.sh with its @NAME@ fields filled in."""
+    return render_template(
+        INIT_TEMPLATE,
+        modules,
+        {
+            "@DATA_DEVICE@": data_device,
+            "@WAIT_TENTHS@": str(DATA_DEVICE_WAIT_TENTHS),
+            "@CHECKSUM_TAG@": guest_report.CHECKSUM_TAG,
+            "@ERROR_TAG@": guest_report.ERROR_TAG,
+            "@ATA_TAG@": guest_report.ATA_DEVICE_TAG,
+        },
+    )
+
+
+def guest_modules(kernel: DebianKernel, roots: tuple[str, ...]) -> list[str]:
+    """The modules a guest must load for `roots`, dependencies first, from the kernel's modules.dep."""
     modules_dep = kernel.modules_dir / "modules.dep"
     if not modules_dep.is_file():
         raise InitramfsError(f"{modules_dep} is missing; the kernel was not unpacked by debian_kernel.py")
-    modules = load_order(parse_modules_dep(modules_dep.read_text()), ROOT_MODULES)
+    return load_order(parse_modules_dep(modules_dep.read_text()), roots)
+
+
+def pack_initramfs(kernel: DebianKernel, modules: list[str], init: str) -> bytes:
+    """The gzip-compressed newc archive: busybox, the console node, `init`, and the modules."""
+    if not BUSYBOX.is_file():
+        raise InitramfsError(f"{BUSYBOX} is missing; run `make setup` (Debian package busybox-static)")
     entries = [cpio_newc.directory(name) for name in GUEST_DIRECTORIES]
     # The kernel opens /dev/console for init's stdin/stdout before devtmpfs is mounted.
     entries.append(cpio_newc.char_device("dev/console", 5, 1))
     entries.append(cpio_newc.regular_file("bin/busybox", BUSYBOX.read_bytes(), executable=True))
-    entries.append(cpio_newc.regular_file("init", render_init(modules, data_device).encode(), executable=True))
+    entries.append(cpio_newc.regular_file("init", init.encode(), executable=True))
     module_files = [f"lib/modules/{guest_module_path(path)}" for path in modules]
     module_directories = {str(parent) for name in module_files for parent in Path(name).parents}
     for name in sorted(module_directories - {".", *GUEST_DIRECTORIES}):
@@ -135,3 +148,9 @@ def build_initramfs(kernel: DebianKernel, data_device: str) -> bytes:
     for path, name in zip(modules, module_files):
         entries.append(cpio_newc.regular_file(name, read_module(kernel.modules_dir / path)))
     return gzip.compress(cpio_newc.archive(entries), compresslevel=6, mtime=0)
+
+
+def build_initramfs(kernel: DebianKernel, data_device: str) -> bytes:
+    """The Linux test disk's initramfs: the IDE driver stack and init.sh."""
+    modules = guest_modules(kernel, ROOT_MODULES)
+    return pack_initramfs(kernel, modules, render_init(modules, data_device))

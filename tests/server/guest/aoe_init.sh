@@ -2,20 +2,7 @@
 # The AoE test guest's /init: Linux's own AoE initiator (the aoe driver over e1000) reads the
 # server's disk, writes 4 KiB and reads them back, prints checksums on COM1, powers off.
 # Words between at-signs are filled in by linux_aoe_guest.py.
-/bin/busybox --install -s
-set -o pipefail
-
-fail() {
-    echo "AOE-GUEST-ERROR $*"
-    poweroff -f
-}
-
-mount -t proc proc /proc || fail "cannot mount /proc"
-mount -t sysfs sysfs /sys || fail "cannot mount /sys"
-mount -t devtmpfs devtmpfs /dev || fail "cannot mount /dev"
-for module in @MODULES@; do
-    insmod "/lib/modules/$module" || fail "insmod $module failed"
-done
+@PROLOGUE@
 
 tries=0
 until ip link set eth0 up 2>/dev/null; do

@@ -5,22 +5,13 @@ The kernel and the initramfs helpers come from the testbed; the NIC speaks UDP-e
 Ethernet (`-netdev dgram`) to the server on 127.0.0.1, so no root is needed.
 """
 
-import gzip
 import re
 import subprocess
 import time
 from pathlib import Path
 
-from impl.testbed import cpio_newc
 from impl.testbed.debian_kernel import fetch_kernel
-from impl.testbed.initramfs import (
-    BUSYBOX,
-    GUEST_DIRECTORIES,
-    guest_module_path,
-    load_order,
-    parse_modules_dep,
-    read_module,
-)
+from impl.testbed.initramfs import guest_modules, pack_initramfs, render_template
 
 INIT = Path(__file__).with_name("aoe_init.sh")
 MODULES = ("e1000", "aoe")
@@ -32,20 +23,9 @@ REPORT = re.compile(r"(AOE-GUEST-[A-Z]+) (.*)$")  # the console's escape sequenc
 def build_initramfs(shelf: int = 0, slot: int = 0) -> tuple[Path, bytes]:
     """The kernel to boot and an initramfs with busybox, e1000, aoe and the AoE init script."""
     kernel = fetch_kernel()
-    modules = load_order(parse_modules_dep((kernel.modules_dir / "modules.dep").read_text()), MODULES)
-    script = INIT.read_text()
-    for field, value in {"@MODULES@": " ".join(guest_module_path(p) for p in modules), "@SHELF@": str(shelf),
-                         "@SLOT@": str(slot), "@WRITE_BLOCK@": str(WRITE_BLOCK)}.items():
-        script = script.replace(field, value)
-    entries = [cpio_newc.directory(name) for name in GUEST_DIRECTORIES]
-    entries.append(cpio_newc.char_device("dev/console", 5, 1))
-    entries.append(cpio_newc.regular_file("bin/busybox", BUSYBOX.read_bytes(), executable=True))
-    entries.append(cpio_newc.regular_file("init", script.encode(), executable=True))
-    files = [f"lib/modules/{guest_module_path(path)}" for path in modules]
-    directories = {str(parent) for name in files for parent in Path(name).parents} - {".", *GUEST_DIRECTORIES}
-    entries += [cpio_newc.directory(name) for name in sorted(directories)]
-    entries += [cpio_newc.regular_file(name, read_module(kernel.modules_dir / path)) for path, name in zip(modules, files)]
-    return kernel.vmlinuz, gzip.compress(cpio_newc.archive(entries), mtime=0)
+    modules = guest_modules(kernel, MODULES)
+    fields = {"@ERROR_TAG@": "AOE-GUEST-ERROR", "@SHELF@": str(shelf), "@SLOT@": str(slot), "@WRITE_BLOCK@": str(WRITE_BLOCK)}
+    return kernel.vmlinuz, pack_initramfs(kernel, modules, render_template(INIT, modules, fields))
 
 
 def boot(work: Path, server_port: int, guest_port: int, timeout: float = 240) -> dict[str, str]:
