@@ -21,6 +21,7 @@ TABLE = 0x1000
 BUFFER = 0x40000
 PORTS = [CMD + i for i in range(8)] + [CTRL] + [BM + i for i in range(8)]
 MEDIA_CODES = [c.code for c in COMMANDS if c.addressing is not Addressing.NONE]
+PIO_IN_CODES = [c.code for c in COMMANDS if c.protocol is Protocol.PIO_DATA_IN and c.addressing is not Addressing.NONE]
 PIO_OUT_CODES = [c.code for c in COMMANDS if c.protocol is Protocol.PIO_DATA_OUT]
 PHASES_SEEN: set[Phase] = set()
 ATTEMPTS = 4  # random runs of the coverage test before a phase counts as unreachable
@@ -77,6 +78,11 @@ class AtaChannelMachine(RuleBasedStateMachine):
     def pio_write_command(self, code, lba, count, nien):
         """A PIO write of sectors that exist: random media commands reach the data-out protocol too rarely."""
         self.issue_media_command(code, lba, count, nien, ticks=0)
+
+    @rule(code=st.sampled_from(PIO_IN_CODES), lba=st.integers(0, CAPACITY - 8), count=st.integers(1, 8))
+    def pio_read_command(self, code, lba, count):
+        """A PIO read of sectors that exist, observed before its first block arrives: the fetching phase needs a slow store."""
+        self.issue_media_command(code, lba, count, nien=False, ticks=0)
 
     def issue_media_command(self, code, lba, count, nien, ticks):
         self.prepare(nien)
