@@ -188,9 +188,31 @@ static void handle_db(void)
     VMCB_U64(VMCB_DR6) &= ~(1ull << 14); /* BS: the step was the VMM's, not the guest's */
 }
 
+/* VMRUN loads the guest's CR0 and CR4 and #VMEXIT reloads the host's (APM vol 2 §15.5.1, §15.6);
+ * QEMU's software SVM flushes its whole TLB and jump cache whenever that changes CR0.WP or
+ * CR4.PGE/PSE, several microseconds per exit. The host takes the guest's values of these bits:
+ * every VMM page is writable and non-global and long mode ignores PSE, so nothing else changes. */
+#define CR0_WP (1ull << 16)
+#define CR4_PSE (1ull << 4)
+#define CR4_PGE (1ull << 7)
+
+static void host_paging_bits_follow_guest(void)
+{
+    uint64_t cr0, cr4;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    uint64_t want_cr0 = (cr0 & ~CR0_WP) | (VMCB_U64(VMCB_CR0) & CR0_WP);
+    uint64_t want_cr4 = (cr4 & ~(CR4_PSE | CR4_PGE)) | (VMCB_U64(VMCB_CR4) & (CR4_PSE | CR4_PGE));
+    if (want_cr0 != cr0)
+        __asm__ volatile("mov %0, %%cr0" : : "r"(want_cr0) : "memory");
+    if (want_cr4 != cr4)
+        __asm__ volatile("mov %0, %%cr4" : : "r"(want_cr4) : "memory");
+}
+
 void svm_loop(void)
 {
     for (;;) {
+        host_paging_bits_follow_guest();
         svm_run_guest((uintptr_t)vmcb, &guest_regs);
         VMCB_U8(VMCB_TLB_CONTROL) = 0;
         uint64_t code = VMCB_U64(VMCB_EXITCODE);
