@@ -15,11 +15,12 @@ STOP_TIMEOUT_S = 30
 @pytest.mark.parametrize(
     ("cmdline", "message"),
     [
-        ("bogus=1", "command line: unknown option 'bogus=1' (known: log=, status=, stats=, pio=)"),
+        ("bogus=1", "command line: unknown option 'bogus=1' (known: log=, status=, stats=, pio=, pio_blocks=)"),
         ("log=loud", "command line: bad value 'loud' for option 'log' (expected error, warn, info, debug or trace)"),
         ("log=info status", "command line: option 'status' needs a value (forwarded or served)"),
         ("stats=on log=", "command line: bad value '' for option 'log'"),
         ("pio=sometimes", "command line: bad value 'sometimes' for option 'pio' (expected direct or intercepted)"),
+        ("pio_blocks=16", "command line: bad value '16' for option 'pio_blocks' (expected multiple or single)"),
     ],
 )
 def test_bad_command_line_stops_cleanly_with_a_message(vmm_image, probe_disk, cmdline, message):
@@ -33,11 +34,11 @@ def test_bad_command_line_stops_cleanly_with_a_message(vmm_image, probe_disk, cm
 
 def test_good_command_line_is_accepted_and_sets_the_log_level(vmm_image, probe_disk):
     run = run_machine(
-        probe_disk(["power-off"]), vmm=vmm_image, vmm_cmdline="log=debug status=served stats=off",
+        probe_disk(["power-off"]), vmm=vmm_image, vmm_cmdline="log=debug status=served stats=off pio_blocks=single",
         timeout_s=STOP_TIMEOUT_S,
     )
     assert run.exit_code == 0 and not run.timed_out, run.serial
-    assert "status=served stats=off" in run.serial
+    assert "status=served stats=off pio=direct pio_blocks=single" in run.serial
     assert "storvisor: debug: ata: command 20 READ SECTORS lba 0 count 1" in run.serial
     assert "storvisor-stats begin" not in run.serial
 

@@ -59,3 +59,10 @@ def test_linux_drives_the_disk_by_bus_master_dma_through_the_vmm(through_vmm):
     assert stats["dma.started"] > 0 and stats["dma.refused"] == 0
     assert stats["exit.npf"] == 0, "Linux must never touch the VMM's memory: the E820 map hides it"
     assert stats["io.pci_config"] > 0
+
+
+def test_the_boot_loader_reads_kernel_and_initramfs_in_multi_sector_blocks(through_vmm):
+    """SeaBIOS reads by polled READ SECTORS; the VMM forwards them as READ MULTIPLE (pio_blocks)."""
+    stats = parse_stats(through_vmm.serial)
+    assert "polled READ SECTORS goes to the disk as READ MULTIPLE" in through_vmm.serial
+    assert stats["ata.pio_read_multiple"] > stats["ata.commands"] // 2

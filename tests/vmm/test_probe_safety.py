@@ -4,10 +4,9 @@ The same probe without the VMM shows that each check would see the difference.""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from impl.testbed.probe.probe import probe_lines
 from impl.testbed.qemu import MachineRun, run_machine
 from impl.vmm.image import VMM_WINDOW, parse_stats
 
@@ -22,11 +21,6 @@ ATTACK_SCRIPT = [
     "e820", "peek-vmm", "poke-vmm", "peek-vmm", "fwcfg-to-vmm",
     "dma-to-ram", "dma-to-vmm", "dma-to-ram", "pci-ide", "power-off",
 ]
-
-
-def probe_lines(serial: str, operation: str) -> list[list[str]]:
-    """The fields of every `probe: <operation> ...` line, in order."""
-    return [line.split()[2:] for line in serial.splitlines() if re.match(rf"probe: {operation}( |\r?$)", line)]
 
 
 def e820_map(serial: str) -> list[tuple[int, int, int]]:

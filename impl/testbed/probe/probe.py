@@ -10,6 +10,7 @@ and prints `probe: data COUNT WORD...`; ("write-data", count, first) writes `cou
 word i = (first + i * 0x0101) mod 2**16 (`write_data_words`).
 """
 
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,3 +123,8 @@ def build_probe_disk(disk: Path, ops: Sequence[Operation], build_dir: Path) -> P
     image[SCRIPT_LBA * SECTOR_SIZE : FIRST_FREE_LBA * SECTOR_SIZE] = script_sectors(ops)
     disk.write_bytes(bytes(image))
     return disk
+
+
+def probe_lines(serial: str, operation: str) -> list[list[str]]:
+    """The fields of every `probe: <operation> ...` line the probe printed, in order."""
+    return [line.split()[2:] for line in serial.splitlines() if re.match(rf"probe: {operation}( |\r?$)", line)]

@@ -91,6 +91,14 @@ void ata_move_busmaster(uint16_t busmaster_base);
 /* The command table entry for a code, or NULL (ATA/ATAPI-7 V1 §6: unknown codes are aborted). */
 const struct ata_command *ata_lookup_command(uint8_t code);
 
+/* Polled PIO reads forwarded as READ MULTIPLE (ata_pio_blocks.c): learn the disk's multiple
+ * count, pick the command byte the disk receives, and follow what changes the count. */
+void ata_pio_blocks_init(void);
+uint8_t ata_pio_blocks_forwarded_code(const struct ata_channel *ch, uint8_t code);
+void ata_pio_blocks_command(const struct ata_channel *ch, uint8_t code);
+void ata_pio_blocks_completed(const struct ata_channel *ch, uint8_t status);
+void ata_pio_blocks_reset(void);
+
 /* Bus-master DMA of both channels (ata_bmdma.c); `offset` is from BAR4, 0..15. */
 void ata_bmdma_init(uint16_t busmaster_base);
 uint32_t ata_bmdma_read(uint16_t offset, unsigned size);

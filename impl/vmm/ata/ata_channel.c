@@ -53,6 +53,7 @@ static void ata_process_command(struct ata_channel *ch, uint8_t code)
     ch->command = ata_lookup_command(code);
     latch_address(ch);
     ch->phase = ATA_PHASE_COMMAND_ACCEPTED;
+    ata_pio_blocks_command(ch, code);
     stat_add(STAT_ATA_COMMANDS);
     log_debug("ata: command %02x %s lba %lu count %u", code, ch->command ? ch->command->name : "(not in table)",
               ch->lba, ch->count);
@@ -101,6 +102,7 @@ static void follow_status(struct ata_channel *ch, uint8_t status)
         ch->phase = transfer_phase(ch);
     } else {
         ch->phase = ATA_PHASE_IDLE;
+        ata_pio_blocks_completed(ch, status);
     }
 }
 
@@ -146,6 +148,12 @@ static void command_block_write(uint16_t port, unsigned size, uint32_t value)
     struct ata_channel *ch = &ata_primary;
     unsigned reg = port - ATA_COMMAND_BLOCK;
     uint8_t byte = (uint8_t)value;
+    if (reg == ATA_REG_STATUS_COMMAND && size == 1) {
+        stat_add(STAT_IO_ATA_COMMAND_BLOCK);
+        ata_process_command(ch, byte);
+        outb(port, ata_pio_blocks_forwarded_code(ch, byte));
+        return;
+    }
     port_write(port, size, value);
     if (reg == ATA_REG_DATA) {
         stat_add(STAT_IO_ATA_DATA);
@@ -182,6 +190,7 @@ static void control_write(uint16_t port, unsigned size, uint32_t value)
     if (value & ATA_CONTROL_SRST) {
         ch->phase = ATA_PHASE_RESET_ASSERTED;
         ch->command = 0;
+        ata_pio_blocks_reset();
     } else if (ch->phase == ATA_PHASE_RESET_ASSERTED) {
         ch->phase = ATA_PHASE_RESET_EXECUTING;
     }
@@ -263,4 +272,5 @@ void ata_init(uint16_t busmaster_base)
         iopm_intercept(ATA_COMMAND_BLOCK + ATA_REG_DATA, 2, false);
     ioexit_register(ATA_CONTROL_PORT, 1, &control_handler);
     ata_move_busmaster(busmaster_base);
+    ata_pio_blocks_init();
 }

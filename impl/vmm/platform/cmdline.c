@@ -3,10 +3,11 @@
  *   status=forwarded|served           ATA status polls: one exit each (default), or answered after the VMM waits out BSY
  *   stats=on|off                      print exit statistics when the guest powers off
  *   pio=direct|intercepted            ATA Data and Error/Features ports: the guest's own (default), or exits
+ *   pio_blocks=multiple|single        a polled READ SECTORS reaches the disk as READ MULTIPLE (default), or as it is
  * Anything else is an error: the VMM says which word it did not understand and stops. */
 #include "platform.h"
 
-struct vmm_options options = { LOG_INFO, false, true, false };
+struct vmm_options options = { LOG_INFO, false, true, false, true };
 
 struct choice {
     const char *name;
@@ -20,8 +21,9 @@ static const struct choice log_choices[] = {
 static const struct choice status_choices[] = { { "forwarded", 0 }, { "served", 1 }, { 0, 0 } };
 static const struct choice switch_choices[] = { { "on", 1 }, { "off", 0 }, { 0, 0 } };
 static const struct choice pio_choices[] = { { "direct", 0 }, { "intercepted", 1 }, { 0, 0 } };
+static const struct choice pio_blocks_choices[] = { { "multiple", 1 }, { "single", 0 }, { 0, 0 } };
 
-enum option_key { OPTION_LOG, OPTION_STATUS, OPTION_STATS, OPTION_PIO };
+enum option_key { OPTION_LOG, OPTION_STATUS, OPTION_STATS, OPTION_PIO, OPTION_PIO_BLOCKS };
 
 struct option {
     enum option_key id;
@@ -35,6 +37,7 @@ static const struct option known_options[] = {
     { OPTION_STATUS, "status", status_choices, "forwarded or served" },
     { OPTION_STATS, "stats", switch_choices, "on or off" },
     { OPTION_PIO, "pio", pio_choices, "direct or intercepted" },
+    { OPTION_PIO_BLOCKS, "pio_blocks", pio_blocks_choices, "multiple or single" },
 };
 
 static void set_error(char *error, size_t size, const char *fmt, ...)
@@ -58,8 +61,10 @@ static bool apply(struct vmm_options *out, enum option_key id, int value)
         out->status_served = value;
     else if (id == OPTION_STATS)
         out->stats_at_exit = value;
-    else
+    else if (id == OPTION_PIO)
         out->pio_intercepted = value;
+    else
+        out->pio_blocks = value;
     return true;
 }
 
@@ -93,7 +98,7 @@ static bool parse_word(const char *word, size_t length, struct vmm_options *out,
     size_t n = length < sizeof shown - 1 ? length : sizeof shown - 1;
     memcpy(shown, word, n);
     shown[n] = 0;
-    set_error(error, error_size, "unknown option '%s' (known: log=, status=, stats=, pio=)", shown);
+    set_error(error, error_size, "unknown option '%s' (known: log=, status=, stats=, pio=, pio_blocks=)", shown);
     return false;
 }
 

@@ -18,9 +18,9 @@ void vmm_main(uint32_t magic, uint32_t info_address)
         vmm_stop("bad command line");
     }
     log_threshold = options.log_level;
-    log_info("command line '%s': log=%u status=%s stats=%s pio=%s", cmdline, options.log_level,
+    log_info("command line '%s': log=%u status=%s stats=%s pio=%s pio_blocks=%s", cmdline, options.log_level,
              options.status_served ? "served" : "forwarded", options.stats_at_exit ? "on" : "off",
-             options.pio_intercepted ? "intercepted" : "direct");
+             options.pio_intercepted ? "intercepted" : "direct", options.pio_blocks ? "multiple" : "single");
     svm_init();
     hide_init();
     npt_init();

@@ -66,6 +66,7 @@ struct vmm_options {
     bool status_served; /* answer ATA status polls in the VMM instead of exiting per poll */
     bool stats_at_exit;
     bool pio_intercepted; /* ATA Data and Error/Features ports exit too (default: the guest reaches them directly) */
+    bool pio_blocks; /* polled READ SECTORS reaches the disk as READ MULTIPLE (default on) */
 };
 
 extern struct vmm_options options;
@@ -269,7 +270,7 @@ enum stat_counter {
     STAT_EXIT_SHUTDOWN, STAT_EXIT_OTHER,
     STAT_IO_ATA_COMMAND_BLOCK, STAT_IO_ATA_CONTROL, STAT_IO_ATA_DATA, STAT_IO_BUSMASTER,
     STAT_IO_PCI_CONFIG, STAT_IO_FWCFG, STAT_IO_ACPI, STAT_IO_STRING,
-    STAT_ATA_COMMANDS, STAT_ATA_STATUS_SERVED, STAT_ATA_STATUS_SPINS,
+    STAT_ATA_COMMANDS, STAT_ATA_PIO_READ_MULTIPLE, STAT_ATA_STATUS_SERVED, STAT_ATA_STATUS_SPINS,
     STAT_DMA_STARTED, STAT_DMA_REFUSED, STAT_FWCFG_DMA_REFUSED, STAT_NPF_WRITE,
     STAT_COUNT
 };

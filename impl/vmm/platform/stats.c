@@ -22,6 +22,7 @@ static const char *const stat_names[STAT_COUNT] = {
     [STAT_IO_ACPI] = "io.acpi",
     [STAT_IO_STRING] = "io.string_instructions",
     [STAT_ATA_COMMANDS] = "ata.commands",
+    [STAT_ATA_PIO_READ_MULTIPLE] = "ata.pio_read_multiple",
     [STAT_ATA_STATUS_SERVED] = "ata.status_served",
     [STAT_ATA_STATUS_SPINS] = "ata.status_spins",
     [STAT_DMA_STARTED] = "dma.started",
