@@ -99,8 +99,18 @@ void ata_pio_blocks_command(const struct ata_channel *ch, uint8_t code);
 void ata_pio_blocks_completed(const struct ata_channel *ch, uint8_t status);
 void ata_pio_blocks_reset(void);
 
+/* The secondary channel's command register (ata_secondary.c). */
+void ata_secondary_init(void);
+bool ata_secondary_may_dma(void);
+/* Whether a command on either channel could still start or run a DMA: while it could, PCI
+ * configuration stays watched (pci.c). */
+bool ata_dma_may_be_pending(void);
+
 /* Bus-master DMA of both channels (ata_bmdma.c); `offset` is from BAR4, 0..15. */
 void ata_bmdma_init(uint16_t busmaster_base);
+/* Takes over what the guest wrote to the bus masters while PCI configuration went unwatched. */
+void ata_bmdma_catch_up(void);
+bool ata_bmdma_active(void);
 uint32_t ata_bmdma_read(uint16_t offset, unsigned size);
 void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value);
 /* PRD tables (ata_prd.c): true when every entry up to the end-of-table mark, and the table

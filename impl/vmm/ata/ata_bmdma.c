@@ -89,6 +89,37 @@ void ata_bmdma_write(uint16_t offset, unsigned size, uint32_t value)
     }
 }
 
+/* While 0xCF8 was released the guest may have programmed a bus master at a BAR4 it moved: its
+ * table pointer becomes the guest's value and the controller gets the shadow back, and a START
+ * it set is stopped and goes through the same check as a watched one. */
+void ata_bmdma_catch_up(void)
+{
+    if (!ata_primary.busmaster_base)
+        return;
+    for (unsigned c = 0; c < 2; c++) {
+        struct ata_busmaster *bm = &busmasters[c];
+        uint32_t pointer = inl(port_of(bm, BM_PRD_TABLE));
+        if (pointer == (uint32_t)(uintptr_t)bm->shadow_prd_table)
+            continue;
+        log_debug("ata: %s bus master programmed unseen (table %x): taken over", bm->name, pointer);
+        bm->guest_prd_table = pointer;
+        uint8_t command = inb(port_of(bm, BM_COMMAND));
+        if (command & BM_COMMAND_START) {
+            outb(port_of(bm, BM_COMMAND), command & (uint8_t)~BM_COMMAND_START);
+            ata_process_dma_start(bm, command);
+        } else {
+            outl(port_of(bm, BM_PRD_TABLE), (uint32_t)(uintptr_t)bm->shadow_prd_table);
+        }
+    }
+}
+
+bool ata_bmdma_active(void)
+{
+    if (!ata_primary.busmaster_base)
+        return false;
+    return (inb(port_of(&busmasters[0], BM_STATUS)) | inb(port_of(&busmasters[1], BM_STATUS))) & BM_STATUS_ACTIVE;
+}
+
 /* The guest's BMIDTP values start as the firmware left them; the controller's point at the
  * shadows from the start, so no path to START can find a table the VMM has not copied. */
 void ata_bmdma_init(uint16_t busmaster_base)

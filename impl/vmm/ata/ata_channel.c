@@ -148,6 +148,8 @@ static void command_block_write(uint16_t port, unsigned size, uint32_t value)
     struct ata_channel *ch = &ata_primary;
     unsigned reg = port - ATA_COMMAND_BLOCK;
     uint8_t byte = (uint8_t)value;
+    if (port + size > ATA_COMMAND_BLOCK + ATA_REG_STATUS_COMMAND)
+        pci_catch_up(); /* a command may start a DMA: only from bus masters the VMM has caught up with */
     if (reg == ATA_REG_STATUS_COMMAND && size == 1) {
         stat_add(STAT_IO_ATA_COMMAND_BLOCK);
         ata_process_command(ch, byte);
@@ -197,15 +199,30 @@ static void control_write(uint16_t port, unsigned size, uint32_t value)
     port_write(port, size, value);
 }
 
+/* Catching up with PCI configuration may find that the guest moved the bus masters away from
+ * the port it touches: then the access goes where the guest aimed it, as on the bare machine. */
+static bool still_busmaster(uint16_t port)
+{
+    pci_catch_up();
+    uint16_t base = ata_primary.busmaster_base;
+    return base && port >= base && port < base + ATA_BUSMASTER_PORTS;
+}
+
 static uint32_t busmaster_read(uint16_t port, unsigned size)
 {
     stat_add(STAT_IO_BUSMASTER);
+    if (!still_busmaster(port))
+        return port_read(port, size);
     return ata_bmdma_read((uint16_t)(port - ata_primary.busmaster_base), size);
 }
 
 static void busmaster_write(uint16_t port, unsigned size, uint32_t value)
 {
     stat_add(STAT_IO_BUSMASTER);
+    if (!still_busmaster(port)) {
+        port_write(port, size, value);
+        return;
+    }
     ata_bmdma_write((uint16_t)(port - ata_primary.busmaster_base), size, value);
 }
 
@@ -245,6 +262,14 @@ static const struct port_handler command_block_handler = {
 static const struct port_handler control_handler = { .read = control_read, .write = control_write };
 static const struct port_handler busmaster_handler = { .read = busmaster_read, .write = busmaster_write };
 
+bool ata_dma_may_be_pending(void)
+{
+    const struct ata_channel *ch = &ata_primary;
+    bool primary = ch->phase != ATA_PHASE_IDLE && ch->phase != ATA_PHASE_RESET_ASSERTED &&
+                   ch->phase != ATA_PHASE_RESET_EXECUTING && (!ch->command || ch->command->protocol == ATA_PROTOCOL_DMA);
+    return primary || ata_secondary_may_dma() || ata_bmdma_active();
+}
+
 void ata_move_busmaster(uint16_t busmaster_base)
 {
     struct ata_channel *ch = &ata_primary;
@@ -272,5 +297,6 @@ void ata_init(uint16_t busmaster_base)
         iopm_intercept(ATA_COMMAND_BLOCK + ATA_REG_DATA, 2, false);
     ioexit_register(ATA_CONTROL_PORT, 1, &control_handler);
     ata_move_busmaster(busmaster_base);
+    ata_secondary_init();
     ata_pio_blocks_init();
 }

@@ -2,8 +2,12 @@
  * guest's 0xCF8/0xCFC accesses so it can follow the IDE controller's bus-master BAR (BAR4)
  * and the PIIX4 power-management base (PMBA, function 3 register 0x40) when the guest moves
  * them. Every access is still forwarded: the guest owns PCI. The data ports exit only while
- * the address register selects a watched register; Linux's bus scan then costs one exit per
- * config access instead of two. */
+ * the address register selects a watched register. After a run of accesses to other
+ * functions (a bus scan) 0xCF8 is released too, while no DMA can be pending; the ATA manager
+ * calls pci_catch_up before any command reaches a disk and on every bus-master access, which
+ * watches 0xCF8 again and follows whatever the guest moved meanwhile. A DMA needs both a
+ * command and a bus-master start, so no DMA starts from a register block the VMM has not
+ * caught up with (dma_confined). */
 #include "platform.h"
 #include "../ata/ata.h"
 
@@ -17,6 +21,7 @@
 #define CLASS_IDE 0x0101
 #define VENDOR_INTEL 0x8086
 #define DEVICE_PIIX4_ACPI 0x7113
+#define RELEASE_AFTER_FOREIGN_ACCESSES 32
 
 struct pci_function {
     bool present;
@@ -24,7 +29,11 @@ struct pci_function {
 };
 
 static struct pci_function ide, pm;
+static uint32_t ide_identity;  /* vendor and device ID of the IDE function, to check config reads by */
 static uint32_t guest_address; /* the guest's last 0xCF8 value */
+static uint16_t pm_base_followed;
+static unsigned foreign_run;   /* 0xCF8 writes in a row that select neither watched function */
+static bool address_released;    /* 0xCF8 released: the guest's accesses go unseen until catch-up */
 
 static uint32_t config_address(unsigned bus, unsigned device, unsigned function, unsigned offset)
 {
@@ -38,6 +47,14 @@ uint32_t pci_config_read(unsigned bus, unsigned device, unsigned function, unsig
     uint32_t value = inl(PCI_DATA);
     outl(PCI_ADDRESS, saved);
     return value;
+}
+
+static void pci_config_write(const struct pci_function *f, unsigned offset, uint32_t value)
+{
+    uint32_t saved = inl(PCI_ADDRESS);
+    outl(PCI_ADDRESS, config_address(f->bus, f->device, f->function, offset));
+    outl(PCI_DATA, value);
+    outl(PCI_ADDRESS, saved);
 }
 
 static uint16_t busmaster_base(void)
@@ -107,12 +124,34 @@ static bool write_would_overlap(const struct pci_function *f, unsigned reg, unsi
     return true;
 }
 
+static bool selects(const struct pci_function *f, uint32_t address)
+{
+    return f->present && (address & ~0xFFu) == config_address(f->bus, f->device, f->function, 0);
+}
+
+/* A long run of accesses to other functions is a bus scan (Linux reads the class of every
+ * slot of all 256 buses at boot): release 0xCF8 until the next point where a DMA could start. */
+static void maybe_release_address(void)
+{
+    if (++foreign_run < RELEASE_AFTER_FOREIGN_ACCESSES || ata_dma_may_be_pending())
+        return;
+    address_released = true;
+    iopm_intercept(PCI_ADDRESS, 4, false);
+    iopm_intercept(PCI_DATA, 4, false);
+    stat_add(STAT_PCI_ADDRESS_RELEASED);
+    log_trace("pci: 0xCF8 released after %u accesses to other functions", foreign_run);
+}
+
 static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
 {
     stat_add(STAT_IO_PCI_CONFIG);
     if (port == PCI_ADDRESS && size == 4) {
         guest_address = value;
         iopm_intercept(PCI_DATA, 4, (value & PCI_ENABLE) && is_watched(value));
+        if (selects(&ide, value) || selects(&pm, value))
+            foreign_run = 0;
+        else
+            maybe_release_address();
     }
     if (port >= PCI_DATA && (guest_address & PCI_ENABLE)) {
         unsigned offset = port - PCI_DATA;
@@ -133,11 +172,56 @@ static void pci_port_write(uint16_t port, unsigned size, uint32_t value)
         log_debug("guest wrote IDE BAR4: bus-master registers now at %x", base);
         ata_move_busmaster(base);
     } else if (targets(&pm, guest_address, offset, size, PIIX4_PMBA)) {
-        acpi_watch(pci_acpi_pm_base());
+        pm_base_followed = pci_acpi_pm_base();
+        acpi_watch(pm_base_followed);
     }
 }
 
 static const struct port_handler pci_handler = { .read = pci_port_read, .write = pci_port_write };
+
+/* A register block the guest moved while 0xCF8 was released: follow it, or put it back where
+ * it was when it now overlaps ports another intercept owns (as a watched write is refused). */
+static uint16_t follow_moved_block(const struct pci_function *f, unsigned reg, uint16_t base_mask, unsigned length,
+                                   uint16_t followed)
+{
+    uint32_t value = pci_config_read(f->bus, f->device, f->function, reg);
+    uint16_t base = (uint16_t)(value & base_mask);
+    if (base == followed)
+        return followed;
+    if (base && ioexit_overlaps(base, length, followed)) {
+        log_warn("guest moved PCI 00:%02x.%u register %x over intercepted ports at %x: moved back to %x", f->device,
+                 f->function, reg, base, followed);
+        pci_config_write(f, reg, (value & ~(uint32_t)base_mask) | followed);
+        return followed;
+    }
+    log_debug("pci: 00:%02x.%u register %x moved to %x while 0xCF8 was released", f->device, f->function, reg, base);
+    return base;
+}
+
+/* Before a command reaches a disk and on every bus-master access: if 0xCF8 was released,
+ * watch it again and catch up with what the guest may have changed meanwhile. */
+void pci_catch_up(void)
+{
+    if (!address_released)
+        return;
+    address_released = false;
+    foreign_run = 0;
+    iopm_intercept(PCI_ADDRESS, 4, true);
+    guest_address = inl(PCI_ADDRESS);
+    iopm_intercept(PCI_DATA, 4, (guest_address & PCI_ENABLE) && is_watched(guest_address));
+    /* Registers laid over the configuration ports would make every read below a lie. */
+    if (pci_config_read(ide.bus, ide.device, ide.function, 0) != ide_identity)
+        vmm_stop("PCI configuration space no longer answers at 0xCF8/0xCFC: a device's registers cover them");
+    ata_move_busmaster(follow_moved_block(&ide, PCI_BAR4, 0xFFF0, ATA_BUSMASTER_PORTS, ata_primary.busmaster_base));
+    ata_bmdma_catch_up();
+    if (pm.present) {
+        uint16_t base = follow_moved_block(&pm, PIIX4_PMBA, 0xFFC0, PIIX4_PM_PORTS, pm_base_followed);
+        if (base != pm_base_followed) {
+            pm_base_followed = base;
+            acpi_watch(base);
+        }
+    }
+}
 
 void pci_init(void)
 {
@@ -155,10 +239,12 @@ void pci_init(void)
     }
     if (!ide.present)
         vmm_stop("no IDE controller (PCI class 01:01) on bus 0");
+    ide_identity = pci_config_read(ide.bus, ide.device, ide.function, 0);
     uint16_t bm = busmaster_base();
     log_info("IDE controller at 00:%02x.%u, bus-master registers at %x", ide.device, ide.function, bm);
     ata_init(bm);
     uint16_t pm_base = pci_acpi_pm_base();
+    pm_base_followed = pm_base;
     if (pm_base)
         acpi_watch(pm_base);
     else

@@ -251,6 +251,8 @@ bool ioexit_overlaps(uint16_t first_port, unsigned count, uint16_t ignored_first
 uint32_t pci_config_read(unsigned bus, unsigned device, unsigned function, unsigned offset);
 void pci_init(void);
 uint16_t pci_acpi_pm_base(void);
+/* Watch 0xCF8 again if a bus scan released it, and follow BAR4 and PMBA if they moved. */
+void pci_catch_up(void);
 
 /* ---- fw_cfg DMA guard (fwcfg.c) and ACPI power-off watch (acpi.c) ---- */
 
@@ -268,8 +270,8 @@ void bios_handle_vmmcall(void);
 enum stat_counter {
     STAT_EXIT_IOIO, STAT_EXIT_NPF, STAT_EXIT_VMMCALL, STAT_EXIT_DB, STAT_EXIT_SVM_INSTRUCTION, STAT_EXIT_CPUID, STAT_EXIT_MSR,
     STAT_EXIT_SHUTDOWN, STAT_EXIT_OTHER,
-    STAT_IO_ATA_COMMAND_BLOCK, STAT_IO_ATA_CONTROL, STAT_IO_ATA_DATA, STAT_IO_BUSMASTER,
-    STAT_IO_PCI_CONFIG, STAT_IO_FWCFG, STAT_IO_ACPI, STAT_IO_STRING,
+    STAT_IO_ATA_COMMAND_BLOCK, STAT_IO_ATA_CONTROL, STAT_IO_ATA_DATA, STAT_IO_BUSMASTER, STAT_IO_ATA_SECONDARY,
+    STAT_IO_PCI_CONFIG, STAT_PCI_ADDRESS_RELEASED, STAT_IO_FWCFG, STAT_IO_ACPI, STAT_IO_STRING,
     STAT_ATA_COMMANDS, STAT_ATA_PIO_READ_MULTIPLE, STAT_ATA_STATUS_SERVED, STAT_ATA_STATUS_SPINS,
     STAT_DMA_STARTED, STAT_DMA_REFUSED, STAT_FWCFG_DMA_REFUSED, STAT_NPF_WRITE,
     STAT_COUNT
