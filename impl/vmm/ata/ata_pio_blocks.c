@@ -1,9 +1,10 @@
 /* Polled PIO reads in multi-sector blocks. A READ SECTORS command hands the host one sector
  * per DRQ data block, so the device goes BSY and fetches before every sector (ATA/ATAPI-7 V2
- * §11.7); each of the guest's status polls in that wait is a #VMEXIT. READ MULTIPLE moves a
- * whole block of the device's multiple count per DRQ (V2 §6.25), and between the sectors of a
- * block the device stays in DRQ: the guest's per-sector protocol (read 256 words, poll status,
- * see DRQ, go on) is satisfied without a wait. So a polled READ SECTORS (nIEN set, V1 §7.9)
+ * §11, PIO data-in command protocol); each of the guest's status polls in that wait is a
+ * #VMEXIT. READ MULTIPLE moves a whole block of the device's multiple count per DRQ (V1 §6,
+ * READ MULTIPLE), and between the sectors of a block the device stays in DRQ: the guest's
+ * per-sector protocol (read 256 words, poll status, see DRQ, go on) is satisfied without a
+ * wait. So a polled READ SECTORS (nIEN set: V1, Device Control register)
  * is forwarded as READ MULTIPLE when the multiple count the device is using is known.
  * Interrupt-driven reads are forwarded unchanged: READ MULTIPLE interrupts once per block,
  * a guest waiting for one interrupt per sector would wait forever. A read that fails part way
@@ -15,7 +16,7 @@
 #define ATA_DEVICE_DEV 0x10
 #define ATA_DEVICE_OBSOLETE_BITS 0xA0
 #define IDENTIFY_WORDS 256
-#define IDENTIFY_MULTIPLE_SETTING 59 /* bit 8: valid; bits 7:0: sectors per DRQ block (V1 §6.17) */
+#define IDENTIFY_MULTIPLE_SETTING 59 /* bit 8: valid; bits 7:0: sectors per DRQ block (V1 §6.16, IDENTIFY DEVICE) */
 #define IDENTIFY_WAIT_POLLS 1000000
 
 /* The multiple count device 0 uses now: 0 when unknown or disabled. */
@@ -33,7 +34,7 @@ static bool wait_for(uint8_t mask, uint8_t value)
 }
 
 /* Reads device 0's current multiple setting with IDENTIFY DEVICE, interrupts masked, before
- * the guest runs: the firmware has finished with the disk, and leaves nIEN clear (V1 §7.9). */
+ * the guest runs: the firmware has finished with the disk, and leaves nIEN clear. */
 void ata_pio_blocks_init(void)
 {
     multiple_count = 0;
@@ -55,7 +56,7 @@ void ata_pio_blocks_init(void)
         if (setting & 0x100)
             multiple_count = (uint8_t)setting;
     }
-    inb(ATA_COMMAND_BLOCK + ATA_REG_STATUS_COMMAND); /* clears the interrupt condition (V1 §7.15) */
+    inb(ATA_COMMAND_BLOCK + ATA_REG_STATUS_COMMAND); /* clears the interrupt condition (V1, Status register) */
     outb(ATA_CONTROL_PORT, 0);
     log_info("ata: disk 0 reads %u sectors per PIO block%s", multiple_count,
              multiple_count > 1 ? ": polled READ SECTORS goes to the disk as READ MULTIPLE" : "");
@@ -75,8 +76,8 @@ uint8_t ata_pio_blocks_forwarded_code(const struct ata_channel *ch, uint8_t code
 }
 
 /* A command that can change the multiple setting makes it unknown until it is seen to succeed:
- * SET MULTIPLE MODE (V2 §6.47), EXECUTE DEVICE DIAGNOSTIC and SET FEATURES (which may revert
- * to power-on defaults, V2 §6.46), all on whichever device they select. */
+ * SET MULTIPLE MODE, EXECUTE DEVICE DIAGNOSTIC and SET FEATURES (which may revert to power-on
+ * defaults; V1 §6 for each), all on whichever device they select. */
 void ata_pio_blocks_command(const struct ata_channel *ch, uint8_t code)
 {
     if (code == ATA_CMD_SET_MULTIPLE_MODE && !(ch->device & ATA_DEVICE_DEV)) {
@@ -98,7 +99,7 @@ void ata_pio_blocks_completed(const struct ata_channel *ch, uint8_t status)
     requested_count = 0;
 }
 
-/* A software reset may return the device to its power-on setting (V1 §7.9, V2 §11.2). */
+/* A software reset may return the device to its power-on setting (V2 §11.2, software reset protocol). */
 void ata_pio_blocks_reset(void)
 {
     multiple_count = 0;
