@@ -23,14 +23,13 @@
 static uint8_t multiple_count;
 static uint8_t requested_count; /* what a SET MULTIPLE MODE in progress asks for */
 
-static bool wait_for(uint8_t mask, uint8_t value)
+/* The status once BSY has cleared, or BSY itself if it never does (no device answers). */
+static uint8_t status_when_not_busy(void)
 {
-    for (unsigned i = 0; i < IDENTIFY_WAIT_POLLS; i++) {
-        uint8_t status = inb(ATA_CONTROL_PORT);
-        if ((status & (ATA_STATUS_BSY | mask)) == value)
-            return true;
-    }
-    return false;
+    uint8_t status = ATA_STATUS_BSY;
+    for (unsigned i = 0; i < IDENTIFY_WAIT_POLLS && (status & ATA_STATUS_BSY); i++)
+        status = inb(ATA_CONTROL_PORT);
+    return status;
 }
 
 /* Reads device 0's current multiple setting with IDENTIFY DEVICE, interrupts masked, before
@@ -43,10 +42,11 @@ void ata_pio_blocks_init(void)
         return;
     outb(ATA_CONTROL_PORT, ATA_CONTROL_NIEN);
     outb(ATA_COMMAND_BLOCK + ATA_REG_DEVICE, ATA_DEVICE_OBSOLETE_BITS);
-    bool ready = wait_for(0, 0);
+    bool ready = !(status_when_not_busy() & ATA_STATUS_BSY);
     if (ready)
         outb(ATA_COMMAND_BLOCK + ATA_REG_STATUS_COMMAND, ATA_CMD_IDENTIFY_DEVICE);
-    if (ready && wait_for(ATA_STATUS_DRQ | ATA_STATUS_ERR, ATA_STATUS_DRQ)) {
+    /* A packet device or an empty position aborts IDENTIFY DEVICE or never answers: no count. */
+    if (ready && (status_when_not_busy() & (ATA_STATUS_BSY | ATA_STATUS_DRQ | ATA_STATUS_ERR)) == ATA_STATUS_DRQ) {
         uint16_t setting = 0;
         for (unsigned word = 0; word < IDENTIFY_WORDS; word++) {
             uint16_t value = inw(ATA_COMMAND_BLOCK + ATA_REG_DATA);
