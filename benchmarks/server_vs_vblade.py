@@ -8,7 +8,9 @@ server's resident memory while it serves 64 clients.
 
     sudo .venv/bin/python -m benchmarks.server_vs_vblade [--seconds 2]
 
-Needs root (namespaces, raw sockets), vblade and gcc. Not a test: nothing is asserted.
+The load generator is benchmarks/server_loadgen.c (C, blocking poll, recvmmsg and
+sendmmsg), so it leaves most of a core to the target; its own CPU use is printed
+as a share of one core. Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asserted.
 """
 
 import argparse
@@ -47,11 +49,12 @@ ROWS = [
 TARGETS = ("ours", "vblade", "null")
 
 
-def build_null_responder() -> str:
-    binary = os.path.join(BUILD, "server_null_responder")
-    source = os.path.join(ROOT, "benchmarks", "server_null_responder.c")
+def build(name: str) -> str:
+    """benchmarks/NAME.c compiled into build/server-bench/NAME (again when the source is newer)."""
+    binary = os.path.join(BUILD, name)
+    source = os.path.join(ROOT, "benchmarks", name + ".c")
     if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source):
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", binary, source], check=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source], check=True)
     return binary
 
 
@@ -70,7 +73,7 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def run_row(row, target: str, image: str, null_responder: str, seconds: float, pin: bool) -> dict:
+def run_row(row, target: str, image: str, programs: dict, seconds: float, pin: bool) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
@@ -81,11 +84,11 @@ def run_row(row, target: str, image: str, null_responder: str, seconds: float, p
         elif target == "vblade":
             process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image, log)
         else:
-            process = net.start([null_responder, net.far_interface], log)
+            process = net.start([programs["server_null_responder"], net.far_interface], log)
             time.sleep(0.1)
         if pin:
             os.sched_setaffinity(process.pid, {TARGET_CPU})
-        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [sys.executable, "-m", "impl.server.loadgen", "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
+        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
                 "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
                 "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds)]
         if sectors:
@@ -106,8 +109,8 @@ def main(argv=None) -> int:
                         help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
                              " pinning helps on an otherwise idle machine and hurts on a busy one)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("gcc"):
-        print("server_vs_vblade: skipped (needs root, vblade and gcc)")
+    if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("cc"):
+        print("server_vs_vblade: skipped (needs root, vblade and cc)")
         return 0
     os.makedirs(BUILD, exist_ok=True)
     image = os.path.join(BUILD, "image.img")
@@ -115,21 +118,25 @@ def main(argv=None) -> int:
         with open(image, "wb") as f:
             for chunk in range(IMAGE_SECTORS * 512 // (1 << 20)):
                 f.write(bytes([chunk & 0xFF]) * (1 << 20))
-    null_responder = build_null_responder()
+    programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
     print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
           f"{args.seconds:g} s per row and target")
     print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
-          "  CPU µs/request ours/vblade")
+          "  CPU µs/request ours/vblade  load generator's core % ours/vblade/null")
     for row in rows:
-        results = {target: run_row(row, target, image, null_responder, args.seconds, args.pin) for target in TARGETS}
+        results = {target: run_row(row, target, image, programs, args.seconds, args.pin) for target in TARGETS}
         unit = row[-1]
         value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
         print(f"{row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x {value['null']:10.1f}  {unit:5}  "
               f"{results['ours']['p50_ms'] or 0:10.3f}  {results['ours']['retransmits']:>5}/{results['vblade']['retransmits']:<5}"
-              f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:.1f}", flush=True)
+              f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:<6.1f}"
+              f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
+        for target, result in results.items():
+            if result["errors"] or result["rejected"]:
+                print(f"{'':44} {target}: {result['errors']} error answers, {result['rejected']} answers rejected (late, or wrong tag/MAC/length)")
         if row[3] == 64:
             print(f"{'':44} our server's resident memory with 64 clients: {results['ours']['rss_mb']:.0f} MB", flush=True)
     return 0
