@@ -1,10 +1,10 @@
 """The running server: configuration, catalogue, transport, target and control socket, in one loop.
 
 One thread serves every client: it takes a batch of frames from the
-transport, answers each in order, and looks at the control socket between
-batches. Answers go out before the next frame is read, so one client's
-malformed frame or slow request never holds another's answer back for longer
-than one request.
+transport, answers each in order, sends the batch's answers together, and
+looks at the control socket between batches. A batch is what had arrived when
+it was read (at most 64 frames), so one client's malformed frame or slow
+request never holds another's answer back for longer than one batch.
 """
 
 import logging
@@ -24,7 +24,7 @@ from .frames import ATA_HEADER_BYTES, format_mac
 from .operations import Operations
 from .statelock import StateLock
 from .target import AoeTarget
-from .transport import RawTransport, UdpTransport
+from .transport import RawTransport, UdpTransport, peer_text
 
 log = logging.getLogger("storvisor.server")
 MAC_TAKEOVER_SECONDS = 30.0  # a client restarted on a new UDP port gets its MAC back after this silence
@@ -74,8 +74,7 @@ class Server:
         except BaseException:
             self.close()
             raise
-        self.answer = bytearray(ATA_HEADER_BYTES + self.target.max_sectors * SECTOR_BYTES)  # every plain answer is built here
-        self.answer_view = memoryview(self.answer)
+        self.transport.open_batches(ATA_HEADER_BYTES + self.target.max_sectors * SECTOR_BYTES)  # the longest answer
         self.running = False
         self.mac_owners: dict[bytes, tuple[object, float]] = {}
         self.refused_frames = 0
@@ -109,32 +108,51 @@ class Server:
     def serve_frames(self) -> None:
         """Answer frames until none has arrived for BUSY_POLL_SECONDS.
 
-        Polling a little before sleeping again keeps the loop awake through a
-        stream of requests, so an initiator's send does not have to wake it
-        (a wake-up across CPUs costs more than answering a request)."""
-        target, send, receive = self.target, self.transport.send, self.transport.receive_batch
-        answer_into, process_frame, out, out_view = target.answer_into, target.process_frame, self.answer, self.answer_view
+        Each round takes every waiting frame with one system call, answers them
+        in order into the transport's outgoing buffers, and sends the answers
+        with one system call. An answer leaves after its request's work is done
+        (a write's `pwritev` returned, a flush's `fdatasync` returned), never
+        before. Polling a little before sleeping again keeps the loop awake
+        through a stream of requests, so an initiator's send does not have to
+        wake it (a wake-up across CPUs costs more than answering a request)."""
+        transport = self.transport
+        answer_into, process_frame = self.target.answer_into, self.target.process_frame
+        receive, outgoing, queue, send_queued = transport.receive_batch, transport.outgoing, transport.queue, transport.send_queued
+        capacity = len(outgoing)
+        check_peers = transport.name == "udp"
         idle_since = None
         while True:
             batch = receive()
-            if batch:
-                idle_since = None
-                for frame, peer in batch:
-                    if peer is not None and not self.peer_owns_mac(frame, peer):
-                        continue
-                    length = answer_into(frame, out)
-                    if length:
-                        send(out_view[:length], peer)
-                        continue
-                    for response in process_frame(frame):
-                        send(response, peer)
+            if not batch:
+                now = time.perf_counter()
+                if idle_since is None:
+                    idle_since = now
+                elif now - idle_since > BUSY_POLL_SECONDS:
+                    return
+                os.sched_yield()  # an initiator sharing this CPU gets to send its next request
                 continue
-            now = time.perf_counter()
-            if idle_since is None:
-                idle_since = now
-            elif now - idle_since > BUSY_POLL_SECONDS:
-                return
-            os.sched_yield()  # an initiator sharing this CPU gets to send its next request
+            idle_since = None
+            queued = 0
+            for frame, peer in batch:
+                if check_peers and not self.peer_owns_mac(frame, peer):
+                    continue
+                length = answer_into(frame, outgoing[queued])
+                if length:
+                    queue(queued, length, peer)
+                    queued += 1
+                    if queued == capacity:
+                        send_queued(queued)
+                        queued = 0
+                    continue
+                for response in process_frame(frame):
+                    outgoing[queued][: len(response)] = response
+                    queue(queued, len(response), peer)
+                    queued += 1
+                    if queued == capacity:
+                        send_queued(queued)
+                        queued = 0
+            if queued:
+                send_queued(queued)
 
     def peer_owns_mac(self, frame: bytes, peer) -> bool:
         """UDP: a client MAC belongs to the address that used it, until that address is silent for
@@ -146,7 +164,7 @@ class Server:
             self.refused_frames += 1
             if self.refused_frames & (self.refused_frames - 1) == 0:  # log the 1st, 2nd, 4th, ... only
                 log.warning("event=mac-claimed-by-other-address mac=%s owner=%s sender=%s refused=%d",
-                            format_mac(mac), owner[0], peer, self.refused_frames)
+                            format_mac(mac), peer_text(owner[0]), peer_text(peer), self.refused_frames)
             return False
         if owner is None and len(self.mac_owners) >= MAX_MAC_OWNERS:
             self.mac_owners = {m: o for m, o in self.mac_owners.items() if now - o[1] < MAC_TAKEOVER_SECONDS}
