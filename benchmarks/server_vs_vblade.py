@@ -58,29 +58,47 @@ def build(name: str) -> str:
     return binary
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (our server's workers are children of its first process)."""
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    pids += process_tree(int(child))
+        except OSError:
+            pass
+    return pids
+
+
 def resident_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the process and its descendants (pages they share counted once per process)."""
+    total = 0
+    for member in process_tree(pid):
+        with open(f"/proc/{member}/status") as f:
+            total += sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total / 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and its reaped children: what serving cost, however busy the machine."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU time of a process, its descendants and their reaped children: what serving
+    cost, however busy the machine."""
+    total = 0.0
+    for member in process_tree(pid):
+        with open(f"/proc/{member}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def run_row(row, target: str, image: str, programs: dict, seconds: float, pin: bool) -> dict:
+def run_row(row, target: str, image: str, programs: dict, seconds: float, pin: bool, workers: int | None) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
         if target == "ours":
             state = os.path.join(BUILD, "state")
             shutil.rmtree(state, ignore_errors=True)
-            process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)])
+            process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)] + (["--workers", str(workers)] if workers else []))
         elif target == "vblade":
             process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image, log)
         else:
@@ -108,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
                              " pinning helps on an otherwise idle machine and hurts on a busy one)")
+    parser.add_argument("--workers", type=int, help="our server's worker processes (default: its own, one per CPU)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("cc"):
         print("server_vs_vblade: skipped (needs root, vblade and cc)")
@@ -126,7 +145,7 @@ def main(argv=None) -> int:
     print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
           "  CPU µs/request ours/vblade  load generator's core % ours/vblade/null")
     for row in rows:
-        results = {target: run_row(row, target, image, programs, args.seconds, args.pin) for target in TARGETS}
+        results = {target: run_row(row, target, image, programs, args.seconds, args.pin, args.workers) for target in TARGETS}
         unit = row[-1]
         value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")

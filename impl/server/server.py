@@ -12,16 +12,20 @@ import os
 import resource
 import selectors
 import signal
+import socket
 import time
+from dataclasses import dataclass
 
 from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Catalogue, CatalogueError
 from .config import ConfigError, ServerConfig
-from .control import ControlServer
+from .control import ControlChannel, ControlServer
+from .fanout import owner_of
 from .disks import DiskRegistry
 from .frames import ATA_HEADER_BYTES, format_mac
 from .operations import Operations
+from .shared_state import SharedTargetState
 from .statelock import StateLock
 from .target import AoeTarget
 from .transport import RawTransport, UdpTransport, peer_text
@@ -51,17 +55,34 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+@dataclass
+class WorkerRole:
+    """What makes a Server one worker of several (see `workers.py`): its place, its socket in the
+    fanout group, its connection to the parent for operator requests, the shared target state."""
+
+    index: int
+    count: int
+    transport: RawTransport
+    control: socket.socket
+    shared: SharedTargetState
+    catalogue: Catalogue
+
+
 class Server:
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, worker: WorkerRole | None = None):
         self.config = config
-        self.lock = StateLock(config.state)
+        self.worker = worker
+        self.lock = StateLock(config.state) if worker is None else None  # a worker's parent holds it
         raise_file_limit()
         self.transport = None
         self.disks = None
         self.control = None
         try:
-            self.catalogue = open_catalogue(config)
-            if config.transport == "raw":
+            self.catalogue = open_catalogue(config) if worker is None else worker.catalogue
+            if worker is not None:
+                self.transport = worker.transport
+                mac, mtu = self.transport.mac, self.transport.mtu
+            elif config.transport == "raw":
                 self.transport = RawTransport(config.interface)
                 mac, mtu = self.transport.mac, self.transport.mtu
             else:
@@ -70,7 +91,12 @@ class Server:
             self.disks = DiskRegistry(config.state)
             self.target = AoeTarget(config, self.catalogue, self.disks, mac, mtu)
             read_only = {t.image for t in config.targets if t.read_only}
-            self.control = ControlServer(config.state, Operations(self.catalogue, self.disks, read_only))
+            if worker is None:
+                self.control = ControlServer(config.state, Operations(self.catalogue, self.disks, read_only))
+            else:
+                owns = lambda client: owner_of(client, worker.count) == worker.index  # noqa: E731
+                self.control = ControlChannel(Operations(self.catalogue, self.disks, read_only, owns))
+                self.control.add(worker.control)
         except BaseException:
             self.close()
             raise
@@ -78,19 +104,30 @@ class Server:
         self.running = False
         self.mac_owners: dict[bytes, tuple[object, float]] = {}
         self.refused_frames = 0
+        # several workers: worker 0 publishes what the commands only it receives set, the others take it in
+        self.publish_shared = self.refresh_shared = None
+        if worker is not None and worker.index == 0:
+            self.publish_shared = lambda: worker.shared.publish(self.target.targets)
+        elif worker is not None:
+            self.refresh_shared = lambda: worker.shared.refresh(self.target.targets)
         log.info(
-            "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d",
+            "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d%s",
             config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
-            len(config.targets), len(self.catalogue.images),
+            len(config.targets), len(self.catalogue.images), "" if worker is None else f" worker={worker.index}/{worker.count}",
         )
 
     def serve_forever(self) -> None:
-        """Serve until SIGTERM or SIGINT (or `stop()`), then flush every overlay."""
+        """Serve until SIGTERM or SIGINT (or `stop()`, or a worker's parent going away), then flush every overlay."""
         selector = selectors.DefaultSelector()
         selector.register(self.transport, selectors.EVENT_READ, "frames")
-        selector.register(self.control, selectors.EVENT_READ, "control")
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+        if self.worker is None:
+            selector.register(self.control, selectors.EVENT_READ, "control")
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+        else:
+            selector.register(self.worker.control, selectors.EVENT_READ, "connection")
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers with SIGTERM
         self.running = True
         while self.running:
             for key, _ in selector.select(timeout=0.5):
@@ -103,6 +140,8 @@ class Server:
                 else:
                     if not self.control.readable(key.fileobj):
                         selector.unregister(key.fileobj)
+                        if self.worker is not None:
+                            self.stop()  # the parent is gone
         selector.close()
 
     def serve_frames(self) -> None:
@@ -120,9 +159,12 @@ class Server:
         receive, outgoing, queue, send_queued = transport.receive_batch, transport.outgoing, transport.queue, transport.send_queued
         capacity = len(outgoing)
         check_peers = transport.name == "udp"
+        refresh_shared, publish_shared = self.refresh_shared, self.publish_shared
         idle_since = None
         while True:
             batch = receive()
+            if refresh_shared is not None:
+                refresh_shared()
             if not batch:
                 now = time.perf_counter()
                 if idle_since is None:
@@ -144,7 +186,10 @@ class Server:
                         send_queued(queued)
                         queued = 0
                     continue
-                for response in process_frame(frame):
+                responses = process_frame(frame)
+                if publish_shared is not None:
+                    publish_shared()
+                for response in responses:
                     outgoing[queued][: len(response)] = response
                     queue(queued, len(response), peer)
                     queued += 1
@@ -182,17 +227,33 @@ class Server:
             self.transport.close()
         if self.disks is not None:
             self.disks.close()
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def worker_count(config: ServerConfig) -> int:
+    """Raw Ethernet: as configured, else one worker per CPU; UDP: one."""
+    if config.transport != "raw":
+        return 1
+    return config.workers or os.cpu_count() or 1
 
 
 def serve(config: ServerConfig) -> None:
     os.makedirs(config.state, exist_ok=True)
-    server = Server(config)
+    count = worker_count(config)
+    if count > 1:
+        from .workers import ShardedServer  # it builds on this module
+
+        server = ShardedServer(config, count)
+    else:
+        server = Server(config)
     try:
         server.serve_forever()
     finally:
         server.close()
         log.info("event=stopped")
+    if getattr(server, "failed", False):
+        raise SystemExit(1)
 
 
 __all__ = ["Server", "serve", "open_catalogue", "CatalogueError", "ConfigError"]
