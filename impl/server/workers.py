@@ -103,6 +103,9 @@ class ShardedServer:
             for number, transport in enumerate(self.transports):
                 if number != index:
                     transport.close()
+            cpus = sorted(os.sched_getaffinity(0))
+            if self.count <= len(cpus):
+                os.sched_setaffinity(0, {cpus[index]})  # left alone, the scheduler often keeps both workers on one core
             role = WorkerRole(index, self.count, self.transports[index], connection, self.shared, self.catalogue)
             server = Server(self.config, role)
             try:
