@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
                              " pinning helps on an otherwise idle machine and hurts on a busy one)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per row; the median round is shown (default 3)")
     parser.add_argument("--workers", type=int, help="our server's worker processes (default: its own, one per CPU)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("cc"):
@@ -141,23 +142,30 @@ def main(argv=None) -> int:
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
     print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
-          f"{args.seconds:g} s per row and target")
-    print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
+          f"{args.seconds:g} s per row and target; each row {args.repeat} times (ours, vblade, null in turn), medians shown,"
+          " the ratio's range over the rounds in brackets")
+    print(f"{'row':47} {'ours':>10} {'vblade':>10} {'ratio':>7} {'(range)':>11} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
           "  CPU µs/request ours/vblade  load generator's core % ours/vblade/null")
-    for row in rows:
-        results = {target: run_row(row, target, image, programs, args.seconds, args.pin, args.workers) for target in TARGETS}
+    for number, row in ((ROWS.index(r), r) for r in rows):
         unit = row[-1]
-        value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
+        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.pin, args.workers) for target in TARGETS} for _ in range(args.repeat)]
+        for results in rounds:
+            for result in results.values():
+                result["value"] = result["mb_per_s"] if unit == "MB/s" else result["ops_per_s"]
+        results = {t: sorted((r[t] for r in rounds), key=lambda result: result["value"])[len(rounds) // 2] for t in TARGETS}  # the median round of each
+        value = {t: r["value"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
-        print(f"{row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x {value['null']:10.1f}  {unit:5}  "
-              f"{results['ours']['p50_ms'] or 0:10.3f}  {results['ours']['retransmits']:>5}/{results['vblade']['retransmits']:<5}"
+        ratios = [r["ours"]["value"] / r["vblade"]["value"] if r["vblade"]["value"] else float("inf") for r in rounds]
+        print(f"{number:2} {row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) {value['null']:10.1f}  {unit:5}  "
+              f"{results['ours']['p50_ms'] or 0:10.3f}  {sum(r['ours']['retransmits'] for r in rounds):>5}/{sum(r['vblade']['retransmits'] for r in rounds):<5}"
               f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:<6.1f}"
               f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
-        for target, result in results.items():
-            if result["errors"] or result["rejected"]:
-                print(f"{'':44} {target}: {result['errors']} error answers, {result['rejected']} answers rejected (late, or wrong tag/MAC/length)")
+        for target in TARGETS:
+            errors, rejected = sum(r[target]["errors"] for r in rounds), sum(r[target]["rejected"] for r in rounds)
+            if errors or rejected:
+                print(f"{'':47} {target}: {errors} error answers, {rejected} answers rejected (late, or wrong tag/MAC/length)")
         if row[3] == 64:
-            print(f"{'':44} our server's resident memory with 64 clients: {results['ours']['rss_mb']:.0f} MB", flush=True)
+            print(f"{'':47} our server's resident memory with 64 clients, all processes: {max(r['ours']['rss_mb'] for r in rounds):.0f} MB", flush=True)
     return 0
 
 
