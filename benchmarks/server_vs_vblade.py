@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 from difftest.server.netns import ROOT, VethNamespace

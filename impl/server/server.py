@@ -21,8 +21,8 @@ from spec.aoe.constants import SECTOR_BYTES
 from .catalogue import Catalogue, CatalogueError
 from .config import ConfigError, ServerConfig
 from .control import ControlChannel, ControlServer
-from .fanout import owner_of
 from .disks import DiskRegistry
+from .fanout import owner_of
 from .frames import ATA_HEADER_BYTES, format_mac
 from .operations import Operations
 from .shared_state import SharedTargetState
