@@ -75,6 +75,10 @@ def test_clients_of_different_workers_are_served_and_operated_on(server):
     bad = request(server.state, "reset", mac="not a mac")
     assert not bad["ok"] and "not a MAC address" in bad["error"]
     assert request(server.state, "images")["ok"]
+    server.process.terminate()  # SIGTERM: every worker flushes and stops, then the parent
+    assert server.process.wait(15) == 0
+    assert not os.path.exists(os.path.join(server.state, "control.sock"))
+    assert "event=worker-exited" not in open(server.log).read()
 
 
 def test_mask_list_and_reservation_set_on_one_worker_hold_on_the_other(server):
