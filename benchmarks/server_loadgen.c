@@ -9,10 +9,13 @@
  * tag is the slot's current one, it comes from the server's MAC to the slot's client, and a
  * read carries its data (AoEr11 §2, §3.1). AoE or ATA errors are counted. A request
  * unanswered after 250 ms is sent again under a new tag and counted as a retransmit.
- * Prints one JSON object (the keys of impl/server/loadgen.py plus rejected and cpu_s).
+ * With --warmup S it first runs S seconds unmeasured (a target's first contact with a client,
+ * such as creating its overlay, is not its throughput), then prints "measuring" on a line of
+ * its own and counts from zero. At the end it prints one JSON object (the keys of
+ * impl/server/loadgen.py plus rejected and cpu_s, the CPU time of the measured part).
  *
  * Usage: server_loadgen --interface IF --server-mac MAC --workload seqread|seqwrite|randread|randwrite
- *        --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S]
+ *        --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S] [--warmup S]
  * Built by benchmarks/server_vs_vblade.py (cc -O2 -Wall -Wextra -Werror). Root: raw sockets. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -178,6 +181,15 @@ static int accept_answer(const unsigned char *f, size_t length, long long now)
 	return (int)(tag & 0xFFFF);
 }
 
+static double cpu_seconds(void)
+{
+	struct rusage usage;
+
+	getrusage(RUSAGE_SELF, &usage);
+	return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+	       (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+}
+
 static double median_ms(void)
 {
 	long long seen = 0;
@@ -194,7 +206,7 @@ static double median_ms(void)
 static void usage(const char *program)
 {
 	fprintf(stderr, "usage: %s --interface IF --server-mac MAC --workload seqread|seqwrite|randread|randwrite"
-		" --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S]\n", program);
+		" --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S] [--warmup S]\n", program);
 	exit(2);
 }
 
@@ -205,11 +217,11 @@ int main(int argc, char **argv)
 	static struct iovec in_iov[BATCH], out_iov[MAX_SLOTS];
 	struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETHERTYPE_AOE) };
 	const char *interface = NULL, *workload = NULL;
-	double seconds = 3;
+	double seconds = 3, warmup = 0, cpu_before = 0;
 	uint64_t disk_sectors = 0;
 	int mtu = 1500, s, i, one = 1, buffer = 32 << 20, have_mac = 0, slot_count, pending;
 	long long start, end, now, last_check;
-	struct rusage usage_now;
+	int measuring;
 
 	for (i = 1; i + 1 < argc; i += 2) {
 		const char *key = argv[i], *value = argv[i + 1];
@@ -233,6 +245,8 @@ int main(int argc, char **argv)
 			disk_sectors = strtoull(value, NULL, 0);
 		else if (!strcmp(key, "--seconds"))
 			seconds = atof(value);
+		else if (!strcmp(key, "--warmup"))
+			warmup = atof(value);
 		else
 			usage(argv[0]);
 	}
@@ -288,7 +302,8 @@ int main(int argc, char **argv)
 	}
 
 	start = now = now_ns();
-	end = start + (long long)(seconds * 1e9);
+	measuring = warmup <= 0;
+	end = start + (long long)((measuring ? seconds : warmup) * 1e9);
 	last_check = start;
 	pending = 0;
 	for (i = 0; i < slot_count; i++) {  /* every slot's first request, client by client in turn */
@@ -299,7 +314,7 @@ int main(int argc, char **argv)
 		out[pending].msg_hdr.msg_iov = &out_iov[pending];
 		pending++;
 	}
-	while (now < end) {
+	for (;;) {
 		struct pollfd ready = { .fd = s, .events = POLLIN };
 		int received, sent_from = 0, wait_ms;
 
@@ -317,6 +332,18 @@ int main(int argc, char **argv)
 			sent_from += sent;
 		}
 		pending = 0;
+		if (now >= end) {
+			if (measuring)
+				break;
+			measuring = 1;  /* warmed up: count from here */
+			done = errors = retransmits = rejected = 0;
+			memset(latency_us, 0, sizeof latency_us);
+			cpu_before = cpu_seconds();
+			start = now;
+			end = now + (long long)(seconds * 1e9);
+			printf("measuring\n");
+			fflush(stdout);
+		}
 		if (now - last_check >= CHECK_NS) {
 			last_check = now;
 			for (i = 0; i < slot_count; i++) {
@@ -352,11 +379,9 @@ int main(int argc, char **argv)
 		}
 	}
 	now = now_ns();
-	getrusage(RUSAGE_SELF, &usage_now);
 	{
 		double elapsed = (double)(now - start) / 1e9;
-		double cpu = (double)usage_now.ru_utime.tv_sec + usage_now.ru_utime.tv_usec / 1e6 +
-			     (double)usage_now.ru_stime.tv_sec + usage_now.ru_stime.tv_usec / 1e6;
+		double cpu = cpu_seconds() - cpu_before;
 
 		printf("{\"workload\": \"%s\", \"clients\": %d, \"window\": %d, \"sectors\": %d, \"ops_per_s\": %.1f, "
 		       "\"mb_per_s\": %.3f, \"p50_ms\": %.3f, \"errors\": %lld, \"retransmits\": %lld, \"rejected\": %lld, "

@@ -10,7 +10,8 @@ server's resident memory while it serves 64 clients.
 
 The load generator is benchmarks/server_loadgen.c (C, blocking poll, recvmmsg and
 sendmmsg), so it leaves most of a core to the target; its own CPU use is printed
-as a share of one core. Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asserted.
+as a share of one core. Each round starts with a warm-up the figures leave out
+(our server creates a client's overlay, durably, on its first write). Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asserted.
 """
 
 import argparse
@@ -90,7 +91,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_row(row, target: str, image: str, programs: dict, seconds: float, pin: bool, workers: int | None) -> dict:
+def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup: float, pin: bool, workers: int | None) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
@@ -107,11 +108,17 @@ def run_row(row, target: str, image: str, programs: dict, seconds: float, pin: b
             os.sched_setaffinity(process.pid, {TARGET_CPU})
         argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
                 "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
-                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds)]
+                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds), "--warmup", str(warmup)]
         if sectors:
             argv += ["--sectors", str(sectors)]
+        generator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if warmup > 0:
+            generator.stdout.readline()  # "measuring": the warm-up is over
         cpu_before = cpu_seconds(process.pid)
-        result = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        output = generator.stdout.read()
+        if generator.wait() != 0:
+            raise RuntimeError(f"load generator failed: {' '.join(argv)}")
+        result = json.loads(output)
         served = result["ops_per_s"] * result["seconds"]
         result["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / served * 1e6 if served else float("nan")
         result["rss_mb"] = resident_mb(process.pid) if process.poll() is None else float("nan")
@@ -125,6 +132,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
                              " pinning helps on an otherwise idle machine and hurts on a busy one)")
+    parser.add_argument("--warmup", type=float, default=0.5,
+                        help="seconds of load before measuring, so a client's first contact (its overlay being created) is not counted (default 0.5)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per row; the median round is shown (default 3)")
     parser.add_argument("--workers", type=int, help="our server's worker processes (default: its own, one per CPU)")
     args = parser.parse_args(argv)
@@ -141,13 +150,13 @@ def main(argv=None) -> int:
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
     print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
-          f"{args.seconds:g} s per row and target; each row {args.repeat} times (ours, vblade, null in turn), medians shown,"
+          f"{args.seconds:g} s per row and target after {args.warmup:g} s of warm-up; each row {args.repeat} times (ours, vblade, null in turn), medians shown,"
           " the ratio's range over the rounds in brackets")
     print(f"{'row':47} {'ours':>10} {'vblade':>10} {'ratio':>7} {'(range)':>11} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
           "  CPU µs/request ours/vblade  load generator's core % ours/vblade/null")
     for number, row in ((ROWS.index(r), r) for r in rows):
         unit = row[-1]
-        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.pin, args.workers) for target in TARGETS} for _ in range(args.repeat)]
+        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup, args.pin, args.workers) for target in TARGETS} for _ in range(args.repeat)]
         for results in rounds:
             for result in results.values():
                 result["value"] = result["mb_per_s"] if unit == "MB/s" else result["ops_per_s"]
