@@ -11,7 +11,9 @@ server's resident memory while it serves 64 clients.
 The load generator is benchmarks/server_loadgen.c (C, blocking poll, recvmmsg and
 sendmmsg), so it leaves most of a core to the target; its own CPU use is printed
 as a share of one core. Each round starts with a warm-up the figures leave out
-(our server creates a client's overlay, durably, on its first write). Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asserted.
+(our server creates a client's overlay, durably, on its first write).
+
+Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asserted.
 """
 
 import argparse
