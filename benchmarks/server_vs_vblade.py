@@ -106,7 +106,6 @@ def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup
         else:
             process = net.start([programs["server_null_responder"], net.far_interface], log)
             time.sleep(0.1)
-        pin = (pin or target == "null") and os.cpu_count() >= 2  # the ceiling: generator and responder never share a core
         if pin:
             os.sched_setaffinity(process.pid, {TARGET_CPU})
         argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
@@ -152,7 +151,7 @@ def main(argv=None) -> int:
     programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
-    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler (our workers pin themselves; for the ceiling the generator and the null responder each get a core)'}; "
+    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler (our workers pin themselves)'}; "
           f"{args.seconds:g} s per row and target after {args.warmup:g} s of warm-up; each row {args.repeat} times (ours, vblade, null in turn), medians shown,"
           " the ratio's range over the rounds in brackets")
     print(f"{'row':47} {'ours':>10} {'vblade':>10} {'ratio':>7} {'(range)':>11} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
