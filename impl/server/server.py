@@ -163,8 +163,6 @@ class Server:
         idle_since = None
         while True:
             batch = receive()
-            if refresh_shared is not None:
-                refresh_shared()
             if not batch:
                 now = time.perf_counter()
                 if idle_since is None:
@@ -174,6 +172,8 @@ class Server:
                 os.sched_yield()  # an initiator sharing this CPU gets to send its next request
                 continue
             idle_since = None
+            if refresh_shared is not None:
+                refresh_shared()  # what worker 0 published holds before this batch is answered
             queued = 0
             for frame, peer in batch:
                 if check_peers and not self.peer_owns_mac(frame, peer):
