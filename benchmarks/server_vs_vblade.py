@@ -8,7 +8,12 @@ server's resident memory while it serves 64 clients.
 
     sudo .venv/bin/python -m benchmarks.server_vs_vblade [--seconds 2]
 
-Needs root (namespaces, raw sockets), vblade and gcc. Not a test: nothing is asserted.
+The load generator is benchmarks/server_loadgen.c (C, blocking poll, recvmmsg and
+sendmmsg), so it leaves most of a core to the target; its own CPU use is printed
+as a share of one core. Each round starts with a warm-up the figures leave out
+(our server creates a client's overlay, durably, on its first write).
+
+Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asserted.
 """
 
 import argparse
@@ -16,7 +21,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 from difftest.server.netns import ROOT, VethNamespace
@@ -47,51 +51,76 @@ ROWS = [
 TARGETS = ("ours", "vblade", "null")
 
 
-def build_null_responder() -> str:
-    binary = os.path.join(BUILD, "server_null_responder")
-    source = os.path.join(ROOT, "benchmarks", "server_null_responder.c")
+def build(name: str) -> str:
+    """benchmarks/NAME.c compiled into build/server-bench/NAME (again when the source is newer)."""
+    binary = os.path.join(BUILD, name)
+    source = os.path.join(ROOT, "benchmarks", name + ".c")
     if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source):
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", binary, source], check=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source], check=True)
     return binary
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (our server's workers are children of its first process)."""
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    pids += process_tree(int(child))
+        except OSError:
+            pass
+    return pids
+
+
 def resident_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the process and its descendants (pages they share counted once per process)."""
+    total = 0
+    for member in process_tree(pid):
+        with open(f"/proc/{member}/status") as f:
+            total += sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total / 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and its reaped children: what serving cost, however busy the machine."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU time of a process, its descendants and their reaped children: what serving
+    cost, however busy the machine."""
+    total = 0.0
+    for member in process_tree(pid):
+        with open(f"/proc/{member}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def run_row(row, target: str, image: str, null_responder: str, seconds: float, pin: bool) -> dict:
+def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup: float, pin: bool, workers: int | None) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
         if target == "ours":
             state = os.path.join(BUILD, "state")
             shutil.rmtree(state, ignore_errors=True)
-            process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)])
+            process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)] + (["--workers", str(workers)] if workers else []))
         elif target == "vblade":
             process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image, log)
         else:
-            process = net.start([null_responder, net.far_interface], log)
+            process = net.start([programs["server_null_responder"], net.far_interface], log)
             time.sleep(0.1)
         if pin:
             os.sched_setaffinity(process.pid, {TARGET_CPU})
-        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [sys.executable, "-m", "impl.server.loadgen", "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
+        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
                 "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
-                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds)]
+                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds), "--warmup", str(warmup)]
         if sectors:
             argv += ["--sectors", str(sectors)]
+        generator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if warmup > 0:
+            generator.stdout.readline()  # "measuring": the warm-up is over
         cpu_before = cpu_seconds(process.pid)
-        result = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        output = generator.stdout.read()
+        if generator.wait() != 0:
+            raise RuntimeError(f"load generator failed: {' '.join(argv)}")
+        result = json.loads(output)
         served = result["ops_per_s"] * result["seconds"]
         result["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / served * 1e6 if served else float("nan")
         result["rss_mb"] = resident_mb(process.pid) if process.poll() is None else float("nan")
@@ -105,9 +134,13 @@ def main(argv=None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="the load generator on core 0 and each target on core 1 (default: the scheduler places them;"
                              " pinning helps on an otherwise idle machine and hurts on a busy one)")
+    parser.add_argument("--warmup", type=float, default=0.5,
+                        help="seconds of load before measuring, so a client's first contact (its overlay being created) is not counted (default 0.5)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per row; the median round is shown (default 3)")
+    parser.add_argument("--workers", type=int, help="our server's worker processes (default: its own, one per CPU)")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("gcc"):
-        print("server_vs_vblade: skipped (needs root, vblade and gcc)")
+    if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("cc"):
+        print("server_vs_vblade: skipped (needs root, vblade and cc)")
         return 0
     os.makedirs(BUILD, exist_ok=True)
     image = os.path.join(BUILD, "image.img")
@@ -115,23 +148,34 @@ def main(argv=None) -> int:
         with open(image, "wb") as f:
             for chunk in range(IMAGE_SECTORS * 512 // (1 << 20)):
                 f.write(bytes([chunk & 0xFF]) * (1 << 20))
-    null_responder = build_null_responder()
+    programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
-    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler'}; "
-          f"{args.seconds:g} s per row and target")
-    print(f"{'row':44} {'ours':>10} {'vblade':>10} {'ratio':>7} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
-          "  CPU µs/request ours/vblade")
-    for row in rows:
-        results = {target: run_row(row, target, image, null_responder, args.seconds, args.pin) for target in TARGETS}
+    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler (our workers pin themselves)'}; "
+          f"{args.seconds:g} s per row and target after {args.warmup:g} s of warm-up; each row {args.repeat} times (ours, vblade, null in turn), medians shown,"
+          " the ratio's range over the rounds in brackets")
+    print(f"{'row':47} {'ours':>10} {'vblade':>10} {'ratio':>7} {'(range)':>11} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
+          "  CPU µs/request ours/vblade  load generator's core % ours/vblade/null")
+    for number, row in ((ROWS.index(r), r) for r in rows):
         unit = row[-1]
-        value = {t: r["mb_per_s"] if unit == "MB/s" else r["ops_per_s"] for t, r in results.items()}
+        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup, args.pin, args.workers) for target in TARGETS} for _ in range(args.repeat)]
+        for results in rounds:
+            for result in results.values():
+                result["value"] = result["mb_per_s"] if unit == "MB/s" else result["ops_per_s"]
+        results = {t: sorted((r[t] for r in rounds), key=lambda result: result["value"])[len(rounds) // 2] for t in TARGETS}  # the median round of each
+        value = {t: r["value"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
-        print(f"{row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x {value['null']:10.1f}  {unit:5}  "
-              f"{results['ours']['p50_ms'] or 0:10.3f}  {results['ours']['retransmits']:>5}/{results['vblade']['retransmits']:<5}"
-              f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:.1f}", flush=True)
+        ratios = [r["ours"]["value"] / r["vblade"]["value"] if r["vblade"]["value"] else float("inf") for r in rounds]
+        print(f"{number:2} {row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) {value['null']:10.1f}  {unit:5}  "
+              f"{results['ours']['p50_ms'] or 0:10.3f}  {sum(r['ours']['retransmits'] for r in rounds):>5}/{sum(r['vblade']['retransmits'] for r in rounds):<5}"
+              f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:<6.1f}"
+              f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
+        for target in TARGETS:
+            errors, rejected = sum(r[target]["errors"] for r in rounds), sum(r[target]["rejected"] for r in rounds)
+            if errors or rejected:
+                print(f"{'':47} {target}: {errors} error answers, {rejected} answers rejected (late, or wrong tag/MAC/length)")
         if row[3] == 64:
-            print(f"{'':44} our server's resident memory with 64 clients: {results['ours']['rss_mb']:.0f} MB", flush=True)
+            print(f"{'':47} our server's resident memory with 64 clients, all processes: {max(r['ours']['rss_mb'] for r in rounds):.0f} MB", flush=True)
     return 0
 
 

@@ -41,6 +41,9 @@ class TargetConfig:
     config_string: bytes = b""
 
 
+MAX_WORKERS = 64
+
+
 @dataclass
 class ServerConfig:
     images: str  # directory of base images, or one image file for the quick start
@@ -52,6 +55,7 @@ class ServerConfig:
     mtu: int = DEFAULT_MTU
     buffer_count: int = DEFAULT_BUFFER_COUNT
     log_level: str = "info"
+    workers: int = 0  # raw transport: processes sharing the clients; 0: one per CPU (UDP always has one)
     targets: list[TargetConfig] = field(default_factory=list)
     path: str = ""  # the configuration file, for messages that point into it
 
@@ -143,7 +147,7 @@ def load(path: str) -> ServerConfig:
     if not isinstance(server_table, dict):
         raise top.fail("server", "must be a table [server]")
     server = _Reader(path, text, server_table, "server.", (table_lines(text, "server") or [0])[0])
-    server.check_keys({"images", "state", "transport", "listen", "interface", "mac", "mtu", "buffer_count", "log_level"})
+    server.check_keys({"images", "state", "transport", "listen", "interface", "mac", "mtu", "buffer_count", "log_level", "workers"})
     config = ServerConfig(
         images=os.path.join(base, server.get("images", str, "images")),
         state=os.path.join(base, server.get("state", str, "state")),
@@ -163,6 +167,9 @@ def load(path: str) -> ServerConfig:
     config.mtu = server.integer("mtu", DEFAULT_MTU, MIN_MTU, MAX_MTU)
     config.buffer_count = server.integer("buffer_count", DEFAULT_BUFFER_COUNT, 2, 65535)
     config.log_level = server.get("log_level", str, "info")
+    config.workers = server.integer("workers", 0, 0, MAX_WORKERS)
+    if config.transport == "udp" and config.workers > 1:
+        raise server.fail("workers", "several workers need the raw transport (UDP has one)")
     if config.log_level not in LOG_LEVELS:
         raise server.fail("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     targets = document.get("target", [])

@@ -43,30 +43,17 @@ def run_operation(ops: Operations, request: dict) -> dict:
         return {"ok": False, "error": str(e)}
 
 
-class ControlServer:
-    def __init__(self, state: str, ops: Operations):
-        self.path = os.path.join(state, SOCKET_NAME)
+class ControlChannel:
+    """Requests arriving on connections, answered with `ops`: in a server's loop, or a worker's (its
+    connection then comes from the parent process, which routes operators' requests to it)."""
+
+    def __init__(self, ops: Operations):
         self.ops = ops
-        if os.path.exists(self.path):
-            os.unlink(self.path)  # left by a server that died; the state lock says no other runs
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        os.chmod(self.path, 0o600)
-        self.sock.listen(8)
-        self.sock.setblocking(False)
         self.buffers: dict[socket.socket, bytes] = {}
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def accept(self) -> socket.socket | None:
-        try:
-            connection, _ = self.sock.accept()
-        except BlockingIOError:
-            return None
+    def add(self, connection: socket.socket) -> None:
         connection.setblocking(False)
         self.buffers[connection] = b""
-        return connection
 
     def readable(self, connection: socket.socket) -> bool:
         """Handle what arrived on a connection; False when it is finished and should be unregistered."""
@@ -107,9 +94,56 @@ class ControlServer:
     def close(self) -> None:
         for connection in list(self.buffers):
             self.drop(connection)
+
+
+def listen(state: str) -> socket.socket:
+    """The control socket STATE/control.sock, mode 0600, listening and non-blocking."""
+    path = os.path.join(state, SOCKET_NAME)
+    if os.path.exists(path):
+        os.unlink(path)  # left by a server that died; the state lock says no other runs
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(8)
+    sock.setblocking(False)
+    return sock
+
+
+def accept(sock: socket.socket) -> socket.socket | None:
+    try:
+        connection, _ = sock.accept()
+    except BlockingIOError:
+        return None
+    return connection
+
+
+def unlink(state: str) -> None:
+    path = os.path.join(state, SOCKET_NAME)
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+class ControlServer(ControlChannel):
+    """The control socket of a server with one process: requests run in its loop between frames."""
+
+    def __init__(self, state: str, ops: Operations):
+        super().__init__(ops)
+        self.state = state
+        self.sock = listen(state)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept(self) -> socket.socket | None:
+        connection = accept(self.sock)
+        if connection is not None:
+            self.add(connection)
+        return connection
+
+    def close(self) -> None:
+        super().close()
         self.sock.close()
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+        unlink(self.state)
 
 
 def reply(connection: socket.socket, answer: dict) -> None:

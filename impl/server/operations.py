@@ -21,10 +21,12 @@ class OperationError(Exception):
 
 
 class Operations:
-    def __init__(self, catalogue: Catalogue, disks: DiskRegistry, read_only_images: set[str]):
+    def __init__(self, catalogue: Catalogue, disks: DiskRegistry, read_only_images: set[str], owns=None):
+        """`owns(client)`: whether this process serves the client (a worker of several sees only its own)."""
         self.catalogue = catalogue
         self.disks = disks
         self.read_only_images = read_only_images
+        self.owns = owns or (lambda client: True)
 
     def images(self) -> list[dict]:
         self.catalogue.reload()
@@ -37,7 +39,7 @@ class Operations:
         root = os.path.join(self.disks.state, OVERLAY_DIRECTORY)
         for client_hex in sorted(os.listdir(root)) if os.path.isdir(root) else []:
             for filename in sorted(os.listdir(os.path.join(root, client_hex))):
-                if filename.endswith(OVERLAY_SUFFIX):
+                if filename.endswith(OVERLAY_SUFFIX) and self.owns(bytes.fromhex(client_hex)):
                     found.append((bytes.fromhex(client_hex), filename[: -len(OVERLAY_SUFFIX)]))
         return found
 
@@ -48,7 +50,7 @@ class Operations:
             seen.add(client)
             rows.append(self._describe(client, name))
         for client, counters in self.disks.counters.items():
-            if client not in seen:
+            if client not in seen and self.owns(client):
                 rows.append({"client": format_mac(client), "image": None, **counters.describe()})
         return rows
 

@@ -1,10 +1,10 @@
 """The running server: configuration, catalogue, transport, target and control socket, in one loop.
 
 One thread serves every client: it takes a batch of frames from the
-transport, answers each in order, and looks at the control socket between
-batches. Answers go out before the next frame is read, so one client's
-malformed frame or slow request never holds another's answer back for longer
-than one request.
+transport, answers each in order, sends the batch's answers together, and
+looks at the control socket between batches. A batch is what had arrived when
+it was read (at most 64 frames), so one client's malformed frame or slow
+request never holds another's answer back for longer than one batch.
 """
 
 import logging
@@ -12,19 +12,23 @@ import os
 import resource
 import selectors
 import signal
+import socket
 import time
+from dataclasses import dataclass
 
 from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Catalogue, CatalogueError
 from .config import ConfigError, ServerConfig
-from .control import ControlServer
+from .control import ControlChannel, ControlServer
 from .disks import DiskRegistry
+from .fanout import owner_of
 from .frames import ATA_HEADER_BYTES, format_mac
 from .operations import Operations
+from .shared_state import SharedTargetState
 from .statelock import StateLock
 from .target import AoeTarget
-from .transport import RawTransport, UdpTransport
+from .transport import RawTransport, UdpTransport, peer_text
 
 log = logging.getLogger("storvisor.server")
 MAC_TAKEOVER_SECONDS = 30.0  # a client restarted on a new UDP port gets its MAC back after this silence
@@ -51,17 +55,34 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+@dataclass
+class WorkerRole:
+    """What makes a Server one worker of several (see `workers.py`): its place, its socket in the
+    fanout group, its connection to the parent for operator requests, the shared target state."""
+
+    index: int
+    count: int
+    transport: RawTransport
+    control: socket.socket
+    shared: SharedTargetState
+    catalogue: Catalogue
+
+
 class Server:
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, worker: WorkerRole | None = None):
         self.config = config
-        self.lock = StateLock(config.state)
+        self.worker = worker
+        self.lock = StateLock(config.state) if worker is None else None  # a worker's parent holds it
         raise_file_limit()
         self.transport = None
         self.disks = None
         self.control = None
         try:
-            self.catalogue = open_catalogue(config)
-            if config.transport == "raw":
+            self.catalogue = open_catalogue(config) if worker is None else worker.catalogue
+            if worker is not None:
+                self.transport = worker.transport
+                mac, mtu = self.transport.mac, self.transport.mtu
+            elif config.transport == "raw":
                 self.transport = RawTransport(config.interface)
                 mac, mtu = self.transport.mac, self.transport.mtu
             else:
@@ -70,28 +91,43 @@ class Server:
             self.disks = DiskRegistry(config.state)
             self.target = AoeTarget(config, self.catalogue, self.disks, mac, mtu)
             read_only = {t.image for t in config.targets if t.read_only}
-            self.control = ControlServer(config.state, Operations(self.catalogue, self.disks, read_only))
+            if worker is None:
+                self.control = ControlServer(config.state, Operations(self.catalogue, self.disks, read_only))
+            else:
+                owns = lambda client: owner_of(client, worker.count) == worker.index  # noqa: E731
+                self.control = ControlChannel(Operations(self.catalogue, self.disks, read_only, owns))
+                self.control.add(worker.control)
         except BaseException:
             self.close()
             raise
-        self.answer = bytearray(ATA_HEADER_BYTES + self.target.max_sectors * SECTOR_BYTES)  # every plain answer is built here
-        self.answer_view = memoryview(self.answer)
+        self.transport.open_batches(ATA_HEADER_BYTES + self.target.max_sectors * SECTOR_BYTES)  # the longest answer
         self.running = False
         self.mac_owners: dict[bytes, tuple[object, float]] = {}
         self.refused_frames = 0
+        # several workers: worker 0 publishes what the commands only it receives set, the others take it in
+        self.publish_shared = self.refresh_shared = None
+        if worker is not None and worker.index == 0:
+            self.publish_shared = lambda: worker.shared.publish(self.target.targets)
+        elif worker is not None:
+            self.refresh_shared = lambda: worker.shared.refresh(self.target.targets)
         log.info(
-            "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d",
+            "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d%s",
             config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
-            len(config.targets), len(self.catalogue.images),
+            len(config.targets), len(self.catalogue.images), "" if worker is None else f" worker={worker.index}/{worker.count}",
         )
 
     def serve_forever(self) -> None:
-        """Serve until SIGTERM or SIGINT (or `stop()`), then flush every overlay."""
+        """Serve until SIGTERM or SIGINT (or `stop()`, or a worker's parent going away), then flush every overlay."""
         selector = selectors.DefaultSelector()
         selector.register(self.transport, selectors.EVENT_READ, "frames")
-        selector.register(self.control, selectors.EVENT_READ, "control")
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+        if self.worker is None:
+            selector.register(self.control, selectors.EVENT_READ, "control")
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+        else:
+            selector.register(self.worker.control, selectors.EVENT_READ, "connection")
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers with SIGTERM
         self.running = True
         while self.running:
             for key, _ in selector.select(timeout=0.5):
@@ -104,37 +140,64 @@ class Server:
                 else:
                     if not self.control.readable(key.fileobj):
                         selector.unregister(key.fileobj)
+                        if self.worker is not None:
+                            self.stop()  # the parent is gone
         selector.close()
 
     def serve_frames(self) -> None:
         """Answer frames until none has arrived for BUSY_POLL_SECONDS.
 
-        Polling a little before sleeping again keeps the loop awake through a
-        stream of requests, so an initiator's send does not have to wake it
-        (a wake-up across CPUs costs more than answering a request)."""
-        target, send, receive = self.target, self.transport.send, self.transport.receive_batch
-        answer_into, process_frame, out, out_view = target.answer_into, target.process_frame, self.answer, self.answer_view
+        Each round takes every waiting frame with one system call, answers them
+        in order into the transport's outgoing buffers, and sends the answers
+        with one system call. An answer leaves after its request's work is done
+        (a write's `pwritev` returned, a flush's `fdatasync` returned), never
+        before. Polling a little before sleeping again keeps the loop awake
+        through a stream of requests, so an initiator's send does not have to
+        wake it (a wake-up across CPUs costs more than answering a request)."""
+        transport = self.transport
+        answer_into, process_frame = self.target.answer_into, self.target.process_frame
+        receive, outgoing, queue, send_queued = transport.receive_batch, transport.outgoing, transport.queue, transport.send_queued
+        capacity = len(outgoing)
+        check_peers = transport.name == "udp"
+        refresh_shared, publish_shared = self.refresh_shared, self.publish_shared
         idle_since = None
         while True:
             batch = receive()
-            if batch:
-                idle_since = None
-                for frame, peer in batch:
-                    if peer is not None and not self.peer_owns_mac(frame, peer):
-                        continue
-                    length = answer_into(frame, out)
-                    if length:
-                        send(out_view[:length], peer)
-                        continue
-                    for response in process_frame(frame):
-                        send(response, peer)
+            if not batch:
+                now = time.perf_counter()
+                if idle_since is None:
+                    idle_since = now
+                elif now - idle_since > BUSY_POLL_SECONDS:
+                    return
+                os.sched_yield()  # an initiator sharing this CPU gets to send its next request
                 continue
-            now = time.perf_counter()
-            if idle_since is None:
-                idle_since = now
-            elif now - idle_since > BUSY_POLL_SECONDS:
-                return
-            os.sched_yield()  # an initiator sharing this CPU gets to send its next request
+            idle_since = None
+            if refresh_shared is not None:
+                refresh_shared()  # what worker 0 published holds before this batch is answered
+            queued = 0
+            for frame, peer in batch:
+                if check_peers and not self.peer_owns_mac(frame, peer):
+                    continue
+                length = answer_into(frame, outgoing[queued])
+                if length:
+                    queue(queued, length, peer)
+                    queued += 1
+                    if queued == capacity:
+                        send_queued(queued)
+                        queued = 0
+                    continue
+                responses = process_frame(frame)
+                if publish_shared is not None:
+                    publish_shared()
+                for response in responses:
+                    outgoing[queued][: len(response)] = response
+                    queue(queued, len(response), peer)
+                    queued += 1
+                    if queued == capacity:
+                        send_queued(queued)
+                        queued = 0
+            if queued:
+                send_queued(queued)
 
     def peer_owns_mac(self, frame: bytes, peer) -> bool:
         """UDP: a client MAC belongs to the address that used it, until that address is silent for
@@ -146,7 +209,7 @@ class Server:
             self.refused_frames += 1
             if self.refused_frames & (self.refused_frames - 1) == 0:  # log the 1st, 2nd, 4th, ... only
                 log.warning("event=mac-claimed-by-other-address mac=%s owner=%s sender=%s refused=%d",
-                            format_mac(mac), owner[0], peer, self.refused_frames)
+                            format_mac(mac), peer_text(owner[0]), peer_text(peer), self.refused_frames)
             return False
         if owner is None and len(self.mac_owners) >= MAX_MAC_OWNERS:
             self.mac_owners = {m: o for m, o in self.mac_owners.items() if now - o[1] < MAC_TAKEOVER_SECONDS}
@@ -164,17 +227,33 @@ class Server:
             self.transport.close()
         if self.disks is not None:
             self.disks.close()
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def worker_count(config: ServerConfig) -> int:
+    """Raw Ethernet: as configured, else one worker per CPU; UDP: one."""
+    if config.transport != "raw":
+        return 1
+    return config.workers or os.cpu_count() or 1
 
 
 def serve(config: ServerConfig) -> None:
     os.makedirs(config.state, exist_ok=True)
-    server = Server(config)
+    count = worker_count(config)
+    if count > 1:
+        from .workers import ShardedServer  # it builds on this module
+
+        server = ShardedServer(config, count)
+    else:
+        server = Server(config)
     try:
         server.serve_forever()
     finally:
         server.close()
         log.info("event=stopped")
+    if getattr(server, "failed", False):
+        raise SystemExit(1)
 
 
 __all__ = ["Server", "serve", "open_catalogue", "CatalogueError", "ConfigError"]

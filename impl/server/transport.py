@@ -4,21 +4,36 @@ UDP is what QEMU's `-netdev socket,udp=...` and `-netdev dgram` speak: every
 datagram is one whole Ethernet frame; the answer goes back to the sender's
 address. Raw Ethernet is an AF_PACKET socket bound to one interface and to the
 AoE ethertype (needs root or CAP_NET_RAW).
+
+Both move frames in batches (`mmsg.FrameBatches`): one recvmmsg takes every
+waiting frame, the loop builds each answer in a buffer of the batch, and one
+sendmmsg sends them all, so a burst of requests costs one receive and one send
+system call instead of one of each per frame.
 """
 
 import errno
 import os
 import socket
+import struct
 
 from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
 from spec.aoe.constants import ETHERTYPE_AOE
-from spec.aoe.frames import pad_to_minimum
+
+from .mmsg import FrameBatches
 
 RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
 MAX_FRAME_BYTES = 65536
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23  # Linux ≥ 4.20: our own transmissions are not handed back to us
-BATCH_FRAMES = 64  # frames taken from the socket per wake-up before looking at the control socket
+BATCH_FRAMES = 64  # frames taken from the socket per system call
+SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (network order), IPv4 address: a UDP peer as recvmmsg reports it
+ZEROS = bytes(MINIMUM_FRAME_BYTES)
+
+
+def peer_text(peer) -> str:
+    """A UDP peer's address, as HOST:PORT, for the log."""
+    _family, port, host = SOCKADDR_IN.unpack(peer)
+    return f"{socket.inet_ntoa(host)}:{int.from_bytes(port, 'big')}"
 
 
 class TransportError(Exception):
@@ -44,21 +59,18 @@ class UdpTransport:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def receive_batch(self) -> list[tuple[bytes, object]]:
-        frames = []
-        recvfrom = self.sock.recvfrom
-        try:
-            for _ in range(BATCH_FRAMES):
-                frames.append(recvfrom(MAX_FRAME_BYTES))  # one copy, straight into the frame's bytes
-        except BlockingIOError:
-            pass
-        return frames
+    def open_batches(self, answer_bytes: int) -> None:
+        """Buffers for BATCH_FRAMES frames each way; every answer fits in `answer_bytes`."""
+        self.batches = FrameBatches(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, max(answer_bytes, MAX_FRAME_BYTES), names=True)
+        self.receive_batch = self.batches.receive
+        self.outgoing = self.batches.outgoing
 
-    def send(self, frame: bytes, peer) -> None:
-        try:
-            self.sock.sendto(frame, peer)
-        except OSError:
-            pass  # AoEr11 §1: delivery is best effort; the initiator retransmits
+    def queue(self, i: int, length: int, peer) -> None:
+        """outgoing[i] holds an answer of `length` bytes for `peer` (the sender address `receive_batch` gave)."""
+        self.batches.set_length(i, length, peer)
+
+    def send_queued(self, n: int) -> None:
+        self.batches.send(n)
 
     def close(self) -> None:
         self.sock.close()
@@ -99,24 +111,21 @@ class RawTransport:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def receive_batch(self) -> list[tuple[bytes, object]]:
-        frames = []
-        recv = self.sock.recv
-        try:
-            for _ in range(BATCH_FRAMES):
-                frames.append((recv(MAX_FRAME_BYTES), None))  # one copy, straight into the frame's bytes
-        except BlockingIOError:
-            pass
-        return frames
+    def open_batches(self, answer_bytes: int) -> None:
+        """Buffers for BATCH_FRAMES frames each way; every answer fits in `answer_bytes`."""
+        self.batches = FrameBatches(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, max(answer_bytes, MAX_FRAME_BYTES))
+        self.receive_batch = self.batches.receive
+        self.outgoing = self.batches.outgoing
 
-    def send(self, frame, peer) -> None:
-        """Send `frame` (bytes or a memoryview of the server's answer buffer)."""
-        if len(frame) < MINIMUM_FRAME_BYTES:
-            frame = pad_to_minimum(bytes(frame))  # IEEE 802.3 §3.2.8; veth does not pad
-        try:
-            self.sock.send(frame)
-        except OSError:
-            pass  # AoEr11 §1: delivery is best effort; the initiator retransmits
+    def queue(self, i: int, length: int, peer) -> None:
+        """outgoing[i] holds an answer of `length` bytes; short ones are padded with zeros."""
+        if length < MINIMUM_FRAME_BYTES:
+            self.outgoing[i][length:MINIMUM_FRAME_BYTES] = ZEROS[length:]  # IEEE 802.3 §3.2.8; veth does not pad
+            length = MINIMUM_FRAME_BYTES
+        self.batches.set_length(i, length)
+
+    def send_queued(self, n: int) -> None:
+        self.batches.send(n)
 
     def close(self) -> None:
         self.sock.close()
