@@ -307,6 +307,8 @@ def test_with_an_epoch_token_a_flush_after_a_target_restart_fails_on_both_sides(
         for frame in frames:
             machine.spec.receive(frame, machine.now)
             machine.core.receive(frame, machine.now)
+        machine.spec.tick(machine.now)  # a submission only queues: frames leave when the initiator is given the time
+        machine.core.tick(machine.now)
         sent = machine.spec.take_outgoing()
         assert machine.core.take_outgoing() == sent
         done = machine.spec.take_completions()
@@ -324,6 +326,7 @@ def test_a_read_answer_short_of_its_last_sector_is_ignored_on_both_sides():
     machine.start(mtu=1500, target_mtu=1500, buffer_count=4, max_window=4, epoch_token=b"")
     machine.deliver_everything(rounds=2, reverse=False)
     machine.submit_read(lba=0, count=2)
+    machine.tick(elapsed=0)
     for missing in (1, 511):
         machine.deliver_answer_missing_data(index=0, missing=missing)
         machine.same_observable_state()

@@ -359,12 +359,13 @@ def test_a_request_beyond_the_c_initiators_tables_fails_with_abrt_instead_of_han
     initiator = CoreAoeInitiator(InitiatorConfig(CLIENT_MAC, MAJOR, MINOR, timing=TIMING))
     target = AoeTarget(TargetConfig(MAJOR, MINOR), MemoryDurableStore(preset.geometry.data_sectors))
 
-    def exchange():
+    def exchange(now):
+        initiator.tick(now)  # a submission only queues: frames leave when the initiator is given the time
         for frame in initiator.take_outgoing():
             for answer in target.process_frame(frame, PORT):
-                initiator.receive(answer, 0)
+                initiator.receive(answer, now)
 
-    exchange()  # discovery: two sectors per frame at MTU 1500
+    exchange(0)  # discovery: two sectors per frame at MTU 1500
     local = LocalDisk(preset.geometry.local_disk_sectors)
     manager = CoreStorageManager(preset, b"big disk", Policy.NETWORK, local, initiator)
     local.complete(local.pending_ids()[0])  # both map slots read
@@ -373,8 +374,8 @@ def test_a_request_beyond_the_c_initiators_tables_fails_with_abrt_instead_of_han
     assert manager.poll() is None  # planned and submitted: the initiator refuses it
     assert manager.poll() == StoreResult(False, error=ERROR_ABRT)
     manager.start(ReadSectors(0, 8))
-    exchange()
+    exchange(1)
     manager.tick(2)
-    exchange()
+    exchange(2)
     result = manager.poll()
     assert result is not None and result.ok and len(result.data) == 8 * SECTOR_BYTES

@@ -44,6 +44,7 @@ core = CoreAoeInitiator(InitiatorConfig(mac, 5, 1, mtu=9000))
 target = AoeTarget(TargetConfig(5, 1), MemoryDurableStore(16))
 small = ctypes.create_string_buffer(1024)
 def exchange():
+    core.tick(0)
     for frame in core.take_outgoing():
         for answer in target.process_frame(frame, Port(target_mac, 9000)):
             core.receive(answer, 0)

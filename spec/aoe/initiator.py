@@ -4,7 +4,12 @@ The storage manager submits reads, writes and flushes; the initiator turns them
 into AoE frames, matches responses by tag, retransmits lost frames under a new
 tag, and reports each request's completion once. It performs no I/O and reads
 no clock: the caller hands in received frames and the time (`now`, integer
-ticks) and collects outgoing frames and completions.
+ticks) and collects outgoing frames and completions. A submission only queues:
+frames leave from `tick` and `receive`, the calls that carry the time, so every
+transmission's timers and write fence start at the time it is sent (a write sent
+at a stale time would fence its sectors too briefly, and a duplicate of it could
+then land after the next write to them). `next_timer` says `now` while a queued
+frame may go.
 
 Ordering rules that make the result equal to running the requests one by one
 in submission order:
@@ -199,6 +204,8 @@ class AoeInitiator:
         times = [f.sent_at + f.rto for f in self.outstanding.values()]
         times += [r.progress_at + self.config.timing.deadline for r in self.requests.values()]
         times += [t for t in self.write_fences.values() if t > self.now]
+        if self.has_sendable():
+            times.append(self.now)
         return min(times, default=None)
 
     def window(self) -> int:
@@ -259,8 +266,7 @@ class AoeInitiator:
         self.next_request_id += 1
         self.requests[request.request_id] = request
         if self.buffer_count is not None:
-            self.split(request)
-            self.dispatch()
+            self.split(request)  # its frames leave on the next tick or receive (module docstring)
         return request.request_id
 
     def split(self, request: Request) -> None:
@@ -272,6 +278,12 @@ class AoeInitiator:
             piece = request.data[offset * SECTOR_BYTES : (offset + count) * SECTOR_BYTES]
             request.fragments.append(Fragment(request, request.kind, request.lba + offset, count, piece))
         self.pending.extend(request.fragments)
+
+    def has_sendable(self) -> bool:
+        """Whether `dispatch` would send a queued fragment now."""
+        if self.buffer_count is None or len(self.outstanding) >= self.window():
+            return False
+        return any(f.tag is None and self.may_send(f, self.pending[:i]) for i, f in enumerate(self.pending))
 
     def dispatch(self) -> None:
         """Send queued fragments in submission order while the window and the ordering rules allow."""

@@ -58,6 +58,14 @@ def report_coverage(w: World) -> None:
     0,
     [Op("flush", 0), Op("read", 0, 0, 1), Op("read", 0, 0, 1), Op("write", 0, 0, 3), Op("read", 0, 0, 1)],
 )
+@example(  # regression: a write submitted later than the initiator's last tick was fenced from that stale time,
+    # and a network duplicate of it landed after the next write to the sector
+    Faults(duplicate=0.1, max_delay=6),
+    random.Random(618),
+    1,
+    0,
+    [Op("write", 15, 0, 1), Op("write", 0, 0, 1), Op("read", 0, 0, 1)],
+)
 def test_every_completed_read_returns_the_last_completed_write(f, rng, buffer_count, service_time, operations):
     w = world(f, rng, buffer_count, service_time)
     w.run(operations, crashes=[])

@@ -70,6 +70,7 @@ def run(initiator: AoeInitiator, sock: socket.socket, request_id: int, limit_s: 
     end = time.monotonic() + limit_s
     done: list[Completion] = []
     while time.monotonic() < end:
+        initiator.tick(ticks())  # retransmissions, deadlines, and what was submitted: frames leave when given the time
         for frame in initiator.take_outgoing():
             sock.send(frame)
         done += initiator.take_completions()
@@ -80,7 +81,6 @@ def run(initiator: AoeInitiator, sock: socket.socket, request_id: int, limit_s: 
             initiator.receive(sock.recv(9000), ticks())
         except socket.timeout:
             pass
-        initiator.tick(ticks())
     raise AssertionError(f"request {request_id} did not complete within {limit_s} s")
 
 

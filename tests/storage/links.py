@@ -138,7 +138,8 @@ class AoeLink:
         return initiator
 
     def pump(self) -> None:
-        """Frames the initiator queued go on the wire."""
+        """Frames the initiator sends now go on the wire (a submission only queues until it is given the time)."""
+        self.device.tick(self.now)
         self.wire.extend(("to target", frame, self.now) for frame in self.device.take_outgoing())
 
     def age_out(self, now: int) -> None:

@@ -184,10 +184,9 @@ static int64_t submit(struct aoe_initiator *s, uint8_t kind, uint64_t lba, uint6
     r->request_id = s->next_request_id++;
     r->progress_at = s->now;
     s->request_order[s->request_total++] = (uint16_t)slot;
-    if (s->discovered) {
+    /* its frames leave on the next tick or receive, which carry the time */
+    if (s->discovered)
         split(s, (uint16_t)slot);
-        dispatch(s);
-    }
     return (int64_t)r->request_id;
 }
 
@@ -306,6 +305,19 @@ static void transmit(struct aoe_initiator *s, uint16_t index, int fresh_timer)
     uint16_t at = (uint16_t)((s->outgoing_first + s->outgoing_total) % AOE_MAX_OUTGOING);
     encode(s, f, &s->outgoing[at]);
     s->outgoing_total++;
+}
+
+/* Whether dispatch would send a queued fragment now. */
+static int has_sendable(const struct aoe_initiator *s)
+{
+    if (!s->discovered || s->outstanding_total >= aoe_window(s))
+        return 0;
+    for (uint16_t i = 0; i < s->pending_total; i++) {
+        const struct aoe_fragment *f = &s->fragments[s->pending[i]];
+        if (!f->has_tag && may_send(s, f, i))
+            return 1;
+    }
+    return 0;
 }
 
 /* Send queued fragments in submission order while the window and the ordering rules allow. */
@@ -644,6 +656,10 @@ int aoe_next_timer(const struct aoe_initiator *s, uint64_t *when)
             best = any ? min_u64(best, fence) : fence;
             any = 1;
         }
+    }
+    if (has_sendable(s)) {
+        best = any ? min_u64(best, s->now) : s->now;
+        any = 1;
     }
     *when = best;
     return any;

@@ -156,7 +156,9 @@ struct aoe_initiator {
 /* Construction queues a Query Config READ; requests submitted earlier than its answer wait for it. */
 int aoe_initiator_init(struct aoe_initiator *initiator, const struct aoe_config *config, uint64_t now);
 
-/* The storage manager's side: a request id (> 0) or a negative enum aoe_result. */
+/* The storage manager's side: a request id (> 0) or a negative enum aoe_result. A submission only
+ * queues; its frames leave from aoe_tick and aoe_receive, which carry the time, so a write's fence
+ * starts when it is sent (aoe_next_timer reports `now` while a queued frame may go). */
 int64_t aoe_submit_read(struct aoe_initiator *initiator, uint64_t lba, uint64_t count, uint8_t *buffer);
 int64_t aoe_submit_write(struct aoe_initiator *initiator, uint64_t lba, const uint8_t *data, uint64_t bytes);
 int64_t aoe_submit_flush(struct aoe_initiator *initiator);
