@@ -8,13 +8,12 @@ checks that the difference is exactly the one listed in impl/server/README.md.
 
 import os
 import random
-import select
 import time
 
 import pytest
 
 from difftest.server.netns import VethNamespace
-from impl.server.initiator import RawLink, ata_body, parse_response, request_frame
+from impl.server.initiator import RawLink, ata_body, parse_response, request_frame, wait_readable
 from spec.aoe.constants import SECTOR_BYTES, AoeCommand, AoeError, HeaderFlag
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]
@@ -50,7 +49,7 @@ class Peer:
         """The answer with this tag, if one arrives within `seconds`."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            select.select([self.link], [], [], left)
+            wait_readable(self.link, left)
             while (raw := self.link.receive()) is not None:
                 r = parse_response(raw)
                 if r is not None and r.tag == tag:

@@ -99,6 +99,14 @@ def parse_response(frame: bytes) -> Response | None:
     return Response(src, dst, flags, error, major, minor, command, tag, fields, data)
 
 
+def wait_readable(link, seconds: float) -> None:
+    """Until the link has a frame or `seconds` pass; poll(2), because select(2) refuses descriptors
+    past FD_SETSIZE (1024), which a long-running process reaches."""
+    poller = select.poll()
+    poller.register(link.fileno(), select.POLLIN)
+    poller.poll(max(0.0, seconds) * 1000)
+
+
 class UdpLink:
     """Ethernet frames as UDP datagrams to and from one server address."""
 
@@ -177,7 +185,7 @@ class Initiator:
             self.link.send(request_frame(self.server_mac, self.mac, self.shelf, self.slot, command, tag, body, **frame_options))
             deadline = time.monotonic() + self.timeout
             while (left := deadline - time.monotonic()) > 0:
-                select.select([self.link], [], [], left)
+                wait_readable(self.link, left)
                 while (frame := self.link.receive()) is not None:
                     response = parse_response(frame)
                     if response is not None and response.tag == tag and response.dst == self.mac:
@@ -192,7 +200,7 @@ class Initiator:
         responses = []
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            select.select([self.link], [], [], left)
+            wait_readable(self.link, left)
             while (frame := self.link.receive()) is not None:
                 response = parse_response(frame)
                 if response is not None and response.dst == self.mac:

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import select
 import socket
 import time
 
@@ -26,7 +25,7 @@ from spec.aoe.constants import (
 )
 
 from .frames import AOE_HEADER, ATA_ARG, ATA_HEADER_BYTES, ETHERNET, parse_mac
-from .initiator import RawLink, UdpLink, client_mac
+from .initiator import RawLink, UdpLink, client_mac, wait_readable
 
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23  # Linux ≥ 4.20: do not hand our own transmissions back to us
@@ -92,7 +91,7 @@ def run(link, server_mac: bytes, clients: int, window: int, workload: str, secto
         if frame is None:
             idle += 1
             if idle > BUSY_POLLS:
-                select.select([link], [], [], 0.01)
+                wait_readable(link, 0.01)
                 idle = 0
             else:
                 os.sched_yield()  # a target sharing this CPU gets to answer

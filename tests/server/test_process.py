@@ -2,6 +2,8 @@
 serving, many requests outstanding, and `kill -9` during a write stream."""
 
 import json
+import os
+import resource
 import signal
 import socket
 
@@ -193,3 +195,19 @@ def test_verbose_says_why_a_frame_got_no_answer(server_process, images):
     assert client.collect(0.3) == []
     client.read(0, 1)  # answered after it, so the drop has been logged
     assert "event=dropped reason='no target at this shelf/slot is assigned to the client' source=02:00:00:00:00:01" in server.log()
+
+
+def test_a_client_whose_socket_number_is_past_fd_setsize_still_gets_answers(server_process):
+    """select(2) refuses descriptors from 1024 on; a long-running test process has that many open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), max(hard, 2048)))  # raising the hard limit needs root, as the suite runs
+    server = server_process()
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        client = server.initiator(1)
+        assert client.link.fileno() >= 1024
+        assert client.read(0, 2) == BASE[:1024]
+    finally:
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
