@@ -9,12 +9,12 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 
 from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Image
-from .frames import format_mac
+from .datapath import Counters, library
+from .frames import ATA_HEADER_BYTES, format_mac
 from .overlay import Overlay, OverlayError, read_exactly
 
 log = logging.getLogger("storvisor.server")
@@ -22,37 +22,14 @@ OVERLAY_DIRECTORY = "overlays"
 OVERLAY_SUFFIX = ".overlay"
 
 
-@dataclass
-class ClientCounters:
-    """What one client did, for the operator (`storvisor clients`)."""
-
-    requests: int = 0
-    read_bytes: int = 0
-    written_bytes: int = 0
-    errors: int = 0
-    duplicates: int = 0  # requests that repeat a recent one: retransmissions or network duplicates
-    flushes: int = 0
-    last_activity: float = 0.0
-    recent_requests: set = field(default_factory=set)  # tags and command + argument of the newest requests
-    older_requests: set = field(default_factory=set)  # those of the RECENT_REQUESTS before them
-
-    RECENT_REQUESTS = 64
+class ClientCounters(Counters):
+    """What one client did, for the operator (`storvisor clients`). Its memory is the C data path's
+    `struct dp_counters`: the data path counts plain transfers there, the checked path here."""
 
     def saw_request(self, frame: bytes) -> None:
-        """Count a request that repeats one of the client's last 64 (or up to 128): the same tag (a
-        network duplicate), or the same command and argument under a new tag (how Linux retransmits).
-
-        Two generations of sets, swapped every RECENT_REQUESTS requests: a few set operations per
-        request and nothing to evict one by one."""
-        recent = self.recent_requests
-        tag, request = frame[20:24], frame[19:20] + frame[24:36]
-        if tag in recent or request in recent or tag in self.older_requests or request in self.older_requests:
-            self.duplicates += 1
-        if len(recent) >= 2 * self.RECENT_REQUESTS:
-            self.older_requests = recent
-            recent = self.recent_requests = set()
-        recent.add(tag)
-        recent.add(request)
+        """Count a request that repeats one of the client's last RECENT_REQUESTS: the same tag (a
+        network duplicate), or the same command and argument under a new tag (how Linux retransmits)."""
+        library().dp_saw_request(self, bytes(frame[:ATA_HEADER_BYTES]).ljust(ATA_HEADER_BYTES, b"\0"))
 
     def describe(self) -> dict:
         return {
@@ -133,6 +110,7 @@ class DiskRegistry:
         self.base_fds: dict[str, int] = {}
         self.counters: dict[bytes, ClientCounters] = {}
         self.lock = threading.Lock()
+        self.closing: list = []  # called before overlays close: the data path forgets what points at them
 
     def counters_for(self, client: bytes) -> ClientCounters:
         counters = self.counters.get(client)
@@ -167,13 +145,18 @@ class DiskRegistry:
 
     def forget(self, client: bytes, image_name: str) -> None:
         """Drop what is known of the client's disk over this image, so its next request opens it anew."""
-        for key in [k for k in (*self.disks, *self.failures) if k[:2] == (client, image_name)]:
+        keys = [k for k in (*self.disks, *self.failures) if k[:2] == (client, image_name)]
+        for hook in self.closing:
+            hook()
+        for key in keys:
             disk = self.disks.pop(key, None)
             if disk is not None and disk.overlay is not None:
                 disk.overlay.close()
             self.failures.pop(key, None)
 
     def close(self) -> None:
+        for hook in self.closing:
+            hook()
         for disk in self.disks.values():
             if disk.overlay is not None:
                 disk.overlay.close()

@@ -65,6 +65,7 @@ class Messages:
         self.iov_words = memoryview(self.iovecs).cast("B").cast("Q")
         self.name_view = memoryview(self.names) if names else None
         self.views = [memoryview(b) for b in self.buffers]
+        self.addresses = [ctypes.addressof(a) for a in self._anchors]  # where each buffer lives, for C to write into
         self.address = ctypes.addressof(self.headers)
 
 
@@ -78,6 +79,7 @@ class FrameBatches:
         self.incoming = Messages(count, receive_bytes, names)
         self.out = Messages(count, send_bytes, names)
         self.outgoing = self.out.buffers
+        self.outgoing_addresses = self.out.addresses
         self.send_bytes = send_bytes
         self.names = names
         self.receive_arguments = (fd, ctypes.c_void_p(self.incoming.address), count, MSG_DONTWAIT, None)

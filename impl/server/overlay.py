@@ -9,18 +9,26 @@ loses nothing. The allocation (the record) counts only when its checksum over
 the data is intact, so a record can never point to data that did not reach
 the disk ("data before allocation"). FLUSH is `fdatasync` of the log.
 
+The index (which sector's latest data is where in the log) and the two hot
+operations, appending a record and reading sectors, are the C data path's
+(`datapath/overlay.c`), so plain transfers answered in C and commands
+answered here share one index. This file reads and recovers the format.
+
 Recovery reads the log front to back and stops at the first record that is
 torn or fails its checksum; the file is cut there. What remains is a prefix of
 the writes in the order they were acknowledged, and it contains every write
 acknowledged before the last completed flush.
 """
 
+import ctypes
 import os
 import struct
 import threading
 import zlib
 
 from spec.aoe.constants import SECTOR_BYTES
+
+from .datapath import library
 
 FILE_MAGIC = b"STORVISOR-OVERLAY\n"
 FORMAT_VERSION = 1
@@ -49,10 +57,15 @@ class Overlay:
         self.path = path
         self.base_identity = base_identity
         self.base_sectors = base_sectors
-        self.index: dict[int, int] = {}  # lba -> offset of that sector's latest data in the log
+        self.lib = library()
         self.lock = threading.Lock()  # serialises reset/compaction against a commit reading the log
-        self.fd = self._open()
-        self.end = self._recover()
+        fd = self._open()
+        self.handle = None
+        try:
+            self.handle = self._recover(fd)  # the data path's overlay: log, end and index
+        finally:
+            if self.handle is None:
+                os.close(fd)
         if self.garbage_bytes() > max(COMPACT_THRESHOLD_BYTES, self.live_bytes()):
             self.compact()
 
@@ -83,40 +96,52 @@ class Overlay:
         os.pwrite(fd, header.ljust(FILE_HEADER_BYTES, b"\0"), 0)
         os.fdatasync(fd)
 
-    def _recover(self) -> int:
-        """Rebuild the index from the log; cut the log at the first torn or corrupt record."""
-        size = os.fstat(self.fd).st_size
+    @property
+    def fd(self) -> int:
+        return self.lib.dp_overlay_fd(self.handle)
+
+    @property
+    def end(self) -> int:
+        return self.lib.dp_overlay_end(self.handle)
+
+    def _recover(self, fd: int) -> int:
+        """The overlay with its index rebuilt from the log; the log is cut at the first torn or corrupt record."""
+        size = os.fstat(fd).st_size
         offset = FILE_HEADER_BYTES
+        runs = []
         while offset + RECORD.size <= size:
-            magic, lba, count, crc = RECORD.unpack(os.pread(self.fd, RECORD.size, offset))
+            magic, lba, count, crc = RECORD.unpack(os.pread(fd, RECORD.size, offset))
             length = count * SECTOR_BYTES
             if magic != RECORD_MAGIC or not 0 < count <= MAX_RECORD_SECTORS or lba + count > self.base_sectors:
                 break
             if offset + RECORD.size + length > size:
                 break
-            data = os.pread(self.fd, length, offset + RECORD.size)
+            data = os.pread(fd, length, offset + RECORD.size)
             if record_crc(lba, count, data) != crc:
                 break
-            self._index_record(lba, count, offset + RECORD.size)
+            runs.append((lba, count, offset + RECORD.size))
             offset += RECORD.size + length
         if offset != size:
-            os.ftruncate(self.fd, offset)
-            os.fdatasync(self.fd)
-        return offset
+            os.ftruncate(fd, offset)
+            os.fdatasync(fd)
+        return self._indexed(fd, offset, runs)
 
-    def _index_record(self, lba: int, count: int, data_offset: int) -> None:
-        self.index.update(zip(range(lba, lba + count), range(data_offset, data_offset + count * SECTOR_BYTES, SECTOR_BYTES)))
+    def _indexed(self, fd: int, end: int, runs) -> int:
+        """A data path overlay over the log `fd` ending at `end`, whose sectors are the (lba, count, offset) runs, later ones winning."""
+        handle = self.lib.dp_overlay_new(fd, end, self.base_sectors)
+        if not handle:
+            raise MemoryError("no memory for an overlay index")
+        for lba, count, offset in runs:
+            if self.lib.dp_overlay_index_run(handle, lba, count, offset):
+                self.lib.dp_overlay_free(handle)
+                raise MemoryError("no memory for an overlay index")
+        return handle
 
     def write(self, lba: int, data: bytes) -> None:
         """Append one record; when this returns the write is in the OS (it survives the process)."""
-        count = len(data) // SECTOR_BYTES
-        header = RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data))
-        offset = self.end
-        written = os.pwritev(self.fd, (header, data), offset)  # one call: header and data are in the OS together when it returns
-        if written != len(header) + len(data):
-            raise OSError(f"{self.path}: short write ({written} of {len(header) + len(data)} bytes)")
-        self.end = offset + written
-        self._index_record(lba, count, offset + RECORD.size)
+        error = self.lib.dp_overlay_write(self.handle, lba, bytes(data), len(data) // SECTOR_BYTES)
+        if error:
+            raise OSError(-error, f"{self.path}: appending a record: {os.strerror(-error)}")
 
     def flush(self) -> None:
         """Every write appended so far reaches stable storage (FLUSH CACHE)."""
@@ -125,44 +150,24 @@ class Overlay:
     def read_into(self, lba: int, count: int, out, base_fd: int) -> None:
         """Fill `out` (a writable buffer of count sectors) with sectors lba..lba+count-1: the overlay's
         where written, else the base image's."""
-        index = self.index
-        if not index:
-            read_exactly(base_fd, out, lba * SECTOR_BYTES)
-            return
-        offsets = list(map(index.get, range(lba, lba + count)))
-        first = offsets[0]
-        if first is not None and offsets == list(range(first, first + count * SECTOR_BYTES, SECTOR_BYTES)):
-            read_exactly(self.fd, out, first)  # the common case: written together, one run in the log
-            return
-        i = 0
-        while i < count:
-            offset = index.get(lba + i)
-            start = i
-            if offset is None:  # a run of sectors from the base image
-                i += 1
-                while i < count and (lba + i) not in index:
-                    i += 1
-                chunk = os.pread(base_fd, (i - start) * SECTOR_BYTES, (lba + start) * SECTOR_BYTES)
-            else:  # a run of sectors that sit one after another in the log
-                i += 1
-                while i < count and index.get(lba + i) == offset + (i - start) * SECTOR_BYTES:
-                    i += 1
-                chunk = os.pread(self.fd, (i - start) * SECTOR_BYTES, offset)
-            out[start * SECTOR_BYTES : start * SECTOR_BYTES + len(chunk)] = chunk
+        target = (ctypes.c_char * len(out)).from_buffer(out)
+        error = self.lib.dp_overlay_read(self.handle, base_fd, lba, count, ctypes.addressof(target))
+        del target
+        if error:
+            raise OSError(-error, f"{self.path}: reading sectors {lba}+{count}: {os.strerror(-error)}")
 
     def covers_any(self, lba: int, count: int) -> bool:
         """Whether any of the sectors lba..lba+count-1 has been written."""
-        index = self.index
-        return bool(index) and not index.keys().isdisjoint(range(lba, lba + count))
+        return bool(self.lib.dp_overlay_covers_any(self.handle, lba, count))
 
     def sectors_written(self) -> int:
-        return len(self.index)
+        return self.lib.dp_overlay_sectors(self.handle)
 
     def log_bytes(self) -> int:
         return self.end
 
     def live_bytes(self) -> int:
-        return len(self.index) * SECTOR_BYTES
+        return self.sectors_written() * SECTOR_BYTES
 
     def garbage_bytes(self) -> int:
         """Log bytes that no read will ever return: overwritten sectors and record headers."""
@@ -179,36 +184,43 @@ class Overlay:
             fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 self._write_header(fd)
-                end, index = FILE_HEADER_BYTES, {}
-                for lba, count, offset in log_runs(self.index):
+                end, runs = FILE_HEADER_BYTES, []
+                for lba, count, offset in log_runs(self.snapshot()):
                     data = os.pread(self.fd, count * SECTOR_BYTES, offset)
                     os.pwrite(fd, RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data)) + data, end)
-                    for i in range(count):
-                        index[lba + i] = end + RECORD.size + i * SECTOR_BYTES
+                    runs.append((lba, count, end + RECORD.size))
                     end += RECORD.size + len(data)
                 os.fdatasync(fd)
+                compacted = self._indexed(fd, end, runs)
                 os.rename(partial, self.path)
                 fsync_directory(os.path.dirname(self.path))
             except BaseException:
                 os.close(fd)
                 raise
-            os.close(self.fd)
-            self.fd, self.index, self.end = fd, index, end
+            old_fd = self.fd
+            self.lib.dp_overlay_adopt(self.handle, compacted)  # the same overlay to the data path, now over the new log
+            os.close(old_fd)
 
     def reset(self) -> None:
         """Forget every write: the client sees its base image again. Durable when it returns."""
         with self.lock:
             self._write_header(self.fd)
-            self.index.clear()
-            self.end = FILE_HEADER_BYTES
+            self.lib.dp_overlay_clear(self.handle, FILE_HEADER_BYTES)
 
     def snapshot(self) -> dict[int, int]:
         """A copy of the index; the log is append-only, so its offsets stay valid until a reset."""
-        return dict(self.index)
+        capacity = self.sectors_written()
+        pairs = (ctypes.c_uint64 * (2 * capacity))()
+        n = self.lib.dp_overlay_export(self.handle, pairs, capacity)
+        return dict(zip(pairs[0 : 2 * n : 2], pairs[1 : 2 * n : 2]))
 
     def close(self) -> None:
-        os.fdatasync(self.fd)
-        os.close(self.fd)
+        """Flush and close the log. Whatever pointed at this overlay in the data path must be gone."""
+        fd = self.fd
+        self.lib.dp_overlay_free(self.handle)
+        self.handle = None
+        os.fdatasync(fd)
+        os.close(fd)
 
 
 def log_runs(index: dict[int, int], limit: int = MAX_COPY_RUN_SECTORS):

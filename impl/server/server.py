@@ -2,11 +2,15 @@
 
 One thread serves every client: it takes a batch of frames from the
 transport, answers each in order, sends the batch's answers together, and
-looks at the control socket between batches. A batch is what had arrived when
-it was read (at most 64 frames), so one client's malformed frame or slow
-request never holds another's answer back for longer than one batch.
+looks at the control socket when no frame has come for a moment. A batch is
+what had arrived when it was read (at most 64 frames), so one client's
+malformed frame or slow request never holds another's answer back for longer
+than one batch. Plain reads and writes are answered by the C data path
+(`datapath/`); on raw Ethernet it runs the whole loop and hands Python only
+the frames it does not answer itself.
 """
 
+import ctypes
 import logging
 import os
 import resource
@@ -21,6 +25,7 @@ from spec.aoe.constants import SECTOR_BYTES
 from .catalogue import Catalogue, CatalogueError
 from .config import ConfigError, ServerConfig
 from .control import ControlChannel, ControlServer
+from .datapath import SERVE_ERROR, SERVE_IDLE, SERVE_REFRESH
 from .disks import DiskRegistry
 from .fanout import owner_of
 from .frames import ATA_HEADER_BYTES, format_mac
@@ -34,6 +39,7 @@ log = logging.getLogger("storvisor.server")
 MAC_TAKEOVER_SECONDS = 30.0  # a client restarted on a new UDP port gets its MAC back after this silence
 MAX_MAC_OWNERS = 65536
 BUSY_POLL_SECONDS = 0.0002  # keep polling this long after the last frame before sleeping in select
+BUSY_POLL_NS = int(BUSY_POLL_SECONDS * 1e9)
 
 
 def open_catalogue(config: ServerConfig) -> Catalogue:
@@ -109,7 +115,8 @@ class Server:
         if worker is not None and worker.index == 0:
             self.publish_shared = lambda: worker.shared.publish(self.target.targets)
         elif worker is not None:
-            self.refresh_shared = lambda: worker.shared.refresh(self.target.targets)
+            self.refresh_shared = self.refresh_from_worker_0
+            self.refresh_shared()
         log.info(
             "event=serving transport=%s address=%s mac=%s mtu=%d sectors_per_frame=%d targets=%d images=%d%s",
             config.transport, self.transport.address, format_mac(mac), mtu, self.target.max_sectors,
@@ -154,12 +161,44 @@ class Server:
         before. Polling a little before sleeping again keeps the loop awake
         through a stream of requests, so an initiator's send does not have to
         wake it (a wake-up across CPUs costs more than answering a request)."""
+        if self.transport.name == "raw":
+            self.serve_link()
+        else:
+            self.serve_datagrams()
+
+    def serve_link(self) -> None:
+        """Raw Ethernet: the data path's loop (`datapath/link.c`) answers plain transfers and hands
+        over every other frame, which is answered here in its place in the batch."""
+        lib, target, link = self.transport.lib, self.target, self.transport.link
+        serve, frame_at, queue, done = lib.dp_link_serve, lib.dp_link_frame, lib.dp_link_queue, lib.dp_link_done
+        datapath, process_frame_checked = target.datapath, target.process_frame_checked
+        publish_shared = self.publish_shared
+        length = ctypes.c_uint32()
+        while True:
+            index = serve(datapath, link, BUSY_POLL_NS)
+            if index == SERVE_IDLE:
+                return
+            if index == SERVE_REFRESH:
+                self.refresh_shared()  # what worker 0 published holds before the next batch is answered
+                continue
+            if index == SERVE_ERROR:
+                error = ctypes.get_errno()
+                raise OSError(error, f"receiving frames on {self.transport.address}: {os.strerror(error)}")
+            frame = ctypes.string_at(frame_at(link, index, ctypes.byref(length)), length.value)
+            responses = process_frame_checked(frame)
+            if publish_shared is not None:
+                publish_shared()
+            for response in responses:
+                queue(link, response, len(response))
+            done(link)
+
+    def serve_datagrams(self) -> None:
+        """UDP: Python's batches, each frame's sender checked here, plain transfers answered by the data path."""
         transport = self.transport
-        answer_into, process_frame = self.target.answer_into, self.target.process_frame
+        answer_into, process_frame_checked = self.target.answer_into, self.target.process_frame_checked
         receive, outgoing, queue, send_queued = transport.receive_batch, transport.outgoing, transport.queue, transport.send_queued
+        addresses, answer_bytes = transport.outgoing_addresses, transport.outgoing_bytes
         capacity = len(outgoing)
-        check_peers = transport.name == "udp"
-        refresh_shared, publish_shared = self.refresh_shared, self.publish_shared
         idle_since = None
         while True:
             batch = receive()
@@ -172,13 +211,11 @@ class Server:
                 os.sched_yield()  # an initiator sharing this CPU gets to send its next request
                 continue
             idle_since = None
-            if refresh_shared is not None:
-                refresh_shared()  # what worker 0 published holds before this batch is answered
             queued = 0
             for frame, peer in batch:
-                if check_peers and not self.peer_owns_mac(frame, peer):
+                if not self.peer_owns_mac(frame, peer):
                     continue
-                length = answer_into(frame, outgoing[queued])
+                length = answer_into(frame, addresses[queued], answer_bytes)
                 if length:
                     queue(queued, length, peer)
                     queued += 1
@@ -186,10 +223,7 @@ class Server:
                         send_queued(queued)
                         queued = 0
                     continue
-                responses = process_frame(frame)
-                if publish_shared is not None:
-                    publish_shared()
-                for response in responses:
+                for response in process_frame_checked(frame):
                     outgoing[queued][: len(response)] = response
                     queue(queued, len(response), peer)
                     queued += 1
@@ -216,6 +250,12 @@ class Server:
         self.mac_owners[mac] = (peer, now)
         return True
 
+    def refresh_from_worker_0(self) -> None:
+        """Take in the mask lists and reservations worker 0 published; the data path watches for the next change."""
+        shared = self.worker.shared
+        shared.refresh(self.target.targets)
+        self.transport.lib.dp_link_watch(self.transport.link, shared.sequence_address, shared.seen)
+
     def stop(self) -> None:
         self.running = False
 
@@ -227,6 +267,8 @@ class Server:
             self.transport.close()
         if self.disks is not None:
             self.disks.close()
+        if getattr(self, "target", None) is not None:
+            self.target.close()
         if self.lock is not None:
             self.lock.release()
 

@@ -12,6 +12,7 @@ sequence lock: the writer makes the sequence odd, writes, makes it even; a
 reader copies between two equal even readings. One writer, so no lock.
 """
 
+import ctypes
 import mmap
 import os
 import struct
@@ -30,6 +31,8 @@ class SharedTargetState:
     def __init__(self, target_count: int):
         self.size = SEQUENCE.size + target_count * TARGET_BYTES
         self.map = mmap.mmap(-1, self.size)  # MAP_SHARED | MAP_ANONYMOUS: the forked workers see one copy
+        self.sequence_word = ctypes.c_uint64.from_buffer(self.map)  # the data path watches it between batches
+        self.sequence_address = ctypes.addressof(self.sequence_word)
         self.published = b""
         self.seen = 0
 
@@ -76,4 +79,5 @@ class SharedTargetState:
         self.seen = sequence
 
     def close(self) -> None:
+        del self.sequence_word  # the map cannot close while a view of it exists
         self.map.close()

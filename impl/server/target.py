@@ -8,9 +8,9 @@ mask list, version, command. Every difference from vblade is listed in this
 folder's README.
 """
 
+import ctypes
 import logging
 import struct
-import time
 
 from spec.aoe.constants import (
     AOE_VERSION,
@@ -51,6 +51,7 @@ from spec.aoe.target import (
 
 from .catalogue import Catalogue, CatalogueError
 from .config import ServerConfig, TargetConfig
+from .datapath import ROUTE_KEY_BYTES, Counters, RouteSpec, library
 from .disks import ClientCounters, ClientDisk, DiskRegistry
 from .frames import (
     AOE_HEADER,
@@ -81,11 +82,8 @@ READ_WRITE_COMMANDS = READ_COMMANDS | WRITE_COMMANDS
 WRITE_FLAG = AtaFlag.WRITE.value
 RESPONSE_FLAG = HeaderFlag.RESPONSE.value
 FAST_PATH_MARK = ETHERTYPE_AOE.to_bytes(2, "big") + bytes([AOE_VERSION << 4, 0])  # AoE, version 1, no flags, no error
-FAST_ROUTE_KEY_BYTES = 20  # destination, client, ethertype, version/flags, error, shelf, slot, command: one slice names a route
 TAG_OFFSET = 20  # the tag, the last field of the AoE header (AoEr11 §2)
-# the plain transfers the fast path serves: command -> (writes, LBA mask) (ATA/ATAPI-7 V1 §6.35, §6.36, §6.64, §6.65)
-PLAIN_COMMANDS = {cmd: (cmd in WRITE_COMMANDS, LBA48_MASK if cmd in LBA48_COMMANDS else LBA28_MASK) for cmd in READ_COMMANDS | WRITE_COMMANDS}
-ROUTE_CACHE_ENTRIES = 65536  # routes remembered per (client, shelf, slot) before the caches start over
+ROUTE_CACHE_ENTRIES = 65536  # routes remembered per (client, shelf, slot) before the cache starts over
 FIRMWARE_VERSION = 0x0001  # what Query Config reports (as spec.aoe.target.TargetConfig's default)
 FIRMWARE_TEXT = "1"  # IDENTIFY DEVICE words 23-26
 
@@ -106,8 +104,27 @@ class TargetState:
         self.image_name = image_name
         self.shelf, self.slot = config.shelf, config.slot
         self.config_string = config.config_string
-        self.mask_list: list[bytes] = []
-        self.reservations: list[bytes] = []
+        self.blocked = ctypes.c_int32(0)  # the data path leaves this target's requests to Python while set
+        self._mask_list: list[bytes] = []
+        self._reservations: list[bytes] = []
+
+    @property
+    def mask_list(self) -> list[bytes]:
+        return self._mask_list
+
+    @mask_list.setter
+    def mask_list(self, macs: list[bytes]) -> None:
+        self._mask_list = macs
+        self.blocked.value = bool(self._mask_list or self._reservations)
+
+    @property
+    def reservations(self) -> list[bytes]:
+        return self._reservations
+
+    @reservations.setter
+    def reservations(self, macs: list[bytes]) -> None:
+        self._reservations = macs
+        self.blocked.value = bool(self._mask_list or self._reservations)
 
     def serves(self, client: bytes) -> bool:
         return self.config.clients is None or client in self.config.clients
@@ -128,9 +145,24 @@ class AoeTarget:
         for t in sorted(self.targets, key=lambda t: t.config.clients is None):  # explicit lists before "*"
             self.by_address.setdefault((t.shelf, t.slot), []).append(t)
         self.routes: dict[tuple[bytes, int, int], list[TargetState]] = {}
-        # (client MAC + shelf + slot as on the wire) -> what plain transfers on that route need
-        self.fast_routes: dict[bytes, tuple] = {}
         self.dropped = 0
+        # plain transfers on routes the checked path established are answered in C (datapath/)
+        self.lib = library()
+        self.datapath = self.lib.dp_server_new(self.max_sectors)
+        if not self.datapath:
+            raise MemoryError("no memory for the data path")
+        self.answer_bytes = ATA_HEADER_BYTES + self.max_sectors * SECTOR_BYTES  # the longest answer
+        self.answer = self.lib.dp_answer
+        disks.closing.append(self.forget_routes)  # no route may point at a closed overlay
+
+    def forget_routes(self) -> None:
+        self.lib.dp_routes_clear(self.datapath)
+
+    def close(self) -> None:
+        if self.datapath:
+            self.forget_routes()
+            self.lib.dp_server_free(self.datapath)
+            self.datapath = None
 
     def targets_for(self, client: bytes, major: int, minor: int) -> list[TargetState]:
         """The targets this request reaches: per address, the first one assigned to the client."""
@@ -151,62 +183,19 @@ class AoeTarget:
         return route
 
     def process_frame(self, frame: bytes) -> list[bytes]:
-        """The responses to one frame: the fast path when it applies, else the full checks below."""
-        route = self.fast_routes.get(frame[:FAST_ROUTE_KEY_BYTES])
-        if route is not None:
-            out = bytearray(ATA_HEADER_BYTES + self.max_sectors * SECTOR_BYTES)
-            length = self.process_plain_transfer(frame, out, *route)
-            if length:
-                del out[length:]
-                return [bytes(out)]
+        """The responses to one frame: the data path's when it answers, else the full checks below."""
+        frame = bytes(frame)
+        out = ctypes.create_string_buffer(self.answer_bytes)
+        length = self.answer(self.datapath, frame, len(frame), out, self.answer_bytes)
+        if length:
+            return [out.raw[:length]]
         return self.process_frame_checked(frame)
 
-    def answer_into(self, frame: bytes, out: bytearray) -> int:
-        """The answer to a plain transfer on an established route, built in `out` (at least
-        ATA_HEADER_BYTES + max_sectors sectors): its length, or 0 when `process_frame` must answer.
-        The server's loop reuses one `out` for every frame: no allocation for an answer's data."""
-        route = self.fast_routes.get(frame[:FAST_ROUTE_KEY_BYTES])
-        if route is None:
-            return 0
-        return self.process_plain_transfer(frame, out, *route)
-
-    def process_plain_transfer(self, frame, out: bytearray, target: "TargetState", disk: ClientDisk, counters: ClientCounters, prefix: bytes) -> int:
-        """A plain, in-range READ/WRITE SECTORS (EXT) on an established route, answered in `out`: the
-        same answer the checked path gives, with its checks in its order; 0 hands anything else to
-        the checked path."""
-        if target.mask_list or target.reservations or len(frame) < ATA_HEADER_BYTES:
-            return 0
-        aflags, _feature, count, cmd, lba_bytes = ATA_ARG.unpack_from(frame, HEADER_BYTES)
-        kind = PLAIN_COMMANDS.get(cmd)
-        if kind is None or not 0 < count <= self.max_sectors:
-            return 0
-        writing, lba_mask = kind
-        if bool(aflags & WRITE_FLAG) != writing:
-            return 0
-        lba = int.from_bytes(lba_bytes, "little") & lba_mask
-        if lba + count > disk.sectors:
-            return 0
-        length = count * SECTOR_BYTES
-        try:
-            if writing:
-                if len(frame) - ATA_HEADER_BYTES < length or disk.read_only:
-                    return 0
-                disk.write(lba, memoryview(frame)[ATA_HEADER_BYTES : ATA_HEADER_BYTES + length])
-                counters.written_bytes += length
-                answer_bytes = ATA_HEADER_BYTES
-            else:
-                answer_bytes = ATA_HEADER_BYTES + length
-                disk.read_into(lba, count, memoryview(out)[ATA_HEADER_BYTES:answer_bytes])
-                counters.read_bytes += length
-        except OSError:
-            return 0  # the checked path reports it
-        counters.requests += 1
-        counters.last_activity = time.time()
-        counters.saw_request(frame)
-        out[:TAG_OFFSET] = prefix
-        out[TAG_OFFSET:HEADER_BYTES] = frame[TAG_OFFSET:HEADER_BYTES]
-        ATA_ARG.pack_into(out, HEADER_BYTES, aflags, 0, count, STATUS_DRDY, lba_bytes)
-        return answer_bytes
+    def answer_into(self, frame: bytes, out_address: int, capacity: int) -> int:
+        """The data path's answer to a plain transfer on an established route, built at `out_address`
+        (room for `capacity` bytes, at least `answer_bytes`): its length, or 0 when
+        `process_frame_checked` must answer. The server's loop passes its send buffers: no copy."""
+        return self.answer(self.datapath, frame, len(frame), out_address, capacity)
 
     def process_frame_checked(self, frame: bytes) -> list[bytes]:
         n = len(frame)
@@ -342,10 +331,19 @@ class AoeTarget:
         header = response_header(src, self.mac, 0, target.shelf, target.slot, AoeCommand.ATA, tag)
         if (status == STATUS_DRDY and frame[0:6] == self.mac and frame[12:16] == FAST_PATH_MARK
                 and (target.shelf, target.slot) == struct.unpack_from("!HB", frame, 16)):
-            if len(self.fast_routes) >= ROUTE_CACHE_ENTRIES:
-                self.fast_routes.clear()
-            self.fast_routes[frame[:FAST_ROUTE_KEY_BYTES]] = (target, disk, counters, header[:TAG_OFFSET])
+            self.add_route(frame[:ROUTE_KEY_BYTES], header[:TAG_OFFSET], target, disk, counters)
         return header + ATA_ARG.pack(aflags, ata_error, count_out, status, lba_bytes) + data
+
+    def add_route(self, key: bytes, prefix: bytes, target: TargetState, disk: ClientDisk, counters: ClientCounters) -> None:
+        """From now on the data path answers plain transfers on this route (one client, one target,
+        one address): everything the checks above decided for it holds until a disk closes."""
+        spec = RouteSpec(base_fd=disk.base_fd, read_only=disk.read_only, sectors=disk.sectors,
+                         overlay=disk.overlay.handle if disk.overlay is not None else None,
+                         blocked=ctypes.pointer(target.blocked), counters=ctypes.cast(ctypes.pointer(counters), ctypes.POINTER(Counters)))
+        ctypes.memmove(spec.key, key, ROUTE_KEY_BYTES)
+        ctypes.memmove(spec.prefix, prefix, ROUTE_KEY_BYTES)
+        if self.lib.dp_route_add(self.datapath, spec):
+            raise MemoryError("no memory for a data path route")
 
     def identify(self, disk: ClientDisk) -> bytes:
         """The spec's IDENTIFY data; the serial number names the client, the model the image."""

@@ -5,10 +5,12 @@ datagram is one whole Ethernet frame; the answer goes back to the sender's
 address. Raw Ethernet is an AF_PACKET socket bound to one interface and to the
 AoE ethertype (needs root or CAP_NET_RAW).
 
-Both move frames in batches (`mmsg.FrameBatches`): one recvmmsg takes every
-waiting frame, the loop builds each answer in a buffer of the batch, and one
-sendmmsg sends them all, so a burst of requests costs one receive and one send
-system call instead of one of each per frame.
+Both move frames in batches: one recvmmsg takes every waiting frame, each
+answer is built in a buffer of the batch, and one sendmmsg sends them all, so
+a burst of requests costs one receive and one send system call instead of one
+of each per frame. UDP batches are Python's (`mmsg.FrameBatches`: each frame's
+sender is checked in Python); raw Ethernet batches are the C data path's
+(`datapath/link.c`), which answers plain transfers without Python at all.
 """
 
 import errno
@@ -19,6 +21,7 @@ import struct
 from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
 from spec.aoe.constants import ETHERTYPE_AOE
 
+from .datapath import library
 from .mmsg import FrameBatches
 
 RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
@@ -27,7 +30,6 @@ SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23  # Linux ≥ 4.20: our own transmissions are not handed back to us
 BATCH_FRAMES = 64  # frames taken from the socket per system call
 SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (network order), IPv4 address: a UDP peer as recvmmsg reports it
-ZEROS = bytes(MINIMUM_FRAME_BYTES)
 
 
 def peer_text(peer) -> str:
@@ -64,6 +66,8 @@ class UdpTransport:
         self.batches = FrameBatches(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, max(answer_bytes, MAX_FRAME_BYTES), names=True)
         self.receive_batch = self.batches.receive
         self.outgoing = self.batches.outgoing
+        self.outgoing_addresses = self.batches.outgoing_addresses
+        self.outgoing_bytes = self.batches.send_bytes
 
     def queue(self, i: int, length: int, peer) -> None:
         """outgoing[i] holds an answer of `length` bytes for `peer` (the sender address `receive_batch` gave)."""
@@ -112,20 +116,14 @@ class RawTransport:
         return self.sock.fileno()
 
     def open_batches(self, answer_bytes: int) -> None:
-        """Buffers for BATCH_FRAMES frames each way; every answer fits in `answer_bytes`."""
-        self.batches = FrameBatches(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, max(answer_bytes, MAX_FRAME_BYTES))
-        self.receive_batch = self.batches.receive
-        self.outgoing = self.batches.outgoing
-
-    def queue(self, i: int, length: int, peer) -> None:
-        """outgoing[i] holds an answer of `length` bytes; short ones are padded with zeros."""
-        if length < MINIMUM_FRAME_BYTES:
-            self.outgoing[i][length:MINIMUM_FRAME_BYTES] = ZEROS[length:]  # IEEE 802.3 §3.2.8; veth does not pad
-            length = MINIMUM_FRAME_BYTES
-        self.batches.set_length(i, length)
-
-    def send_queued(self, n: int) -> None:
-        self.batches.send(n)
+        """The data path's batches of BATCH_FRAMES frames each way; answers are padded to the Ethernet minimum."""
+        self.lib = library()
+        self.link = self.lib.dp_link_new(self.sock.fileno(), BATCH_FRAMES, max(answer_bytes, MAX_FRAME_BYTES), MINIMUM_FRAME_BYTES)
+        if not self.link:
+            raise MemoryError("no memory for the raw transport's batches")
 
     def close(self) -> None:
+        if getattr(self, "link", None):
+            self.lib.dp_link_free(self.link)
+            self.link = None
         self.sock.close()

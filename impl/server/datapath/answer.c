@@ -1,0 +1,157 @@
+/* Routes and the answer to a plain transfer: impl/server/target.py's fast path, in C.
+ *
+ * A route is keyed by a request's first DP_ROUTE_KEY_BYTES (destination, client, ethertype,
+ * version and flags, error, shelf, slot, AoE command): Python registers one after it answered
+ * an ATA request on it with every check of spec.aoe.target, so what remains to check here is
+ * what varies per request (AoEr11 §3.1, ATA/ATAPI-7 V1 §6.35, §6.36, §6.64, §6.65). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "datapath.h"
+
+#define INITIAL_ROUTE_SLOTS 64u
+#define MAX_ROUTE_SLOTS 131072u /* at most half used: 65536 routes, as target.py's ROUTE_CACHE_ENTRIES */
+
+struct route {
+    struct dp_route_spec spec;
+    uint32_t used;
+};
+
+struct dp_server {
+    uint32_t max_sectors;
+    struct route *routes;
+    uint64_t capacity;
+    uint64_t used;
+};
+
+struct dp_server *dp_server_new(uint32_t max_sectors)
+{
+    struct dp_server *server = calloc(1, sizeof *server);
+    if (server)
+        server->max_sectors = max_sectors;
+    return server;
+}
+
+void dp_server_free(struct dp_server *server)
+{
+    if (server)
+        free(server->routes);
+    free(server);
+}
+
+static uint64_t key_hash(const uint8_t *key)
+{
+    uint64_t a, b;
+    uint32_t c;
+    memcpy(&a, key, 8);
+    memcpy(&b, key + 8, 8);
+    memcpy(&c, key + 16, 4);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (c * 0x165667B19E3779F9ull);
+    return h ^ (h >> 29);
+}
+
+static struct route *find_route(struct route *routes, uint64_t capacity, const uint8_t *key)
+{
+    uint64_t mask = capacity - 1;
+    for (uint64_t i = key_hash(key) & mask;; i = (i + 1) & mask)
+        if (!routes[i].used || memcmp(routes[i].spec.key, key, DP_ROUTE_KEY_BYTES) == 0)
+            return &routes[i];
+}
+
+void dp_routes_clear(struct dp_server *server)
+{
+    free(server->routes);
+    server->routes = NULL;
+    server->capacity = server->used = 0;
+}
+
+uint64_t dp_route_count(const struct dp_server *server) { return server->used; }
+
+int dp_route_add(struct dp_server *server, const struct dp_route_spec *spec)
+{
+    if ((server->used + 1) * 2 > server->capacity) {
+        uint64_t capacity = server->capacity ? server->capacity * 2 : INITIAL_ROUTE_SLOTS;
+        if (capacity > MAX_ROUTE_SLOTS) { /* bounded: senders of arbitrary addresses cannot grow it forever */
+            dp_routes_clear(server);
+            capacity = INITIAL_ROUTE_SLOTS;
+        }
+        struct route *routes = calloc(capacity, sizeof *routes);
+        if (!routes)
+            return -ENOMEM;
+        for (uint64_t i = 0; i < server->capacity; i++)
+            if (server->routes[i].used)
+                *find_route(routes, capacity, server->routes[i].spec.key) = server->routes[i];
+        free(server->routes);
+        server->routes = routes;
+        server->capacity = capacity;
+    }
+    struct route *route = find_route(server->routes, server->capacity, spec->key);
+    if (!route->used) {
+        route->used = 1;
+        server->used++;
+    }
+    route->spec = *spec;
+    return 0;
+}
+
+static double wall_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity)
+{
+    if (length < DP_ATA_HEADER_BYTES || server->used == 0)
+        return 0;
+    const struct route *route = find_route(server->routes, server->capacity, frame);
+    const struct dp_route_spec *r = &route->spec;
+    if (!route->used || *r->blocked)
+        return 0;
+    const uint8_t *arg = frame + DP_HEADER_BYTES; /* AoEr11 §3.1: aflags, feature, count, command, lba0..5 */
+    uint8_t aflags = arg[0], count = arg[2], command = arg[3];
+    int writing = command == DP_WRITE_SECTORS || command == DP_WRITE_SECTORS_EXT;
+    int extended = command == DP_READ_SECTORS_EXT || command == DP_WRITE_SECTORS_EXT;
+    if (!writing && command != DP_READ_SECTORS && command != DP_READ_SECTORS_EXT)
+        return 0;
+    if (count == 0 || count > server->max_sectors || !!(aflags & DP_ATA_FLAG_WRITE) != writing)
+        return 0;
+    uint64_t lba = 0;
+    memcpy(&lba, arg + 4, 6); /* little-endian on the wire and on the host */
+    lba &= extended ? DP_LBA48_MASK : DP_LBA28_MASK;
+    if (lba + count > r->sectors)
+        return 0;
+    size_t data_bytes = (size_t)count * DP_SECTOR_BYTES, answer_bytes = DP_ATA_HEADER_BYTES;
+    if (writing) {
+        if (length - DP_ATA_HEADER_BYTES < data_bytes || r->read_only || !r->overlay)
+            return 0;
+        if (dp_overlay_write(r->overlay, lba, frame + DP_ATA_HEADER_BYTES, count))
+            return 0; /* the checked path tries again and reports it */
+        r->counters->written_bytes += data_bytes;
+    } else {
+        answer_bytes += data_bytes;
+        if (capacity < answer_bytes)
+            return 0;
+        int rc = r->overlay ? dp_overlay_read(r->overlay, r->base_fd, lba, count, out + DP_ATA_HEADER_BYTES)
+                            : dp_read_exactly(r->base_fd, out + DP_ATA_HEADER_BYTES, data_bytes, lba * DP_SECTOR_BYTES);
+        if (rc)
+            return 0;
+        r->counters->read_bytes += data_bytes;
+    }
+    r->counters->requests++;
+    r->counters->last_activity = wall_clock();
+    dp_saw_request(r->counters, frame);
+    memcpy(out, r->prefix, DP_ROUTE_KEY_BYTES);
+    memcpy(out + DP_TAG_OFFSET, frame + DP_TAG_OFFSET, DP_HEADER_BYTES - DP_TAG_OFFSET);
+    uint8_t *answer = out + DP_HEADER_BYTES;
+    answer[0] = aflags;
+    answer[1] = 0;
+    answer[2] = count;
+    answer[3] = DP_ATA_STATUS_DRDY;
+    memcpy(answer + 4, arg + 4, 6);
+    answer[10] = answer[11] = 0;
+    return answer_bytes;
+}

@@ -1,0 +1,117 @@
+/* The storage server's compiled data path: plain reads and writes answered without Python.
+ *
+ * Python (impl/server/target.py) decides everything once per route with the full checks of
+ * spec.aoe.target and registers the route here; from then on a plain, in-range READ/WRITE
+ * SECTORS (EXT) on that route is answered in C: the same bytes, the same overlay records, the
+ * same counters. Anything else returns 0 and goes back to Python's checked path.
+ * Memory of counters and target flags belongs to Python (ctypes); overlays and routes to C.
+ */
+#ifndef DATAPATH_H
+#define DATAPATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "datapath_constants.h"
+
+/* One client's counters (`storvisor clients`); laid out as impl/server/disks.py's ClientCounters. */
+struct dp_recent_request {
+    uint32_t tag;
+    uint32_t used;
+    uint64_t request_low;  /* command byte and the first 7 bytes of the ATA argument */
+    uint64_t request_high; /* the ATA argument's last 5 bytes */
+};
+
+struct dp_counters {
+    uint64_t requests;
+    uint64_t read_bytes;
+    uint64_t written_bytes;
+    uint64_t errors;
+    uint64_t duplicates;
+    uint64_t flushes;
+    double last_activity;
+    uint64_t recent_next;
+    struct dp_recent_request recent[DP_RECENT_REQUESTS];
+};
+
+/* Count a request that repeats one of the client's last DP_RECENT_REQUESTS: same tag, or same command and argument. */
+void dp_saw_request(struct dp_counters *counters, const uint8_t *frame);
+
+/* CRC-32 of IEEE 802.3 (zlib's crc32), continued from `crc`. */
+uint32_t dp_crc32(uint32_t crc, const uint8_t *data, size_t length);
+
+/* One client's copy-on-write overlay log (impl/server/overlay.py holds the file format). */
+struct dp_overlay;
+
+struct dp_overlay *dp_overlay_new(int fd, uint64_t end, uint64_t base_sectors);
+void dp_overlay_free(struct dp_overlay *overlay);
+/* Take `from`'s file, end and index (a compacted log replaces the old one); `from` is freed. */
+void dp_overlay_adopt(struct dp_overlay *overlay, struct dp_overlay *from);
+int dp_overlay_fd(const struct dp_overlay *overlay);
+uint64_t dp_overlay_end(const struct dp_overlay *overlay);
+uint64_t dp_overlay_sectors(const struct dp_overlay *overlay);
+/* Forget every sector; the log now ends at `end` (after its header). */
+void dp_overlay_clear(struct dp_overlay *overlay, uint64_t end);
+/* Sectors lba..lba+count-1 now live at data_offset.. in the log (recovery, compaction). 0, or -ENOMEM. */
+int dp_overlay_index_run(struct dp_overlay *overlay, uint64_t lba, uint32_t count, uint64_t data_offset);
+/* The log offset of a sector's latest data, or -1 when the base image has it. */
+int64_t dp_overlay_lookup(const struct dp_overlay *overlay, uint64_t lba);
+/* Whether any sector of lba..lba+count-1 was written. */
+int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64_t count);
+/* Up to `capacity` (lba, offset) pairs into `pairs`, in no order; returns how many were written. */
+uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, uint64_t capacity);
+/* Append one checksummed record; when it returns 0 the write is in the OS. Else -errno, nothing indexed. */
+int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count);
+/* Fill `out` with count sectors from lba: the overlay's where written, else the base image's. 0 or -errno. */
+int dp_overlay_read(const struct dp_overlay *overlay, int base_fd, uint64_t lba, uint32_t count, uint8_t *out);
+/* Read count sectors of the base image alone. 0 or -errno (a short read is -EIO). */
+int dp_read_exactly(int fd, uint8_t *out, size_t length, uint64_t offset);
+
+/* The routes of one server process: (first DP_ROUTE_KEY_BYTES of a request) -> what answering it needs. */
+struct dp_server;
+
+struct dp_route_spec {
+    uint8_t key[DP_ROUTE_KEY_BYTES];       /* destination, client, ethertype, version/flags, error, shelf, slot, command */
+    uint8_t prefix[DP_ROUTE_KEY_BYTES];    /* the answer's bytes before the tag */
+    int32_t base_fd;
+    int32_t read_only;
+    uint64_t sectors;
+    struct dp_overlay *overlay;            /* NULL: the client has not written yet, or read-only */
+    const volatile int32_t *blocked;       /* non-zero while the target has a mask list or reservations */
+    struct dp_counters *counters;
+};
+
+struct dp_server *dp_server_new(uint32_t max_sectors);
+void dp_server_free(struct dp_server *server);
+/* Register (or replace) a route. 0, or -ENOMEM. */
+int dp_route_add(struct dp_server *server, const struct dp_route_spec *spec);
+/* Forget every route (a disk was closed, or the table is full). */
+void dp_routes_clear(struct dp_server *server);
+uint64_t dp_route_count(const struct dp_server *server);
+/* The answer to a plain transfer on a registered route, built in `out`: its length, or 0 for Python. */
+size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity);
+
+/* One AF_PACKET socket served in batches of recvmmsg/sendmmsg. */
+struct dp_link;
+
+enum dp_serve_result {
+    DP_SERVE_IDLE = -1,    /* nothing arrived for the idle time: Python looks at its other work */
+    DP_SERVE_REFRESH = -2, /* the shared target state moved: Python reloads it, then serves on */
+    DP_SERVE_ERROR = -3,   /* recvmmsg failed; errno says why */
+};
+
+struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32_t pad_to);
+void dp_link_free(struct dp_link *link);
+/* Watch a sequence number another process publishes at `sequence`: serve returns DP_SERVE_REFRESH while it
+ * differs from `seen` (call again with the new `seen` after reloading). */
+void dp_link_watch(struct dp_link *link, const volatile uint64_t *sequence, uint64_t seen);
+/* Answer frames until one needs Python (its index, >= 0) or a dp_serve_result. */
+int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_ns);
+/* The frame `dp_link_serve` handed to Python. */
+const uint8_t *dp_link_frame(const struct dp_link *link, uint32_t index, uint32_t *length);
+/* Python's answer to that frame (call once per answer), then dp_link_done. 0, or -EMSGSIZE. */
+int dp_link_queue(struct dp_link *link, const uint8_t *answer, uint32_t length);
+/* Python is done with the frame it was handed; the next serve goes on after it. */
+void dp_link_done(struct dp_link *link);
+
+#endif
