@@ -14,6 +14,7 @@ SOURCE = Path(__file__).resolve().parent
 BUILD = SOURCE.parents[2] / "build" / "server"
 LIBRARY = BUILD / "libstorvisor-datapath.so"
 RECENT_REQUESTS = 128  # requests per client remembered for counting duplicates
+RECENT_SLOTS = 512  # the set of their keys (two each), at most half full
 ROUTE_KEY_BYTES = 20  # a request's bytes up to its tag: destination, client, ethertype, version/flags, error, shelf, slot, command
 SERVE_IDLE, SERVE_REFRESH, SERVE_ERROR = -1, -2, -3  # enum dp_serve_result
 
@@ -23,7 +24,11 @@ class DataPathError(Exception):
 
 
 class RecentRequest(ctypes.Structure):
-    _fields_ = [("tag", ctypes.c_uint32), ("used", ctypes.c_uint32), ("request_low", ctypes.c_uint64), ("request_high", ctypes.c_uint64)]
+    _fields_ = [("tag_key", ctypes.c_uint64), ("request_key", ctypes.c_uint64)]
+
+
+class RecentSlot(ctypes.Structure):
+    _fields_ = [("key", ctypes.c_uint64), ("count", ctypes.c_uint64)]
 
 
 class Counters(ctypes.Structure):
@@ -39,6 +44,7 @@ class Counters(ctypes.Structure):
         ("last_activity", ctypes.c_double),
         ("recent_next", ctypes.c_uint64),
         ("recent", RecentRequest * RECENT_REQUESTS),
+        ("recent_set", RecentSlot * RECENT_SLOTS),
     ]
 
 

@@ -16,10 +16,13 @@
 
 /* One client's counters (`storvisor clients`); laid out as impl/server/disks.py's ClientCounters. */
 struct dp_recent_request {
-    uint32_t tag;
-    uint32_t used;
-    uint64_t request_low;  /* command byte and the first 7 bytes of the ATA argument */
-    uint64_t request_high; /* the ATA argument's last 5 bytes */
+    uint64_t tag_key;     /* 0: not used yet */
+    uint64_t request_key; /* a hash of the command byte and the ATA argument */
+};
+
+struct dp_recent_slot {
+    uint64_t key;   /* 0: empty */
+    uint64_t count; /* how often the key is in the ring */
 };
 
 struct dp_counters {
@@ -31,7 +34,8 @@ struct dp_counters {
     uint64_t flushes;
     double last_activity;
     uint64_t recent_next;
-    struct dp_recent_request recent[DP_RECENT_REQUESTS];
+    struct dp_recent_request recent[DP_RECENT_REQUESTS]; /* a ring of the latest requests */
+    struct dp_recent_slot recent_set[DP_RECENT_SLOTS];   /* the ring's keys, for lookups in O(1) */
 };
 
 /* Count a request that repeats one of the client's last DP_RECENT_REQUESTS: same tag, or same command and argument. */

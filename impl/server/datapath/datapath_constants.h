@@ -7,7 +7,6 @@
 #define DP_HEADER_BYTES 0x18
 #define DP_ATA_HEADER_BYTES 0x24
 #define DP_SECTOR_BYTES 0x200
-#define DP_ETHERNET_MIN_FRAME_BYTES 0x3c
 #define DP_LBA28_MASK 0xfffffff
 #define DP_LBA48_MASK 0xffffffffffff
 #define DP_ATA_FLAG_WRITE 0x1
@@ -20,5 +19,6 @@
 #define DP_RECORD_BYTES 0x18
 #define DP_RECORD_FIELDS_BYTES 0xc
 #define DP_RECENT_REQUESTS 0x80
+#define DP_RECENT_SLOTS 0x200
 
 #endif

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from impl.server import frames, overlay
-from impl.server.datapath import RECENT_REQUESTS, ROUTE_KEY_BYTES
+from impl.server.datapath import RECENT_REQUESTS, RECENT_SLOTS, ROUTE_KEY_BYTES
 from impl.server.target import TAG_OFFSET
 from impl.vmm.tools.generated_header import write_or_check
 from spec.aoe import constants as c
@@ -21,7 +21,6 @@ VALUES = {
     "HEADER_BYTES": frames.HEADER_BYTES,
     "ATA_HEADER_BYTES": frames.ATA_HEADER_BYTES,
     "SECTOR_BYTES": c.SECTOR_BYTES,
-    "ETHERNET_MIN_FRAME_BYTES": c.ETHERNET_MIN_FRAME_BYTES,
     "LBA28_MASK": c.LBA28_MASK,
     "LBA48_MASK": c.LBA48_MASK,
     "ATA_FLAG_WRITE": c.AtaFlag.WRITE.value,
@@ -34,6 +33,7 @@ VALUES = {
     "RECORD_BYTES": overlay.RECORD.size,
     "RECORD_FIELDS_BYTES": overlay.RECORD_FIELDS.size,
     "RECENT_REQUESTS": RECENT_REQUESTS,
+    "RECENT_SLOTS": RECENT_SLOTS,
 }
 
 
