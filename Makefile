@@ -9,6 +9,7 @@ setup:
 
 build: setup
 	@if [ -f impl/vmm/Makefile ]; then $(MAKE) -s -C impl/vmm; fi
+	@$(MAKE) -s -C impl/server/datapath
 
 demo: build
 	$(PY) -m impl.demo
