@@ -24,7 +24,7 @@ from .config import (
     parse_listen,
     quick_start,
 )
-from .control import request, run_operation
+from .control import guarded, request, run_operation
 from .disks import DiskRegistry
 from .frames import parse_mac
 from .operations import Operations
@@ -154,7 +154,10 @@ def run_offline(args, arguments: dict) -> dict:
     disks = DiskRegistry(config.state)
     try:
         ops = Operations(open_catalogue(config), disks, set())
-        return run_operation(ops, {"op": args.op, **arguments})
+        answer = run_operation(ops, {"op": args.op, **arguments})
+        if answer["ok"] and callable(answer["result"]):
+            answer = guarded(args.op, answer["result"])  # a commit's copy: here, in this process
+        return answer
     finally:
         disks.close()
         lock.release()

@@ -4,8 +4,8 @@ A UNIX stream socket at `STATE/control.sock`. The client sends one JSON object
 per line, `{"op": NAME, ...arguments}`, and gets one JSON line back:
 `{"ok": true, "result": ...}` or `{"ok": false, "error": MESSAGE}`.
 Requests run in the server's own loop between frames, so they see and change
-state consistently; a commit copies in a thread of its own so clients are not
-stalled while a large image is written.
+state consistently; a commit takes its snapshot there too and then copies in
+a thread of its own, so clients are not stalled while a large image is written.
 """
 
 import json
@@ -25,18 +25,22 @@ OPERATIONS = {
     "clients": lambda ops, a: ops.clients(),
     "client": lambda ops, a: ops.client(a["mac"]),
     "reset": lambda ops, a: ops.reset(a["mac"], a.get("image")),
-    "commit": lambda ops, a: ops.commit(a["mac"], a["name"], a.get("image")),
+    "commit": lambda ops, a: ops.start_commit(a["mac"], a["name"], a.get("image")),  # the rest runs in a thread
     "compact": lambda ops, a: ops.compact(a["mac"], a.get("image")),
 }
-THREADED = {"commit"}
 
 
 def run_operation(ops: Operations, request: dict) -> dict:
+    """The answer to a request; a result that is callable is the rest of the work, for a thread."""
     op = request.get("op")
     if op not in OPERATIONS:
         return {"ok": False, "error": f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})"}
+    return guarded(op, lambda: OPERATIONS[op](ops, request))
+
+
+def guarded(op: str, work) -> dict:
     try:
-        return {"ok": True, "result": OPERATIONS[op](ops, request)}
+        return {"ok": True, "result": work()}
     except KeyError as e:
         return {"ok": False, "error": f"operation {op} needs the argument {e}"}
     except (OperationError, OSError, ValueError) as e:
@@ -82,10 +86,12 @@ class ControlChannel:
             reply(connection, {"ok": False, "error": f"not a JSON request: {e}"})
             return
         log.info("event=control op=%s", request.get("op"))
-        if request.get("op") in THREADED:
-            threading.Thread(target=lambda: reply(connection, run_operation(self.ops, request)), daemon=True).start()
+        answer = run_operation(self.ops, request)
+        if answer["ok"] and callable(answer["result"]):
+            rest = answer["result"]
+            threading.Thread(target=lambda: reply(connection, guarded(request["op"], rest)), daemon=True).start()
         else:
-            reply(connection, run_operation(self.ops, request))
+            reply(connection, answer)
 
     def drop(self, connection: socket.socket) -> None:
         self.buffers.pop(connection, None)

@@ -46,7 +46,7 @@ class ClientCounters(Counters):
 class ClientDisk:
     """One client's view of one image: reads fall through the overlay to the base image."""
 
-    def __init__(self, client: bytes, image: Image, base_fd: int, overlay_path: str | None):
+    def __init__(self, client: bytes, image: Image, base_fd: int, overlay_path: str | None, overlay_created=lambda: None):
         self.client = client
         self.image = image
         self.sectors = image.sectors
@@ -54,6 +54,7 @@ class ClientDisk:
         self.overlay_path = overlay_path  # None: read-only
         self.read_only = overlay_path is None
         self.overlay: Overlay | None = None
+        self.overlay_created = overlay_created
         if overlay_path is not None and os.path.exists(overlay_path):
             self.ensure_overlay()
 
@@ -62,6 +63,7 @@ class ClientDisk:
         if self.overlay is None:
             os.makedirs(os.path.dirname(self.overlay_path), exist_ok=True)
             self.overlay = Overlay(self.overlay_path, self.image.identity, self.image.sectors)
+            self.overlay_created()  # routes to this disk registered before were told it has no overlay
         return self.overlay
 
     def read(self, lba: int, count: int) -> bytes:
@@ -110,7 +112,7 @@ class DiskRegistry:
         self.base_fds: dict[str, int] = {}
         self.counters: dict[bytes, ClientCounters] = {}
         self.lock = threading.Lock()
-        self.closing: list = []  # called before overlays close: the data path forgets what points at them
+        self.route_hooks: list = []  # called when an overlay is created or about to close: the data path's routes are stale
 
     def counters_for(self, client: bytes) -> ClientCounters:
         counters = self.counters.get(client)
@@ -133,7 +135,7 @@ class DiskRegistry:
                 base_fd = self.base_fds[image.path] = os.open(image.path, os.O_RDONLY)
             path = None if read_only else overlay_path(self.state, client, image.name)
             try:
-                disk = ClientDisk(client, image, base_fd, path)
+                disk = ClientDisk(client, image, base_fd, path, self.routes_stale)
             except OverlayError as e:
                 self.failures[key] = str(e)  # reported once; every request of the client gets DEVICE_UNAVAILABLE
                 log.error("event=overlay-unusable client=%s image=%s reason=%r", format_mac(client), image.name, str(e))
@@ -143,11 +145,15 @@ class DiskRegistry:
                      disk.overlay.sectors_written() if disk.overlay else 0, read_only)
             return disk
 
+    def routes_stale(self) -> None:
+        """A route of the data path names a disk's overlay (or its absence): after a change, none may stay."""
+        for hook in self.route_hooks:
+            hook()
+
     def forget(self, client: bytes, image_name: str) -> None:
         """Drop what is known of the client's disk over this image, so its next request opens it anew."""
         keys = [k for k in (*self.disks, *self.failures) if k[:2] == (client, image_name)]
-        for hook in self.closing:
-            hook()
+        self.routes_stale()
         for key in keys:
             disk = self.disks.pop(key, None)
             if disk is not None and disk.overlay is not None:
@@ -155,8 +161,7 @@ class DiskRegistry:
             self.failures.pop(key, None)
 
     def close(self) -> None:
-        for hook in self.closing:
-            hook()
+        self.routes_stale()
         for disk in self.disks.values():
             if disk.overlay is not None:
                 disk.overlay.close()

@@ -122,6 +122,12 @@ class Operations:
 
     def commit(self, mac: str, new_name: str, image: str | None = None) -> dict:
         """Write base image + the client's overlay as a new read-only base image `new_name`."""
+        return self.start_commit(mac, new_name, image)()
+
+    def start_commit(self, mac: str, new_name: str, image: str | None = None):
+        """The checks and a snapshot of the client's overlay, here, in the server's loop (the data path
+        changes the index between frames); returns the copy, which may run in a thread of its own.
+        The overlay stays locked against reset and compaction until the copy is done."""
         client = self._mac(mac)
         name = self._image_of(client, image)
         if image_name(new_name + ".img") != new_name or "/" in new_name or new_name.startswith("."):
@@ -134,18 +140,31 @@ class Operations:
         path = os.path.join(directory, new_name + ".img")
         partial = path + ".partial"
         overlay = disk.ensure_overlay()
-        with overlay.lock:
-            index = overlay.snapshot()  # the log is append-only: these offsets stay valid
-            shutil.copyfile(base.path, partial)
-            fd = os.open(partial, os.O_WRONLY)
+        if not overlay.lock.acquire(blocking=False):
+            raise OperationError(f"a commit of client {format_mac(client)} is in progress; commit again afterwards")
+        try:
+            index = overlay.snapshot()  # the log is append-only: these offsets stay valid while the lock is held
+            log_fd = overlay.fd
+        except BaseException:
+            overlay.lock.release()
+            raise
+
+        def copy() -> dict:
             try:
-                for lba, count, offset in log_runs(index):
-                    os.pwrite(fd, os.pread(overlay.fd, count * SECTOR_BYTES, offset), lba * SECTOR_BYTES)
-                os.fsync(fd)
+                shutil.copyfile(base.path, partial)
+                fd = os.open(partial, os.O_WRONLY)
+                try:
+                    for lba, count, offset in log_runs(index):
+                        os.pwrite(fd, os.pread(log_fd, count * SECTOR_BYTES, offset), lba * SECTOR_BYTES)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             finally:
-                os.close(fd)
-        os.chmod(partial, 0o444)
-        os.rename(partial, path)
-        fsync_directory(directory)
-        self.catalogue.reload()
-        return {"image": new_name, "path": path, "from": name, "client": format_mac(client), "overlay_sectors": len(index)}
+                overlay.lock.release()
+            os.chmod(partial, 0o444)
+            os.rename(partial, path)
+            fsync_directory(directory)
+            self.catalogue.reload()
+            return {"image": new_name, "path": path, "from": name, "client": format_mac(client), "overlay_sectors": len(index)}
+
+        return copy

@@ -153,14 +153,15 @@ class AoeTarget:
             raise MemoryError("no memory for the data path")
         self.answer_bytes = ATA_HEADER_BYTES + self.max_sectors * SECTOR_BYTES  # the longest answer
         self.answer = self.lib.dp_answer
-        disks.closing.append(self.forget_routes)  # no route may point at a closed overlay
+        disks.route_hooks.append(self.forget_routes)  # no route may outlive what it points at
 
     def forget_routes(self) -> None:
-        self.lib.dp_routes_clear(self.datapath)
+        if self.datapath:
+            self.lib.dp_routes_clear(self.datapath)
 
     def close(self) -> None:
         if self.datapath:
-            self.forget_routes()
+            self.disks.route_hooks.remove(self.forget_routes)
             self.lib.dp_server_free(self.datapath)
             self.datapath = None
 
