@@ -96,7 +96,7 @@ int dp_route_add(struct dp_server *server, const struct dp_route_spec *spec)
     return 0;
 }
 
-static double wall_clock(void)
+double dp_wall_clock(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -104,6 +104,11 @@ static double wall_clock(void)
 }
 
 size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity)
+{
+    return dp_answer_at(server, frame, length, out, capacity, dp_wall_clock());
+}
+
+size_t dp_answer_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now)
 {
     if (length < DP_ATA_HEADER_BYTES || server->used == 0)
         return 0;
@@ -142,7 +147,7 @@ size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, 
         r->counters->read_bytes += data_bytes;
     }
     r->counters->requests++;
-    r->counters->last_activity = wall_clock();
+    r->counters->last_activity = now;
     dp_saw_request(r->counters, frame);
     memcpy(out, r->prefix, DP_ROUTE_KEY_BYTES);
     memcpy(out + DP_TAG_OFFSET, frame + DP_TAG_OFFSET, DP_HEADER_BYTES - DP_TAG_OFFSET);

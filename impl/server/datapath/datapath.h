@@ -94,6 +94,9 @@ void dp_routes_clear(struct dp_server *server);
 uint64_t dp_route_count(const struct dp_server *server);
 /* The answer to a plain transfer on a registered route, built in `out`: its length, or 0 for Python. */
 size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity);
+/* The same, with the time (seconds since the epoch) the client's last activity is set to. */
+size_t dp_answer_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now);
+double dp_wall_clock(void);
 
 /* One AF_PACKET socket served in batches of recvmmsg/sendmmsg. */
 struct dp_link;

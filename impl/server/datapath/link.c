@@ -2,6 +2,8 @@
  * into the batch's send buffers, sendmmsg sends the answers together. An answer leaves only
  * after its request's work returned (a write's pwritev). A frame the data path cannot answer
  * stops the batch and goes to Python, which queues its answers and lets the batch go on.
+ * Answers leave every SEND_EVERY, not only at the batch's end: the initiator starts on the first
+ * ones while the rest are read, instead of sleeping until the whole batch is done.
  * While frames keep coming the loop polls instead of sleeping: a wake-up across CPUs costs
  * more than answering a request. */
 #define _GNU_SOURCE
@@ -13,6 +15,8 @@
 #include <time.h>
 
 #include "datapath.h"
+
+#define SEND_EVERY 4 /* answers; measured: 16 outstanding 4 KiB reads 0.82 -> 1.05x vblade, 1 KiB sequential 0.73 -> 0.81x */
 
 struct dp_link {
     int fd;
@@ -123,16 +127,19 @@ static uint64_t monotonic_ns(void)
 int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
 {
     uint64_t idle_since = 0;
+    double now = dp_wall_clock();
     for (;;) {
         while (link->next < link->received) {
             uint32_t i = link->next;
             const uint8_t *frame = link->in_buffers + (size_t)i * link->frame_bytes;
             uint8_t *out = answer_slot(link);
-            size_t length = dp_answer(server, frame, link->in[i].msg_len, out, link->frame_bytes);
+            size_t length = dp_answer_at(server, frame, link->in[i].msg_len, out, link->frame_bytes, now);
             if (!length)
                 return (int)i;
             commit_answer(link, (uint32_t)length);
             link->next++;
+            if (link->queued == SEND_EVERY)
+                send_queued(link);
         }
         if (link->queued)
             send_queued(link);
@@ -143,6 +150,7 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
             link->received = (uint32_t)n;
             link->next = 0;
             idle_since = 0;
+            now = dp_wall_clock(); /* a client's last activity: to the batch, not the frame */
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
