@@ -47,7 +47,8 @@ def owner_of(client: bytes, workers: int) -> int:
 
 
 def join_fanout(sockets: list[socket.socket], group: int) -> None:
-    """Put the sockets, in this order, in fanout group `group` steered by PROGRAM."""
+    """Put the sockets, in this order, in fanout group `group` steered by PROGRAM. Their receive rings
+    must exist already: making one re-registers its socket, which moves it within the group."""
     for sock in sockets:
         sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (group & 0xFFFF) | PACKET_FANOUT_CBPF << 16)
     instructions = ctypes.create_string_buffer(b"".join(SOCK_FILTER.pack(*i) for i in PROGRAM))

@@ -19,7 +19,7 @@ import socket
 import struct
 
 from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
-from spec.aoe.constants import ETHERTYPE_AOE
+from spec.aoe.constants import ETHERNET_HEADER_BYTES, ETHERTYPE_AOE
 
 from .datapath import library
 from .mmsg import FrameBatches
@@ -29,6 +29,8 @@ MAX_FRAME_BYTES = 65536
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23  # Linux ≥ 4.20: our own transmissions are not handed back to us
 BATCH_FRAMES = 64  # frames taken from the socket per system call
+RING_FRAMES = 512  # raw Ethernet: receive ring slots, room for many clients' outstanding requests
+VLAN_TAG_BYTES = 4
 SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (network order), IPv4 address: a UDP peer as recvmmsg reports it
 
 
@@ -111,16 +113,28 @@ class RawTransport:
         self.mac = self.sock.getsockname()[4]
         self.mtu = interface_mtu(interface)
         self.address = interface
+        self.open_link()
+
+    def open_link(self) -> None:
+        """The data path's batches of BATCH_FRAMES answers (padded to the Ethernet minimum) and its
+        receive ring. The ring is made here, before the socket joins a fanout group (`fanout.py`):
+        making it re-registers the socket, which moves it within its group, and the group's order
+        is what sends each client to its worker."""
+        self.lib = library()
+        self.link = self.lib.dp_link_new(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, MINIMUM_FRAME_BYTES)
+        if not self.link:
+            self.sock.close()
+            raise MemoryError("no memory for the raw transport's batches")
+        error = self.lib.dp_link_use_ring(self.link, self.mtu + ETHERNET_HEADER_BYTES + VLAN_TAG_BYTES, RING_FRAMES)
+        self.ring = not error  # else recvmmsg, as on UDP
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def open_batches(self, answer_bytes: int) -> None:
-        """The data path's batches of BATCH_FRAMES frames each way; answers are padded to the Ethernet minimum."""
-        self.lib = library()
-        self.link = self.lib.dp_link_new(self.sock.fileno(), BATCH_FRAMES, max(answer_bytes, MAX_FRAME_BYTES), MINIMUM_FRAME_BYTES)
-        if not self.link:
-            raise MemoryError("no memory for the raw transport's batches")
+        """The batches exist since the socket was opened; every answer must fit in their buffers."""
+        if answer_bytes > MAX_FRAME_BYTES:
+            raise ValueError(f"an answer of {answer_bytes} bytes does not fit the raw transport's {MAX_FRAME_BYTES}-byte buffers")
 
     def close(self) -> None:
         if getattr(self, "link", None):

@@ -96,6 +96,7 @@ SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_answer": (ctypes.c_size_t, [P, ctypes.c_char_p, ctypes.c_size_t, P, ctypes.c_size_t]),
     "dp_link_new": (P, [ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]),
     "dp_link_free": (None, [P]),
+    "dp_link_use_ring": (ctypes.c_int, [P, ctypes.c_uint32, ctypes.c_uint32]),
     "dp_link_watch": (None, [P, P, ctypes.c_uint64]),
     "dp_link_serve": (ctypes.c_int, [P, P, ctypes.c_uint64]),
     "dp_link_frame": (U8P, [P, ctypes.c_uint32, U32P]),

@@ -109,6 +109,9 @@ enum dp_serve_result {
 
 struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32_t pad_to);
 void dp_link_free(struct dp_link *link);
+/* An AF_PACKET socket: receive through a ring of `frames` slots for frames of up to receive_bytes.
+ * 0, or -errno (the link keeps using recvmmsg). */
+int dp_link_use_ring(struct dp_link *link, uint32_t receive_bytes, uint32_t frames);
 /* Watch a sequence number another process publishes at `sequence`: serve returns DP_SERVE_REFRESH while it
  * differs from `seen` (call again with the new `seen` after reloading). */
 void dp_link_watch(struct dp_link *link, const volatile uint64_t *sequence, uint64_t seen);

@@ -1,5 +1,8 @@
-/* One socket served in batches: recvmmsg takes every waiting frame, each is answered in order
- * into the batch's send buffers, sendmmsg sends the answers together. An answer leaves only
+/* One socket served in batches: frames are taken in order, each is answered into the batch's
+ * send buffers, sendmmsg sends the answers together. An AF_PACKET socket receives through a
+ * memory-mapped ring (PACKET_RX_RING, TPACKET_V2; Linux's Documentation/networking/
+ * packet_mmap.rst): the kernel copies each frame into the ring as it arrives, and the loop reads
+ * it there without a system call; other sockets (and kernels without rings) use recvmmsg. An answer leaves only
  * after its request's work returned (a write's pwritev). A frame the data path cannot answer
  * stops the batch and goes to Python, which queues its answers and lets the batch go on.
  * Answers leave every SEND_EVERY, not only at the batch's end: the initiator starts on the first
@@ -11,6 +14,8 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_packet.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -31,6 +36,11 @@ struct dp_link {
     uint32_t queued;   /* answers waiting in out */
     const volatile uint64_t *sequence;
     uint64_t seen;
+    uint8_t *ring; /* NULL: recvmmsg */
+    size_t ring_bytes;
+    uint32_t ring_frame_bytes;
+    uint32_t ring_frames;
+    uint32_t ring_next; /* the slot the next frame arrives in */
 };
 
 struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32_t pad_to)
@@ -63,10 +73,68 @@ struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32
     return link;
 }
 
+static uint32_t next_power_of_two(uint32_t n)
+{
+    uint32_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+int dp_link_use_ring(struct dp_link *link, uint32_t receive_bytes, uint32_t frames)
+{
+    /* a slot holds the tpacket2_hdr, the sockaddr_ll and the frame at an aligned offset */
+    uint32_t frame_bytes = next_power_of_two(receive_bytes + TPACKET_ALIGN(TPACKET2_HDRLEN) + 32);
+    uint32_t per_block = frame_bytes >= 65536 ? 1 : 65536 / frame_bytes;
+    struct tpacket_req request = {
+        .tp_block_size = frame_bytes * per_block,
+        .tp_block_nr = (frames + per_block - 1) / per_block,
+        .tp_frame_size = frame_bytes,
+    };
+    request.tp_frame_nr = request.tp_block_nr * per_block;
+    int version = TPACKET_V2;
+    if (setsockopt(link->fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) ||
+        setsockopt(link->fd, SOL_PACKET, PACKET_RX_RING, &request, sizeof request))
+        return -errno;
+    size_t bytes = (size_t)request.tp_block_size * request.tp_block_nr;
+    void *ring = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, link->fd, 0);
+    if (ring == MAP_FAILED)
+        return -errno;
+    link->ring = ring;
+    link->ring_bytes = bytes;
+    link->ring_frame_bytes = frame_bytes;
+    link->ring_frames = request.tp_frame_nr;
+    link->ring_next = 0;
+    /* frames queued before the ring existed would keep poll() reporting input: they are dropped
+     * (AoEr11 §1: best effort; the initiator retransmits) */
+    while (recvmmsg(link->fd, link->in, link->batch, MSG_DONTWAIT, NULL) > 0)
+        ;
+    return 0;
+}
+
+static struct tpacket2_hdr *ring_slot(const struct dp_link *link, uint32_t index)
+{
+    return (struct tpacket2_hdr *)(link->ring + (size_t)index * link->ring_frame_bytes);
+}
+
+static int ring_has_frame(const struct dp_link *link)
+{
+    return __atomic_load_n(&ring_slot(link, link->ring_next)->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER;
+}
+
+/* Give the slot back to the kernel and move on to the next one. */
+static void ring_release(struct dp_link *link)
+{
+    __atomic_store_n(&ring_slot(link, link->ring_next)->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    link->ring_next = (link->ring_next + 1) % link->ring_frames;
+}
+
 void dp_link_free(struct dp_link *link)
 {
     if (!link)
         return;
+    if (link->ring)
+        munmap(link->ring, link->ring_bytes);
     free(link->in);
     free(link->out);
     free(link->in_iov);
@@ -124,8 +192,50 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
+static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
+{
+    uint64_t idle_since = 0;
+    uint32_t since_clock = 0;
+    double now = dp_wall_clock();
+    for (;;) {
+        if (ring_has_frame(link)) {
+            if (link->sequence && *link->sequence != link->seen) {
+                send_queued(link); /* what was answered before the change leaves first */
+                return DP_SERVE_REFRESH;
+            }
+            if (idle_since || ++since_clock == SEND_EVERY * 8) { /* a client's last activity, to a few frames */
+                now = dp_wall_clock();
+                since_clock = 0;
+            }
+            idle_since = 0;
+            struct tpacket2_hdr *h = ring_slot(link, link->ring_next);
+            uint8_t *out = answer_slot(link);
+            size_t length = dp_answer_at(server, (uint8_t *)h + h->tp_mac, h->tp_snaplen, out, link->frame_bytes, now);
+            if (!length)
+                return (int)link->ring_next;
+            commit_answer(link, (uint32_t)length);
+            ring_release(link);
+            if (link->queued == SEND_EVERY)
+                send_queued(link);
+            continue;
+        }
+        if (link->queued)
+            send_queued(link);
+        if (link->sequence && *link->sequence != link->seen)
+            return DP_SERVE_REFRESH;
+        uint64_t clock = monotonic_ns();
+        if (!idle_since)
+            idle_since = clock;
+        else if (clock - idle_since > idle_ns)
+            return DP_SERVE_IDLE;
+        sched_yield(); /* an initiator sharing this CPU gets to send its next request */
+    }
+}
+
 int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
 {
+    if (link->ring)
+        return serve_ring(server, link, idle_ns);
     uint64_t idle_since = 0;
     double now = dp_wall_clock();
     for (;;) {
@@ -166,6 +276,11 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
 
 const uint8_t *dp_link_frame(const struct dp_link *link, uint32_t index, uint32_t *length)
 {
+    if (link->ring) {
+        const struct tpacket2_hdr *h = ring_slot(link, index);
+        *length = h->tp_snaplen;
+        return (const uint8_t *)h + h->tp_mac;
+    }
     *length = link->in[index].msg_len;
     return link->in_buffers + (size_t)index * link->frame_bytes;
 }
@@ -181,5 +296,8 @@ int dp_link_queue(struct dp_link *link, const uint8_t *answer, uint32_t length)
 
 void dp_link_done(struct dp_link *link)
 {
-    link->next++;
+    if (link->ring)
+        ring_release(link);
+    else
+        link->next++;
 }
