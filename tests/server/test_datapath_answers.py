@@ -72,15 +72,17 @@ class Pair:
             assert bytes(counters.recent) == bytes(other.recent), "the duplicate detector remembers different requests"
         assert self.fast.dropped == self.checked.dropped
 
-    def ata(self, cmd, lba=0, count=1, data=b"", src=A, write=None, slot=0, tag=None, pad=True, cut=0):
-        """One ATA request; W follows the command unless `write` says otherwise. (response, answered in C)."""
+    def ata(self, cmd, lba=0, count=1, data=b"", src=A, write=None, slot=0, tag=None, pad=True, cut=0, toggle=0, feature=0):
+        """One ATA request; W follows the command unless `write` says otherwise, E the command unless
+        `toggle` (bits flipped in aflags) says otherwise. (response, answered in C)."""
         writing = cmd in WRITES
         if writing and not data:
             data = bytes([self.tag & 0xFF, cmd]) * (count * SECTOR_BYTES // 2)
         write = writing if write is None else write
         self.tag += 1
-        body = ata_body(cmd, lba, count, data, write=write, extended=cmd in (READ_EXT, WRITE_EXT))
-        frame = request_frame(SERVER_MAC, src, 0, slot, AoeCommand.ATA, self.tag if tag is None else tag, body)
+        body = bytearray(ata_body(cmd, lba, count, data, write=write, extended=cmd in (READ_EXT, WRITE_EXT), feature=feature))
+        body[0] ^= toggle
+        frame = request_frame(SERVER_MAC, src, 0, slot, AoeCommand.ATA, self.tag if tag is None else tag, bytes(body))
         frame = frame[: len(frame) - cut]
         if pad:
             frame = frame.ljust(ETHERNET_MIN_FRAME_BYTES, b"\0")  # as a NIC pads a short frame
@@ -293,6 +295,16 @@ def test_a_reservation_blocks_the_data_path(pair):
     assert pair.ata(WRITE_EXT, 2, 1, src=A)[1]
 
 
+@pytest.mark.parametrize("toggle", [AtaFlag.EXTENDED, AtaFlag.DEVICE, AtaFlag.ASYNC, 0xAC])
+@pytest.mark.parametrize("cmd", READS + WRITES)
+def test_other_aflags_and_the_feature_byte_are_echoed_as_the_checked_path_does(pair, cmd, toggle):
+    """AoEr11 §3.1: the response carries the request's aflags; E does not change what the command is."""
+    establish(pair)
+    pair.ata(WRITE_EXT, 0, 1)
+    r, in_c = pair.ata(cmd, 6, 1, toggle=toggle, feature=0x5A)
+    assert in_c and status(r) == STATUS_DRDY and r.fields[1] == 0
+
+
 def test_repeated_tags_and_retransmissions_count_as_duplicates_in_c_too(pair):
     establish(pair)
     for _ in range(3):
@@ -331,15 +343,27 @@ requests = st.fixed_dictionaries(
         "tag": st.sampled_from([None, None, None, 0, 1]),
         "flip_w": st.sampled_from([False] * 7 + [True]),
         "cut": st.sampled_from([0] * 7 + [1, SECTOR_BYTES]),
+        "toggle": st.sampled_from([0] * 5 + [AtaFlag.EXTENDED, AtaFlag.DEVICE, AtaFlag.ASYNC, 0xAC]),
+        "feature": st.sampled_from([0, 0, 0, 0xFF]),
     }
 )
 operations = st.tuples(st.sampled_from(["reset", "compact", "forget", "mask", "unmask", "unmask", "reserve", "release", "release"]),
                        st.sampled_from([A, B]))
+
+
+def request(cmd, lba=0, count=1, src=A, slot=0, tag=None, flip_w=False, cut=0, toggle=0, feature=0):
+    """One step of a stream, as the strategy above draws it."""
+    return {"cmd": cmd, "lba": lba, "count": count, "src": src, "slot": slot, "tag": tag, "flip_w": flip_w, "cut": cut,
+            "toggle": toggle, "feature": feature}
+
+
 steps_strategy = st.lists(st.one_of(requests, requests, requests, requests, operations), min_size=10, max_size=40)
 
 
 @given(mtu=st.sampled_from([1500, 9000]), steps=steps_strategy)
-@example(mtu=1500, steps=[{"cmd": READ_EXT, "lba": 0, "count": 1, "src": A, "slot": 0, "tag": None, "flip_w": False, "cut": 0}] * 2)
+@example(mtu=1500, steps=[request(READ_EXT), request(WRITE_EXT), request(WRITE28, lba=9, count=2), ("mask", A), request(READ_EXT),
+                          ("unmask", B), request(READ28, lba=9, count=2, toggle=AtaFlag.EXTENDED), ("compact", A), request(READ_EXT, lba=9),
+                          ("reset", A), request(READ_EXT, lba=9), ("forget", A), request(READ_EXT, lba=9, src=B, tag=1), request(READ_EXT, tag=1)])
 def test_streams_of_requests_get_the_checked_paths_answers(tmp_path_factory, images_factory, mtu, steps):
     targets = [TargetConfig(0, 0, "base", None), TargetConfig(0, 1, "other", None, read_only=True)]
     pair = Pair(tmp_path_factory.mktemp("pair"), images_factory(), targets=targets, mtu=mtu)
@@ -349,7 +373,8 @@ def test_streams_of_requests_get_the_checked_paths_answers(tmp_path_factory, ima
                 count = min(step["count"], 255)
                 write = None if not step["flip_w"] else step["cmd"] not in WRITES
                 _, in_c = pair.ata(step["cmd"], step["lba"], count, src=step["src"], slot=step["slot"], tag=step["tag"], write=write,
-                                   cut=step["cut"] if step["cmd"] in WRITES else 0, pad=not step["cut"])
+                                   cut=step["cut"] if step["cmd"] in WRITES else 0, pad=not step["cut"], toggle=step["toggle"],
+                                   feature=step["feature"])
                 if in_c:
                     event("the data path answered a request of the stream")
                 continue
