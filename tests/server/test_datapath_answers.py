@@ -12,7 +12,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from impl.server.config import TargetConfig
-from impl.server.frames import ATA_ARG, MASK_ARG, MASK_DIRECTIVE, RESERVE_ARG
+from impl.server.frames import MASK_ARG, MASK_DIRECTIVE, RESERVE_ARG
 from impl.server.initiator import ata_body, parse_response, request_frame
 from impl.server.operations import OperationError, Operations
 from impl.server.target import ERROR_ABRT, ERROR_IDNF, STATUS_DRDY, STATUS_ERR
@@ -72,7 +72,7 @@ class Pair:
             assert bytes(counters.recent) == bytes(other.recent), "the duplicate detector remembers different requests"
         assert self.fast.dropped == self.checked.dropped
 
-    def ata(self, cmd, lba=0, count=1, data=b"", src=A, write=None, slot=0, tag=None, pad=True, cut=0, toggle=0, feature=0):
+    def ata(self, cmd, lba=0, count=1, data=b"", src=A, write=None, slot=0, tag=None, pad=True, cut=0, toggle=0, feature=0, dst=SERVER_MAC, major=0):
         """One ATA request; W follows the command unless `write` says otherwise, E the command unless
         `toggle` (bits flipped in aflags) says otherwise. (response, answered in C)."""
         writing = cmd in WRITES
@@ -82,12 +82,12 @@ class Pair:
         self.tag += 1
         body = bytearray(ata_body(cmd, lba, count, data, write=write, extended=cmd in (READ_EXT, WRITE_EXT), feature=feature))
         body[0] ^= toggle
-        frame = request_frame(SERVER_MAC, src, 0, slot, AoeCommand.ATA, self.tag if tag is None else tag, bytes(body))
+        frame = request_frame(dst, src, major, slot, AoeCommand.ATA, self.tag if tag is None else tag, bytes(body))
         frame = frame[: len(frame) - cut]
         if pad:
             frame = frame.ljust(ETHERNET_MIN_FRAME_BYTES, b"\0")  # as a NIC pads a short frame
         responses, in_c = self.send(frame)
-        assert len(responses) <= 1
+        assert len(responses) <= 1 or major == 0xFFFF or slot == 0xFF
         return (parse_response(responses[0]) if responses else None), in_c
 
     def mask(self, directives, src=A):
@@ -203,6 +203,14 @@ def test_the_last_sector_is_answered_in_c_one_past_it_is_idnf_from_the_checked_p
         assert not in_c and (status(r), r.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_IDNF)
     r, in_c = jumbo.ata(cmd, IMAGE_SECTORS, 1)
     assert not in_c and r.fields[1] == ERROR_IDNF
+
+
+@pytest.mark.parametrize("dst,major,slot", [(BROADCAST_MAC, 0, 0), (SERVER_MAC, 0xFFFF, 0), (SERVER_MAC, 0, 0xFF), (BROADCAST_MAC, 0xFFFF, 0xFF)])
+def test_broadcasts_are_answered_by_the_checked_path(pair, dst, major, slot):
+    """AoEr11 §2: a broadcast address reaches every target; only exact addresses become routes."""
+    establish(pair)
+    r, in_c = pair.ata(READ_EXT, 5, 1, dst=dst, major=major, slot=slot)
+    assert not in_c and r.data == BASE[5 * SECTOR_BYTES : 6 * SECTOR_BYTES]
 
 
 @pytest.mark.parametrize("lba", [2**28 - 1, 2**48 - 1, 2**32 + 3])
@@ -345,16 +353,17 @@ requests = st.fixed_dictionaries(
         "cut": st.sampled_from([0] * 7 + [1, SECTOR_BYTES]),
         "toggle": st.sampled_from([0] * 5 + [AtaFlag.EXTENDED, AtaFlag.DEVICE, AtaFlag.ASYNC, 0xAC]),
         "feature": st.sampled_from([0, 0, 0, 0xFF]),
+        "dst": st.sampled_from([SERVER_MAC] * 7 + [BROADCAST_MAC]),
     }
 )
 operations = st.tuples(st.sampled_from(["reset", "compact", "forget", "mask", "unmask", "unmask", "reserve", "release", "release"]),
                        st.sampled_from([A, B]))
 
 
-def request(cmd, lba=0, count=1, src=A, slot=0, tag=None, flip_w=False, cut=0, toggle=0, feature=0):
+def request(cmd, lba=0, count=1, src=A, slot=0, tag=None, flip_w=False, cut=0, toggle=0, feature=0, dst=SERVER_MAC):
     """One step of a stream, as the strategy above draws it."""
     return {"cmd": cmd, "lba": lba, "count": count, "src": src, "slot": slot, "tag": tag, "flip_w": flip_w, "cut": cut,
-            "toggle": toggle, "feature": feature}
+            "toggle": toggle, "feature": feature, "dst": dst}
 
 
 steps_strategy = st.lists(st.one_of(requests, requests, requests, requests, operations), min_size=10, max_size=40)
@@ -363,7 +372,8 @@ steps_strategy = st.lists(st.one_of(requests, requests, requests, requests, oper
 @given(mtu=st.sampled_from([1500, 9000]), steps=steps_strategy)
 @example(mtu=1500, steps=[request(READ_EXT), request(WRITE_EXT), request(WRITE28, lba=9, count=2), ("mask", A), request(READ_EXT),
                           ("unmask", B), request(READ28, lba=9, count=2, toggle=AtaFlag.EXTENDED), ("compact", A), request(READ_EXT, lba=9),
-                          ("reset", A), request(READ_EXT, lba=9), ("forget", A), request(READ_EXT, lba=9, src=B, tag=1), request(READ_EXT, tag=1)])
+                          ("reset", A), request(READ_EXT, lba=9), ("forget", A), request(READ_EXT, lba=9, src=B, tag=1), request(READ_EXT, tag=1),
+                          request(READ_EXT, dst=BROADCAST_MAC)])
 def test_streams_of_requests_get_the_checked_paths_answers(tmp_path_factory, images_factory, mtu, steps):
     targets = [TargetConfig(0, 0, "base", None), TargetConfig(0, 1, "other", None, read_only=True)]
     pair = Pair(tmp_path_factory.mktemp("pair"), images_factory(), targets=targets, mtu=mtu)
@@ -374,7 +384,7 @@ def test_streams_of_requests_get_the_checked_paths_answers(tmp_path_factory, ima
                 write = None if not step["flip_w"] else step["cmd"] not in WRITES
                 _, in_c = pair.ata(step["cmd"], step["lba"], count, src=step["src"], slot=step["slot"], tag=step["tag"], write=write,
                                    cut=step["cut"] if step["cmd"] in WRITES else 0, pad=not step["cut"], toggle=step["toggle"],
-                                   feature=step["feature"])
+                                   feature=step["feature"], dst=step["dst"])
                 if in_c:
                     event("the data path answered a request of the stream")
                 continue

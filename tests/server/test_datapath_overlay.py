@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from impl.server.datapath import library
 from impl.server.overlay import FILE_HEADER_BYTES, RECORD, RECORD_FIELDS, RECORD_MAGIC, Overlay, log_runs
