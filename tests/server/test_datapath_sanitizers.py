@@ -19,7 +19,7 @@ from tests.server.conftest import ROOT
 HERE = Path(__file__).resolve().parent
 SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get(LIBRARY_ENV)), reason="already running on another data path build")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(os.environ.get(LIBRARY_ENV)), reason="already running on another data path build")]
 
 
 def sanitized_environment() -> dict[str, str]:
