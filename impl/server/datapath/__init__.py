@@ -1,11 +1,15 @@
 """The server's compiled data path (C, in this folder) as Python sees it: the library and its types.
 
 `library()` builds libstorvisor-datapath.so with make (again when a source is newer) and loads
-it once per process. `Counters` and `RouteSpec` mirror datapath.h's structs field by field; the
-functions are declared with their C types, so a wrong argument is a TypeError, not a crash.
+it once per process. When the environment variable STORVISOR_DATAPATH_LIB names a library, that
+one is loaded instead, unbuilt: the tests set it to `build_sanitized()`'s AddressSanitizer and
+UBSan build (tests/server/test_datapath_sanitizers.py), with gcc's libasan preloaded.
+`Counters` and `RouteSpec` mirror datapath.h's structs field by field; the functions are
+declared with their C types, so a wrong argument is a TypeError, not a crash.
 """
 
 import ctypes
+import os
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -13,6 +17,9 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parent
 BUILD = SOURCE.parents[2] / "build" / "server"
 LIBRARY = BUILD / "libstorvisor-datapath.so"
+SANITIZED_BUILD = SOURCE.parents[2] / "build" / "server-sanitized"
+SANITIZED_LIBRARY = SANITIZED_BUILD / "libstorvisor-datapath.so"
+LIBRARY_ENV = "STORVISOR_DATAPATH_LIB"  # another build of the library to load (the sanitized one)
 RECENT_REQUESTS = 128  # requests per client remembered for counting duplicates
 RECENT_SLOTS = 512  # the set of their keys (two each), at most half full
 ROUTE_KEY_BYTES = 20  # a request's bytes up to its tag: destination, client, ethertype, version/flags, error, shelf, slot, command
@@ -65,10 +72,20 @@ class RouteSpec(ctypes.Structure):
 
 def build() -> Path:
     """Build the library with make (nothing to do when it is current) and return its path."""
-    result = subprocess.run(["make", "-s", "-C", str(SOURCE), f"BUILD={BUILD}"], capture_output=True, text=True)
+    _make(f"BUILD={BUILD}")
+    return LIBRARY
+
+
+def build_sanitized() -> Path:
+    """Build the AddressSanitizer and UBSan variant (make sanitized) and return its path."""
+    _make(f"SANITIZED_BUILD={SANITIZED_BUILD}", "sanitized")
+    return SANITIZED_LIBRARY
+
+
+def _make(*arguments: str) -> None:
+    result = subprocess.run(["make", "-s", "-C", str(SOURCE), *arguments], capture_output=True, text=True)
     if result.returncode:
         raise DataPathError(f"building the server's data path (impl/server/datapath) failed:\n{result.stdout}{result.stderr}")
-    return LIBRARY
 
 
 P, U8P, U32P, U64P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
@@ -107,8 +124,9 @@ SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
 
 @cache
 def library() -> ctypes.CDLL:
+    path = os.environ.get(LIBRARY_ENV) or build()
     try:
-        lib = ctypes.CDLL(str(build()), use_errno=True)
+        lib = ctypes.CDLL(str(path), use_errno=True)
     except OSError as e:
         raise DataPathError(f"cannot load the server's data path: {e}") from None
     for name, (result, arguments) in SIGNATURES.items():

@@ -1,0 +1,143 @@
+"""The data path's batch loop (datapath/link.c) answers a batch as the checked path would, in order.
+
+The raw transport hands link.c an AF_PACKET socket; any datagram socket serves the same
+recvmmsg/sendmmsg calls, so here it is one end of an AF_UNIX datagram pair and the test is the
+initiator at the other end. The loop below is the server's (`Server.serve_link`): C answers what
+it can, every other frame is answered by `process_frame_checked` in its place in the batch.
+A socket's send buffer (212992 bytes by default) holds only four jumbo frames in flight, so a
+round sends at most four and reads every answer before the next.
+"""
+
+import ctypes
+import select
+import socket
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from impl.server.datapath import SERVE_IDLE, SERVE_REFRESH, library
+from impl.server.initiator import ata_body, request_frame
+from impl.server.transport import MAX_FRAME_BYTES
+from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES, SECTOR_BYTES, AoeCommand
+from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, make_target
+from tests.server.test_datapath_answers import READ_EXT, READS, WRITE_EXT, WRITES, A, B
+
+BATCH = 2  # frames per recvmmsg: a round spans several batches
+IDLE_NS = 2_000_000
+ROUND = 4
+
+
+class Link:
+    """A target served through link.c on one end of a socket pair, and a checked twin to compare with."""
+
+    def __init__(self, directory, images, mtu=9000, frame_bytes=None):
+        self.target = make_target(directory / "served", images, mtu=mtu)
+        self.checked = make_target(directory / "checked", images, mtu=mtu)
+        self.server_end, self.client_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.server_end.setblocking(False)
+        self.client_end.settimeout(5)
+        self.lib = library()
+        frame_bytes = frame_bytes or max(self.target.answer_bytes, MAX_FRAME_BYTES)  # as the raw transport's batches
+        self.link = self.lib.dp_link_new(self.server_end.fileno(), BATCH, frame_bytes, ETHERNET_MIN_FRAME_BYTES)
+        assert self.link
+        self.in_python = 0
+
+    def serve(self) -> int:
+        """Serve until the socket is idle, as Server.serve_link does; the last dp_link_serve result."""
+        length = ctypes.c_uint32()
+        while True:
+            index = self.lib.dp_link_serve(self.target.datapath, self.link, IDLE_NS)
+            if index < 0:
+                return index
+            frame = ctypes.string_at(self.lib.dp_link_frame(self.link, index, ctypes.byref(length)), length.value)
+            self.in_python += 1
+            for response in self.target.process_frame_checked(frame):
+                assert self.lib.dp_link_queue(self.link, response, len(response)) == 0
+            self.lib.dp_link_done(self.link)
+
+    def round(self, frames: list[bytes]) -> list[bytes]:
+        """Send the frames, serve them, and check the answers against the checked twin's, in order."""
+        assert len(frames) <= ROUND
+        for frame in frames:
+            self.client_end.send(frame)
+        assert self.serve() == SERVE_IDLE
+        expected = [r.ljust(ETHERNET_MIN_FRAME_BYTES, b"\0") for f in frames for r in self.checked.process_frame_checked(f)]
+        answers = [self.client_end.recv(1 << 16) for _ in expected]
+        assert answers == expected
+        assert select.select([self.client_end], [], [], 0)[0] == [], "nothing more than the checked path sends"
+        return answers
+
+    def close(self):
+        self.lib.dp_link_free(self.link)
+        self.server_end.close()
+        self.client_end.close()
+        for target in (self.target, self.checked):
+            target.disks.close()
+            target.close()
+
+
+@pytest.fixture
+def link(tmp_path, images):
+    served = Link(tmp_path, images)
+    yield served
+    served.close()
+
+
+def ata(cmd, lba, count, src=A, tag=1, data=None):
+    if cmd in WRITES and data is None:
+        data = bytes([tag & 0xFF]) * count * SECTOR_BYTES
+    body = ata_body(cmd, lba, count, data or b"", write=cmd in WRITES)
+    return request_frame(SERVER_MAC, src, 0, 0, AoeCommand.ATA, tag, body).ljust(ETHERNET_MIN_FRAME_BYTES, b"\0")
+
+
+def test_a_batch_mixes_c_and_python_answers_in_request_order(link):
+    link.round([ata(READ_EXT, 0, 1, tag=1), ata(WRITE_EXT, 0, 1, tag=2)])  # routes and the overlay, by Python
+    python_before = link.in_python
+    link.round([ata(WRITE_EXT, 3, 17, tag=3), ata(0xEC, 0, 1, tag=4), ata(READ_EXT, 2, 17, tag=5), ata(READ_EXT, IMAGE_SECTORS, 1, tag=6)])
+    link.round([ata(READ_EXT, 3, 1, tag=7), ata(0xE7, 0, 0, tag=8), ata(WRITE_EXT, IMAGE_SECTORS - 1, 1, tag=9), ata(READ_EXT, 0, 2, src=B, tag=10)])
+    assert link.in_python - python_before == 4, "IDENTIFY, IDNF, FLUSH and B's first request go to Python; the rest is C's"
+
+
+def test_rounds_of_answers_all_from_c_or_all_from_python(link):
+    link.round([ata(READ_EXT, 0, 1, tag=1), ata(WRITE_EXT, 0, 1, tag=2)])
+    python_before = link.in_python
+    link.round([ata(READ_EXT, lba, 17, tag=lba) for lba in range(0, ROUND * 17, 17)])
+    assert link.in_python == python_before
+    link.round([ata(0xEC, 0, 1, tag=t) for t in range(ROUND)])  # every answer queued by Python
+    assert link.in_python == python_before + ROUND
+
+
+def test_an_answer_longer_than_a_frame_buffer_is_refused(tmp_path, images):
+    served = Link(tmp_path, images, frame_bytes=1024)
+    try:
+        assert served.lib.dp_link_queue(served.link, bytes(1025), 1025) < 0
+        assert served.lib.dp_link_queue(served.link, bytes(1024), 1024) == 0
+    finally:
+        served.close()
+
+
+def test_a_moved_sequence_number_asks_python_to_refresh(link):
+    sequence = ctypes.c_uint64(1)
+    link.lib.dp_link_watch(link.link, ctypes.addressof(sequence), 0)
+    assert link.lib.dp_link_serve(link.target.datapath, link.link, IDLE_NS) == SERVE_REFRESH
+    link.lib.dp_link_watch(link.link, ctypes.addressof(sequence), 1)
+    assert link.lib.dp_link_serve(link.target.datapath, link.link, IDLE_NS) == SERVE_IDLE
+
+
+requests = st.tuples(st.sampled_from(READS + WRITES + (0xEC, 0xE7)), st.integers(0, IMAGE_SECTORS), st.integers(0, 18), st.sampled_from([A, B]))
+
+
+@given(rounds=st.lists(st.lists(requests, min_size=1, max_size=ROUND), min_size=1, max_size=6))
+def test_rounds_of_requests_get_the_checked_paths_answers(tmp_path_factory, images_factory, rounds):
+    served = Link(tmp_path_factory.mktemp("link"), images_factory())
+    try:
+        tag = 0
+        for requests_ in rounds:
+            frames = []
+            for cmd, lba, count, src in requests_:
+                tag += 1
+                frames.append(ata(cmd, lba, count, src=src, tag=tag))
+            served.round(frames)
+    finally:
+        served.close()
