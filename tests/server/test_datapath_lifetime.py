@@ -96,8 +96,6 @@ def test_forgetting_one_client_leaves_the_others_served(pair):
     assert pair.ata(READ_EXT, 5, 1)[0].data == bytes([0x51]) * SECTOR_BYTES
 
 
-@pytest.mark.xfail(strict=True, reason="AoeTarget.close() frees its data path but leaves forget_routes in "
-                   "DiskRegistry.closing; a later DiskRegistry.close() or forget() calls dp_routes_clear(NULL): SIGSEGV")
 def test_closing_the_target_before_its_disks_does_not_crash(tmp_path, images):
     code = f"""
 import pathlib
