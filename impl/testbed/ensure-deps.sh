@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils      # the emulated PC, with SeaBIOS
   gcc binutils nasm make          # the VMM and the probe guest
+  zlib1g-dev                      # the server's data path: zlib's CRC-32, as the overlay format stores it
   syslinux syslinux-common mtools # bootable FAT disk images without root
   busybox-static cpio xz-utils    # the guest's initramfs
   kmod zstd                       # the Debian kernel's modules.dep (depmod), compressed modules
