@@ -52,18 +52,20 @@ def test_the_server_tests_pass_on_the_sanitized_data_path():
 
 
 def test_the_sanitizers_catch_a_read_past_a_buffer():
-    # A caller that lies about its buffer: 1 KiB said to be 2 KiB. The CRC's eight-byte steps
-    # read past it; AddressSanitizer must stop the process there.
+    # A frame shorter than the ATA header it is taken to have: counting it as a request reads the
+    # header's 36 bytes; AddressSanitizer must stop the process there.
     code = """
 import ctypes
 from impl.server.datapath import library
-small = ctypes.create_string_buffer(1024)  # above pymalloc's 512-byte limit: a malloc block with redzones
-library().dp_crc32(0, ctypes.cast(small, ctypes.c_char_p), 2048)
+from impl.server.disks import ClientCounters
+short = ctypes.cast(ctypes.create_string_buffer(1024), ctypes.POINTER(ctypes.c_char * 1024))  # a malloc block with redzones
+frame = ctypes.cast(ctypes.addressof(short.contents) + 1000, ctypes.c_char_p)  # its last 24 bytes
+library().dp_saw_request(ClientCounters(), frame)
 print("not caught")
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=sanitized_environment(), capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "not caught" not in result.stdout
-    assert "heap-buffer-overflow" in result.stderr and "dp_crc32" in result.stderr, result.stderr[-3000:]
+    assert "heap-buffer-overflow" in result.stderr and "dp_saw_request" in result.stderr, result.stderr[-3000:]
 
 
 def test_the_sanitizers_catch_a_route_to_a_closed_overlay(tmp_path, images):
