@@ -142,10 +142,12 @@ class Operations:
         overlay = disk.ensure_overlay()
         if not overlay.lock.acquire(blocking=False):
             raise OperationError(f"a commit of client {format_mac(client)} is in progress; commit again afterwards")
+        overlay.commits.value += 1  # no record is rewritten in place until the copy is done
         try:
-            index = overlay.snapshot()  # the log is append-only: these offsets stay valid while the lock is held
+            index = overlay.snapshot()  # records only get appended now: these offsets stay valid while the lock is held
             log_fd = overlay.fd
         except BaseException:
+            overlay.commits.value -= 1
             overlay.lock.release()
             raise
 
@@ -160,6 +162,7 @@ class Operations:
                 finally:
                     os.close(fd)
             finally:
+                overlay.commits.value -= 1
                 overlay.lock.release()
             os.chmod(partial, 0o444)
             os.rename(partial, path)

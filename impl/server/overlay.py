@@ -1,4 +1,4 @@
-"""A client's copy-on-write overlay: an append-only log of checksummed write records.
+"""A client's copy-on-write overlay: a log of checksummed write records.
 
 File layout: a 128-byte file header (magic, format version, the base image's
 identity and size), then records. A record is a 24-byte header (magic, LBA,
@@ -10,14 +10,25 @@ the data is intact, so a record can never point to data that did not reach
 the disk ("data before allocation"). FLUSH is `fdatasync` of the log.
 
 The index (which sector's latest data is where in the log) and the two hot
-operations, appending a record and reading sectors, are the C data path's
+operations, writing a record and reading sectors, are the C data path's
 (`datapath/overlay.c`), so plain transfers answered in C and commands
 answered here share one index. This file reads and recovers the format.
 
+A write that covers exactly one record written since the last completed
+flush (all of its sectors still live there) rewrites that record in place,
+header and data in one `pwritev`: overwriting costs no new pages and the log
+does not grow. A power loss can tear such a record; it then fails its
+checksum and recovery cuts the log there, which loses only writes since the
+last flush. So after a power loss every flushed write survives and every
+sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6.14), but
+the writes since the flush need not survive as a prefix in order. Records
+from before the last flush are never rewritten, nor any while a commit copies
+the log.
+
 Recovery reads the log front to back and stops at the first record that is
-torn or fails its checksum; the file is cut there. What remains is a prefix of
-the writes in the order they were acknowledged, and it contains every write
-acknowledged before the last completed flush.
+torn or fails its checksum; the file is cut there. What remains contains
+every write acknowledged before the last flush, and every sector holds its
+flushed data or one of its later writes.
 """
 
 import ctypes
@@ -66,6 +77,8 @@ class Overlay:
         finally:
             if self.handle is None:
                 os.close(fd)
+        self.commits = ctypes.c_int32(0)  # commits copying the log: no record may change meanwhile
+        self.lib.dp_overlay_hold_with(self.handle, ctypes.pointer(self.commits))
         if self.garbage_bytes() > max(COMPACT_THRESHOLD_BYTES, self.live_bytes()):
             self.compact()
 
@@ -144,8 +157,9 @@ class Overlay:
             raise OSError(-error, f"{self.path}: appending a record: {os.strerror(-error)}")
 
     def flush(self) -> None:
-        """Every write appended so far reaches stable storage (FLUSH CACHE)."""
+        """Every write so far reaches stable storage (FLUSH CACHE); its records are never rewritten in place again."""
         os.fdatasync(self.fd)
+        self.lib.dp_overlay_mark_flushed(self.handle)
 
     def read_into(self, lba: int, count: int, out, base_fd: int) -> None:
         """Fill `out` (a writable buffer of count sectors) with sectors lba..lba+count-1: the overlay's

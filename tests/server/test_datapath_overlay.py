@@ -1,9 +1,11 @@
 """The overlay index in C (datapath/overlay.c) against a model of the disk's bytes.
 
-Hypothesis runs sequences of writes, reads, resets, compactions and close+reopen over a small
-base image; after each step the overlay must read as the model, its index (snapshot, lookup,
+Hypothesis runs sequences of writes, reads, flushes, resets, compactions and close+reopen over a
+small base image; after each step the overlay must read as the model, its index (snapshot, lookup,
 sectors_written, covers_any) must name exactly the sectors written, and reopening must recover
-every record the C side appended: Python's reader checks each record's CRC with zlib.
+every record the C side wrote: Python's reader checks each record's CRC with zlib. A write is
+appended as one record, or rewrites in place the one record written since the last flush that
+holds exactly its sectors, all still live; the model knows which.
 """
 
 import ctypes
@@ -49,6 +51,18 @@ class OverlayAgainstModel(RuleBasedStateMachine):
         self.model = bytearray(self.base)
         self.written: set[int] = set()
         self.serial = 0
+        self.owner: dict[int, int] = {}  # sector -> the record that holds its latest data
+        self.rewritable: dict[int, tuple[int, int]] = {}  # records since the last flush: number -> (lba, count)
+
+    def rewritten_record(self, lba: int, count: int) -> int | None:
+        """The record this write rewrites in place, or None when it is appended."""
+        record = self.owner.get(lba)
+        if self.rewritable.get(record) == (lba, count) and all(self.owner.get(lba + i) == record for i in range(count)):
+            return record
+        return None
+
+    def all_flushed(self) -> None:
+        self.rewritable.clear()
 
     def sector(self, lba: int) -> bytes:
         return bytes(self.model[lba * SECTOR_BYTES : (lba + 1) * SECTOR_BYTES])
@@ -64,8 +78,14 @@ class OverlayAgainstModel(RuleBasedStateMachine):
         self.serial += 1
         data = b"".join(sector_pattern(self.serial, lba + i) for i in range(count))
         end = self.overlay.end
+        in_place = self.rewritten_record(lba, count)
         self.overlay.write(lba, data)
-        assert self.overlay.end == end + RECORD.size + len(data), "one record: header and data appended together"
+        if in_place is not None:
+            assert self.overlay.end == end, "rewritten in place: the log does not grow"
+        else:
+            assert self.overlay.end == end + RECORD.size + len(data), "one record: header and data appended together"
+            self.rewritable[self.serial] = (lba, count)
+            self.owner.update((lba + i, self.serial) for i in range(count))
         self.model[lba * SECTOR_BYTES : (lba + count) * SECTOR_BYTES] = data
         self.written.update(range(lba, lba + count))
 
@@ -80,8 +100,15 @@ class OverlayAgainstModel(RuleBasedStateMachine):
         assert self.overlay.covers_any(lba, count) == any(s in self.written for s in range(lba, lba + count))
 
     @rule()
+    def flush(self):
+        self.overlay.flush()
+        self.all_flushed()
+
+    @rule()
     def reset(self):
         self.overlay.reset()
+        self.owner.clear()
+        self.all_flushed()
         self.model[:] = self.base
         self.written.clear()
         assert self.overlay.end == FILE_HEADER_BYTES == os.path.getsize(self.path)
@@ -90,6 +117,7 @@ class OverlayAgainstModel(RuleBasedStateMachine):
     def compact(self):
         runs = list(log_runs(self.overlay.snapshot()))
         self.overlay.compact()
+        self.all_flushed()  # the compacted log is durable
         assert self.overlay.end == FILE_HEADER_BYTES + sum(RECORD.size + count * SECTOR_BYTES for _, count, _ in runs)
         assert self.overlay.garbage_bytes() == RECORD.size * len(runs)
 
@@ -99,6 +127,7 @@ class OverlayAgainstModel(RuleBasedStateMachine):
         end = self.overlay.end
         self.overlay.close()
         self.overlay = Overlay(self.path, IDENTITY, SECTORS)
+        self.all_flushed()  # what an opened log holds is never rewritten in place
         assert self.overlay.end == end == os.path.getsize(self.path), "recovery cut records the data path wrote"
 
     @invariant()

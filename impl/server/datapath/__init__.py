@@ -99,6 +99,8 @@ SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_overlay_end": (ctypes.c_uint64, [P]),
     "dp_overlay_sectors": (ctypes.c_uint64, [P]),
     "dp_overlay_clear": (None, [P, ctypes.c_uint64]),
+    "dp_overlay_mark_flushed": (None, [P]),
+    "dp_overlay_hold_with": (None, [P, ctypes.POINTER(ctypes.c_int32)]),
     "dp_overlay_index_run": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64]),
     "dp_overlay_lookup": (ctypes.c_int64, [P, ctypes.c_uint64]),
     "dp_overlay_covers_any": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_uint64]),

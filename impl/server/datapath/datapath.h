@@ -54,6 +54,10 @@ void dp_overlay_adopt(struct dp_overlay *overlay, struct dp_overlay *from);
 int dp_overlay_fd(const struct dp_overlay *overlay);
 uint64_t dp_overlay_end(const struct dp_overlay *overlay);
 uint64_t dp_overlay_sectors(const struct dp_overlay *overlay);
+/* Every record so far is on stable storage (FLUSH completed): none of them is rewritten in place again. */
+void dp_overlay_mark_flushed(struct dp_overlay *overlay);
+/* While *held is non-zero (a commit copies the log) no record is rewritten in place. */
+void dp_overlay_hold_with(struct dp_overlay *overlay, const volatile int32_t *held);
 /* Forget every sector; the log now ends at `end` (after its header). */
 void dp_overlay_clear(struct dp_overlay *overlay, uint64_t end);
 /* Sectors lba..lba+count-1 now live at data_offset.. in the log (recovery, compaction). 0, or -ENOMEM. */
@@ -64,7 +68,8 @@ int64_t dp_overlay_lookup(const struct dp_overlay *overlay, uint64_t lba);
 int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64_t count);
 /* Up to `capacity` (lba, offset) pairs into `pairs`, in no order; returns how many were written. */
 uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, uint64_t capacity);
-/* Append one checksummed record; when it returns 0 the write is in the OS. Else -errno, nothing indexed. */
+/* Append one checksummed record, or rewrite in place the one record since the last flush that holds
+ * exactly these sectors; when it returns 0 the write is in the OS. Else -errno, nothing indexed. */
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count);
 /* Fill `out` with count sectors from lba: the overlay's where written, else the base image's. 0 or -errno. */
 int dp_overlay_read(const struct dp_overlay *overlay, int base_fd, uint64_t lba, uint32_t count, uint8_t *out);

@@ -4,7 +4,15 @@
  * kept at most half full; a slot with key 0 is empty. Entries are only added or replaced,
  * never removed one by one (a reset clears the table), so lookups need no tombstones.
  * The record layout is impl/server/overlay.py's: magic, lba, count, CRC-32 over lba, count
- * and data, 4 bytes of padding; little-endian. */
+ * and data, 4 bytes of padding; little-endian.
+ *
+ * A write that covers exactly one record appended since the last completed flush, all of whose
+ * sectors still live there, rewrites that record in place (header with its new CRC, and data,
+ * in one pwritev) instead of appending: an overwrite then costs pages the page cache has, not
+ * new ones. A record torn by a power loss fails its CRC and recovery cuts the log there; only
+ * writes since the last flush are behind that point, so every flushed write survives and every
+ * sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6.14). Records older than the
+ * last flush are never rewritten: a torn one would cut flushed data. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +32,8 @@ struct index_slot {
 struct dp_overlay {
     int fd;
     uint64_t end;
+    uint64_t flushed_end;         /* records starting below it were complete before the last flush */
+    const volatile int32_t *held; /* non-zero while a commit copies the log: no record changes */
     uint64_t base_sectors;
     struct index_slot *slots;
     uint64_t capacity; /* a power of two, or 0 before the first write */
@@ -36,6 +46,7 @@ struct dp_overlay *dp_overlay_new(int fd, uint64_t end, uint64_t base_sectors)
     if (overlay) {
         overlay->fd = fd;
         overlay->end = end;
+        overlay->flushed_end = end; /* what the log holds when opened may not be durable yet: keep it */
         overlay->base_sectors = base_sectors;
     }
     return overlay;
@@ -50,10 +61,16 @@ void dp_overlay_free(struct dp_overlay *overlay)
 
 void dp_overlay_adopt(struct dp_overlay *overlay, struct dp_overlay *from)
 {
+    const volatile int32_t *held = overlay->held;
     free(overlay->slots);
     *overlay = *from;
+    overlay->held = held;
     free(from);
 }
+
+void dp_overlay_mark_flushed(struct dp_overlay *overlay) { overlay->flushed_end = overlay->end; }
+
+void dp_overlay_hold_with(struct dp_overlay *overlay, const volatile int32_t *held) { overlay->held = held; }
 
 int dp_overlay_fd(const struct dp_overlay *overlay) { return overlay->fd; }
 uint64_t dp_overlay_end(const struct dp_overlay *overlay) { return overlay->end; }
@@ -64,7 +81,7 @@ void dp_overlay_clear(struct dp_overlay *overlay, uint64_t end)
     free(overlay->slots);
     overlay->slots = NULL;
     overlay->capacity = overlay->used = 0;
-    overlay->end = end;
+    overlay->end = overlay->flushed_end = end;
 }
 
 static uint64_t slot_of(uint64_t key, uint64_t capacity)
@@ -141,6 +158,29 @@ uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, ui
     return n;
 }
 
+/* The offset of the record that holds exactly sectors lba..lba+count-1, all live, appended since
+ * the last flush; or 0 when the write must be appended. */
+static uint64_t rewritable_record(const struct dp_overlay *overlay, uint64_t lba, uint32_t count)
+{
+    if (overlay->held && *overlay->held)
+        return 0;
+    int64_t first = dp_overlay_lookup(overlay, lba);
+    if (first < (int64_t)(overlay->flushed_end + DP_RECORD_BYTES))
+        return 0;
+    for (uint32_t i = 1; i < count; i++) /* records are apart by their headers: a run of offsets is one record */
+        if (dp_overlay_lookup(overlay, lba + i) != first + (int64_t)i * DP_SECTOR_BYTES)
+            return 0;
+    uint8_t header[DP_RECORD_BYTES];
+    uint64_t at = (uint64_t)first - DP_RECORD_BYTES, record_lba;
+    uint32_t magic, record_count;
+    if (pread(overlay->fd, header, sizeof header, (off_t)at) != (ssize_t)sizeof header)
+        return 0;
+    memcpy(&magic, header, 4);
+    memcpy(&record_lba, header + 4, 8);
+    memcpy(&record_count, header + 12, 4);
+    return magic == DP_RECORD_MAGIC && record_lba == lba && record_count == count ? at : 0;
+}
+
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count)
 {
     uint8_t header[DP_RECORD_BYTES] = {0};
@@ -151,11 +191,18 @@ int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *da
     memcpy(header + 12, &count, 4);
     uint32_t crc = dp_crc32(dp_crc32(0, header + 4, DP_RECORD_FIELDS_BYTES), data, length);
     memcpy(header + 16, &crc, 4);
+    struct iovec parts[2] = {{header, sizeof header}, {(void *)data, length}};
+    uint64_t in_place = rewritable_record(overlay, lba, count);
+    if (in_place) {
+        ssize_t written = pwritev(overlay->fd, parts, 2, (off_t)in_place);
+        if (written < 0)
+            return -errno;
+        return (size_t)written == sizeof header + length ? 0 : -EIO; /* torn: its CRC fails, as after a power loss */
+    }
     /* room in the index first: a record that is in the log must be in the index too */
     while ((overlay->used + count) * 2 > overlay->capacity)
         if (grow(overlay))
             return -ENOMEM;
-    struct iovec parts[2] = {{header, sizeof header}, {(void *)data, length}};
     /* one call: header and data are in the OS together when it returns */
     ssize_t written = pwritev(overlay->fd, parts, 2, (off_t)overlay->end);
     if (written < 0)
