@@ -1,6 +1,8 @@
 /* A client's overlay log in C: the index (sector -> log offset) and the two hot operations.
  *
- * The index is an open-addressing hash table of (lba + 1, offset) pairs, 16 bytes a sector,
+ * The index is an open-addressing hash table of (lba + 1, place) pairs, 16 bytes a sector,
+ * where a place is the sector's log offset (48 bits) and, for records of at most 255 sectors,
+ * its record's sector count and its position in it (8 bits each; count 0: not known),
  * kept at most half full; a slot with key 0 is empty. Entries are only added or replaced,
  * never removed one by one (a reset clears the table), so lookups need no tombstones.
  * The record layout is impl/server/overlay.py's: magic, lba, count, CRC-32 over lba, count
@@ -25,9 +27,14 @@
 #define HASH_MULTIPLIER 0x9E3779B97F4A7C15ull /* Fibonacci hashing: consecutive LBAs spread over the table */
 
 struct index_slot {
-    uint64_t key; /* lba + 1; 0: empty */
-    uint64_t offset;
+    uint64_t key;   /* lba + 1; 0: empty */
+    uint64_t place; /* offset | record count << 48 | position in the record << 56 */
 };
+
+#define OFFSET_MASK ((1ull << 48) - 1)
+#define PLACE_COUNT_SHIFT 48
+#define PLACE_POSITION_SHIFT 56
+#define MAX_PLACED_COUNT 255u
 
 struct dp_overlay {
     int fd;
@@ -117,13 +124,15 @@ int dp_overlay_index_run(struct dp_overlay *overlay, uint64_t lba, uint32_t coun
     while ((overlay->used + count) * 2 > overlay->capacity)
         if (grow(overlay))
             return -ENOMEM;
+    uint64_t known = count <= MAX_PLACED_COUNT ? count : 0;
     for (uint32_t i = 0; i < count; i++) {
         struct index_slot *slot = find_slot(overlay->slots, overlay->capacity, lba + i + 1);
         if (slot->key == 0) {
             slot->key = lba + i + 1;
             overlay->used++;
         }
-        slot->offset = data_offset + (uint64_t)i * DP_SECTOR_BYTES;
+        uint64_t position = known ? i : 0;
+        slot->place = (data_offset + (uint64_t)i * DP_SECTOR_BYTES) | known << PLACE_COUNT_SHIFT | position << PLACE_POSITION_SHIFT;
     }
     return 0;
 }
@@ -133,7 +142,7 @@ int64_t dp_overlay_lookup(const struct dp_overlay *overlay, uint64_t lba)
     if (overlay->used == 0)
         return -1;
     const struct index_slot *slot = find_slot(overlay->slots, overlay->capacity, lba + 1);
-    return slot->key ? (int64_t)slot->offset : -1;
+    return slot->key ? (int64_t)(slot->place & OFFSET_MASK) : -1;
 }
 
 int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64_t count)
@@ -152,7 +161,7 @@ uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, ui
     for (uint64_t i = 0; i < overlay->capacity && n < capacity; i++)
         if (overlay->slots[i].key) {
             pairs[2 * n] = overlay->slots[i].key - 1;
-            pairs[2 * n + 1] = overlay->slots[i].offset;
+            pairs[2 * n + 1] = overlay->slots[i].place & OFFSET_MASK;
             n++;
         }
     return n;
@@ -162,23 +171,18 @@ uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, ui
  * the last flush; or 0 when the write must be appended. */
 static uint64_t rewritable_record(const struct dp_overlay *overlay, uint64_t lba, uint32_t count)
 {
-    if (overlay->held && *overlay->held)
+    if ((overlay->held && *overlay->held) || overlay->used == 0 || count > MAX_PLACED_COUNT)
         return 0;
-    int64_t first = dp_overlay_lookup(overlay, lba);
-    if (first < (int64_t)(overlay->flushed_end + DP_RECORD_BYTES))
+    const struct index_slot *slot = find_slot(overlay->slots, overlay->capacity, lba + 1);
+    uint64_t place = slot->place, first = place & OFFSET_MASK;
+    if (!slot->key || place >> PLACE_COUNT_SHIFT != count) /* position 0 of a record of exactly count sectors */
         return 0;
-    for (uint32_t i = 1; i < count; i++) /* records are apart by their headers: a run of offsets is one record */
-        if (dp_overlay_lookup(overlay, lba + i) != first + (int64_t)i * DP_SECTOR_BYTES)
+    if (first < overlay->flushed_end + DP_RECORD_BYTES)
+        return 0;
+    for (uint32_t i = 1; i < count; i++) /* every sector still lives in that record */
+        if (dp_overlay_lookup(overlay, lba + i) != (int64_t)(first + (uint64_t)i * DP_SECTOR_BYTES))
             return 0;
-    uint8_t header[DP_RECORD_BYTES];
-    uint64_t at = (uint64_t)first - DP_RECORD_BYTES, record_lba;
-    uint32_t magic, record_count;
-    if (pread(overlay->fd, header, sizeof header, (off_t)at) != (ssize_t)sizeof header)
-        return 0;
-    memcpy(&magic, header, 4);
-    memcpy(&record_lba, header + 4, 8);
-    memcpy(&record_count, header + 12, 4);
-    return magic == DP_RECORD_MAGIC && record_lba == lba && record_count == count ? at : 0;
+    return first - DP_RECORD_BYTES;
 }
 
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count)
