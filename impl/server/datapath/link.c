@@ -192,6 +192,18 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
+/* Nothing to answer: true once nothing has come for idle_ns, else yield and look again. */
+static int idle_for(uint64_t *idle_since, uint64_t idle_ns)
+{
+    uint64_t clock = monotonic_ns();
+    if (!*idle_since)
+        *idle_since = clock;
+    else if (clock - *idle_since > idle_ns)
+        return 1;
+    sched_yield(); /* an initiator sharing this CPU gets to send its next request */
+    return 0;
+}
+
 static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
 {
     uint64_t idle_since = 0;
@@ -223,12 +235,8 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
             send_queued(link);
         if (link->sequence && *link->sequence != link->seen)
             return DP_SERVE_REFRESH;
-        uint64_t clock = monotonic_ns();
-        if (!idle_since)
-            idle_since = clock;
-        else if (clock - idle_since > idle_ns)
+        if (idle_for(&idle_since, idle_ns))
             return DP_SERVE_IDLE;
-        sched_yield(); /* an initiator sharing this CPU gets to send its next request */
     }
 }
 
@@ -265,12 +273,8 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return DP_SERVE_ERROR;
-        uint64_t now = monotonic_ns();
-        if (!idle_since)
-            idle_since = now;
-        else if (now - idle_since > idle_ns)
+        if (idle_for(&idle_since, idle_ns))
             return DP_SERVE_IDLE;
-        sched_yield(); /* an initiator sharing this CPU gets to send its next request */
     }
 }
 
