@@ -14,6 +14,7 @@ sender is checked in Python); raw Ethernet batches are the C data path's
 """
 
 import errno
+import logging
 import os
 import socket
 import struct
@@ -24,6 +25,7 @@ from spec.aoe.constants import ETHERNET_HEADER_BYTES, ETHERTYPE_AOE
 from .datapath import library
 from .mmsg import FrameBatches
 
+log = logging.getLogger("storvisor.server")
 RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
 MAX_FRAME_BYTES = 65536
 SOL_PACKET = 263
@@ -127,6 +129,8 @@ class RawTransport:
             raise MemoryError("no memory for the raw transport's batches")
         error = self.lib.dp_link_use_ring(self.link, self.mtu + ETHERNET_HEADER_BYTES + VLAN_TAG_BYTES, RING_FRAMES)
         self.ring = not error  # else recvmmsg, as on UDP
+        if error:
+            log.warning("event=receive-ring-unavailable interface=%s reason=%r: receiving with recvmmsg", self.interface, os.strerror(-error))
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -2,8 +2,8 @@
  * send buffers, sendmmsg sends the answers together. An AF_PACKET socket receives through a
  * memory-mapped ring (PACKET_RX_RING, TPACKET_V2; Linux's Documentation/networking/
  * packet_mmap.rst): the kernel copies each frame into the ring as it arrives, and the loop reads
- * it there without a system call; other sockets (and kernels without rings) use recvmmsg. An answer leaves only
- * after its request's work returned (a write's pwritev). A frame the data path cannot answer
+ * it there without a system call; other sockets (and kernels without rings) use recvmmsg.
+ * An answer leaves only after its request's work returned (a write's pwritev). A frame the data path cannot answer
  * stops the batch and goes to Python, which queues its answers and lets the batch go on.
  * Answers leave every SEND_EVERY, not only at the batch's end: the initiator starts on the first
  * ones while the rest are read, instead of sleeping until the whole batch is done.
@@ -98,8 +98,13 @@ int dp_link_use_ring(struct dp_link *link, uint32_t receive_bytes, uint32_t fram
         return -errno;
     size_t bytes = (size_t)request.tp_block_size * request.tp_block_nr;
     void *ring = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, link->fd, 0);
-    if (ring == MAP_FAILED)
-        return -errno;
+    if (ring == MAP_FAILED) {
+        int error = errno;
+        struct tpacket_req none = {0};
+        /* a ring nobody reads would swallow every frame: take it down, recvmmsg serves again */
+        setsockopt(link->fd, SOL_PACKET, PACKET_RX_RING, &none, sizeof none);
+        return -error;
+    }
     link->ring = ring;
     link->ring_bytes = bytes;
     link->ring_frame_bytes = frame_bytes;
