@@ -141,7 +141,7 @@ class Overlay:
 
     def _indexed(self, fd: int, end: int, runs) -> int:
         """A data path overlay over the log `fd` ending at `end`, whose sectors are the (lba, count, offset) runs, later ones winning."""
-        handle = self.lib.dp_overlay_new(fd, end, self.base_sectors)
+        handle = self.lib.dp_overlay_new(fd, end)
         if not handle:
             raise MemoryError("no memory for an overlay index")
         for lba, count, offset in runs:
@@ -151,10 +151,15 @@ class Overlay:
         return handle
 
     def write(self, lba: int, data: bytes) -> None:
-        """Append one record; when this returns the write is in the OS (it survives the process)."""
-        error = self.lib.dp_overlay_write(self.handle, lba, bytes(data), len(data) // SECTOR_BYTES)
+        """Write one record (appended, or rewritten in place: see above); when this returns the write
+        is in the OS (it survives the process)."""
+        count, rest = divmod(len(data), SECTOR_BYTES)
+        if not 0 < count <= MAX_RECORD_SECTORS or rest or lba + count > self.base_sectors:
+            raise ValueError(f"{self.path}: a write is 1 to {MAX_RECORD_SECTORS} whole sectors inside the image, "
+                             f"got {len(data)} bytes at sector {lba} of {self.base_sectors}")  # recovery would cut such a record
+        error = self.lib.dp_overlay_write(self.handle, lba, bytes(data), count)
         if error:
-            raise OSError(-error, f"{self.path}: appending a record: {os.strerror(-error)}")
+            raise OSError(-error, f"{self.path}: writing a record: {os.strerror(-error)}")
 
     def flush(self) -> None:
         """Every write so far reaches stable storage (FLUSH CACHE); its records are never rewritten in place again."""

@@ -175,3 +175,14 @@ def test_an_overlay_mostly_garbage_is_compacted_when_opened(tmp_path, monkeypatc
     reopened = Overlay(str(tmp_path / "o"), "id", SECTORS)
     assert reopened.end == FILE_HEADER_BYTES + RECORD.size + 512
     assert read_all(reopened, fd)[:512] == bytes([19]) * 512
+
+
+@pytest.mark.parametrize("lba, length", [(0, 0), (0, 100), (0, 513), (SECTORS - 1, 1024), (SECTORS, 512)])
+def test_a_write_of_no_whole_sectors_or_past_the_image_is_refused_before_the_log(tmp_path, lba, length):
+    """Such a record would be cut by recovery together with everything after it: it never reaches the log."""
+    o = Overlay(str(tmp_path / "o"), "id", SECTORS)
+    end = o.end
+    with pytest.raises(ValueError, match="whole sectors inside the image"):
+        o.write(lba, b"x" * length)
+    assert o.end == end == os.path.getsize(tmp_path / "o") and o.sectors_written() == 0
+    o.close()

@@ -92,7 +92,7 @@ P, U8P, U32P, U64P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.POI
 SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_saw_request": (None, [ctypes.POINTER(Counters), ctypes.c_char_p]),
     "dp_crc32": (ctypes.c_uint32, [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t]),
-    "dp_overlay_new": (P, [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64]),
+    "dp_overlay_new": (P, [ctypes.c_int, ctypes.c_uint64]),
     "dp_overlay_free": (None, [P]),
     "dp_overlay_adopt": (None, [P, P]),
     "dp_overlay_fd": (ctypes.c_int, [P]),

@@ -47,7 +47,7 @@ uint32_t dp_crc32(uint32_t crc, const uint8_t *data, size_t length);
 /* One client's copy-on-write overlay log (impl/server/overlay.py holds the file format). */
 struct dp_overlay;
 
-struct dp_overlay *dp_overlay_new(int fd, uint64_t end, uint64_t base_sectors);
+struct dp_overlay *dp_overlay_new(int fd, uint64_t end);
 void dp_overlay_free(struct dp_overlay *overlay);
 /* Take `from`'s file, end and index (a compacted log replaces the old one); `from` is freed. */
 void dp_overlay_adopt(struct dp_overlay *overlay, struct dp_overlay *from);

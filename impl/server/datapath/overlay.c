@@ -41,20 +41,18 @@ struct dp_overlay {
     uint64_t end;
     uint64_t flushed_end;         /* records starting below it were complete before the last flush */
     const volatile int32_t *held; /* non-zero while a commit copies the log: no record changes */
-    uint64_t base_sectors;
     struct index_slot *slots;
     uint64_t capacity; /* a power of two, or 0 before the first write */
     uint64_t used;
 };
 
-struct dp_overlay *dp_overlay_new(int fd, uint64_t end, uint64_t base_sectors)
+struct dp_overlay *dp_overlay_new(int fd, uint64_t end)
 {
     struct dp_overlay *overlay = calloc(1, sizeof *overlay);
     if (overlay) {
         overlay->fd = fd;
         overlay->end = end;
         overlay->flushed_end = end; /* what the log holds when opened may not be durable yet: keep it */
-        overlay->base_sectors = base_sectors;
     }
     return overlay;
 }
