@@ -105,26 +105,13 @@ class TargetState:
         self.shelf, self.slot = config.shelf, config.slot
         self.config_string = config.config_string
         self.blocked = ctypes.c_int32(0)  # the data path leaves this target's requests to Python while set
-        self._mask_list: list[bytes] = []
-        self._reservations: list[bytes] = []
+        self.mask_list: list[bytes] = []
+        self.reservations: list[bytes] = []
 
-    @property
-    def mask_list(self) -> list[bytes]:
-        return self._mask_list
-
-    @mask_list.setter
-    def mask_list(self, macs: list[bytes]) -> None:
-        self._mask_list = macs
-        self.blocked.value = bool(self._mask_list or self._reservations)
-
-    @property
-    def reservations(self) -> list[bytes]:
-        return self._reservations
-
-    @reservations.setter
-    def reservations(self, macs: list[bytes]) -> None:
-        self._reservations = macs
-        self.blocked.value = bool(self._mask_list or self._reservations)
+    def __setattr__(self, name, value) -> None:
+        super().__setattr__(name, value)
+        if name in ("mask_list", "reservations"):  # AoEr11 §3.3, §3.4: either one sends every request through the checks
+            self.blocked.value = bool(getattr(self, "mask_list", None) or getattr(self, "reservations", None))
 
     def serves(self, client: bytes) -> bool:
         return self.config.clients is None or client in self.config.clients

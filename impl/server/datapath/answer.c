@@ -1,4 +1,5 @@
-/* Routes and the answer to a plain transfer: impl/server/target.py's fast path, in C.
+/* Routes and the answer to a plain transfer, in C: what impl/server/target.py's checked path
+ * would answer, without entering Python.
  *
  * A route is keyed by a request's first DP_ROUTE_KEY_BYTES (destination, client, ethertype,
  * version and flags, error, shelf, slot, AoE command): Python registers one after it answered
@@ -12,7 +13,7 @@
 #include "datapath.h"
 
 #define INITIAL_ROUTE_SLOTS 64u
-#define MAX_ROUTE_SLOTS 131072u /* at most half used: 65536 routes, as target.py's ROUTE_CACHE_ENTRIES */
+#define MAX_ROUTE_SLOTS (2u * DP_ROUTE_CACHE_ENTRIES) /* kept at most half full */
 
 struct route {
     struct dp_route_spec spec;

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from impl.server import frames, overlay
 from impl.server.datapath import RECENT_REQUESTS, RECENT_SLOTS, ROUTE_KEY_BYTES
-from impl.server.target import TAG_OFFSET
+from impl.server.target import ROUTE_CACHE_ENTRIES, TAG_OFFSET
 from impl.vmm.tools.generated_header import write_or_check
 from spec.aoe import constants as c
 from spec.aoe import target
@@ -34,6 +34,7 @@ VALUES = {
     "RECORD_FIELDS_BYTES": overlay.RECORD_FIELDS.size,
     "RECENT_REQUESTS": RECENT_REQUESTS,
     "RECENT_SLOTS": RECENT_SLOTS,
+    "ROUTE_CACHE_ENTRIES": ROUTE_CACHE_ENTRIES,
 }
 
 
