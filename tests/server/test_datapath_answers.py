@@ -28,11 +28,20 @@ from spec.aoe.constants import (
     ReserveCommand,
     sectors_per_frame,
 )
+from spec.aoe.target import (
+    FLUSH_CACHE_EXT,
+    IDENTIFY_DEVICE,
+    READ_SECTORS,
+    READ_SECTORS_EXT,
+    WRITE_SECTORS,
+    WRITE_SECTORS_EXT,
+    ata_code,
+)
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, make_target
 
 A, B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
-READ28, READ_EXT, WRITE28, WRITE_EXT = 0x20, 0x24, 0x30, 0x34
-FLUSH_EXT, IDENTIFY, READ_DMA_EXT = 0xEA, 0xEC, 0x25
+READ28, READ_EXT, WRITE28, WRITE_EXT = READ_SECTORS, READ_SECTORS_EXT, WRITE_SECTORS, WRITE_SECTORS_EXT
+FLUSH_EXT, IDENTIFY, READ_DMA_EXT = FLUSH_CACHE_EXT, IDENTIFY_DEVICE, ata_code("READ DMA EXT")
 READS, WRITES = (READ28, READ_EXT), (WRITE28, WRITE_EXT)
 COUNTED = ("requests", "read_bytes", "written_bytes", "errors", "duplicates", "flushes", "recent_next")
 BASE = image_bytes(IMAGE_SECTORS)

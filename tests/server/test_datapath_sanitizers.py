@@ -75,15 +75,16 @@ def test_the_sanitizers_catch_a_route_to_a_closed_overlay(tmp_path, images):
 import pathlib
 from impl.server.initiator import ata_body, request_frame
 from spec.aoe.constants import AoeCommand
+from spec.aoe.target import READ_SECTORS_EXT, WRITE_SECTORS_EXT
 from tests.server.conftest import SERVER_MAC, make_target
 target = make_target(pathlib.Path({str(tmp_path)!r}), pathlib.Path({str(images)!r}))
 client = bytes.fromhex("020000000001")
 def ask(body):
     return target.process_frame(request_frame(SERVER_MAC, client, 0, 0, AoeCommand.ATA, 1, body))
-ask(ata_body(0x34, 0, 1, b"w" * 512, write=True))  # the checked path creates the overlay and registers the route
+ask(ata_body(WRITE_SECTORS_EXT, 0, 1, b"w" * 512, write=True))  # the checked path creates the overlay and registers the route
 disk = next(iter(target.disks.disks.values()))
 disk.overlay.close()  # bypassing DiskRegistry.forget: the route is not cleared
-ask(ata_body(0x24, 0, 1))
+ask(ata_body(READ_SECTORS_EXT, 0, 1))
 print("not caught")
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=sanitized_environment(), capture_output=True, text=True, timeout=60)
@@ -101,6 +102,7 @@ from impl.server.config import TargetConfig
 from impl.server.initiator import ata_body, request_frame
 from impl.server.operations import Operations
 from spec.aoe.constants import AoeCommand
+from spec.aoe.target import READ_SECTORS_EXT, WRITE_SECTORS_EXT
 from tests.server.conftest import SERVER_MAC, make_target
 root = pathlib.Path({str(tmp_path)!r})
 (root / "images").mkdir()
@@ -112,7 +114,7 @@ ops = Operations(target.catalogue, target.disks, set())
 client = bytes.fromhex("020000000001")
 data = bytes(17 * 512)
 def write(lba):
-    target.process_frame(request_frame(SERVER_MAC, client, 0, 0, AoeCommand.ATA, lba, ata_body(0x34, lba, 17, data, write=True)))
+    target.process_frame(request_frame(SERVER_MAC, client, 0, 0, AoeCommand.ATA, lba, ata_body(WRITE_SECTORS_EXT, lba, 17, data, write=True)))
 write(0)  # the checked path creates the overlay; the data path answers the writes below
 overlay = next(iter(target.disks.disks.values())).overlay
 deadline, commits = time.monotonic() + 5, 0

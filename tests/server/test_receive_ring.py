@@ -14,6 +14,7 @@ from difftest.server.netns import ROOT, VethNamespace
 from impl.server.fanout import owner_of
 from impl.server.initiator import RawLink, ata_body, request_frame
 from spec.aoe.constants import AoeCommand
+from spec.aoe.target import READ_SECTORS_EXT
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]
 WORKERS = 2
@@ -58,7 +59,7 @@ def test_each_client_reaches_its_owner_through_the_ring():
             server_mac = net.far_mac()
             for round in range(3):
                 for tag, client in enumerate(CLIENTS):
-                    link.sock.send(request_frame(server_mac, client, 0, 0, AoeCommand.ATA, round * 100 + tag, ata_body(0x24, 0, 1)))
+                    link.sock.send(request_frame(server_mac, client, 0, 0, AoeCommand.ATA, round * 100 + tag, ata_body(READ_SECTORS_EXT, 0, 1)))
                 time.sleep(0.05)
         finally:
             link.close()

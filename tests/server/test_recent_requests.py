@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 from impl.server.datapath import RECENT_REQUESTS
 from impl.server.disks import ClientCounters
 from impl.server.frames import ATA_HEADER_BYTES
+from spec.aoe.target import READ_COMMANDS, READ_SECTORS_EXT, WRITE_COMMANDS
 
 # few distinct tags and arguments, so repeats are common and the ring wraps
-requests = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.sampled_from([0x20, 0x24, 0x30, 0x34])), max_size=600)
+requests = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.sampled_from(sorted(READ_COMMANDS | WRITE_COMMANDS))), max_size=600)
 
 
 def frame(tag: int, lba: int, command: int) -> bytes:
@@ -39,10 +40,10 @@ def test_duplicates_are_the_repeats_of_the_last_requests(stream):
 
 def test_a_request_older_than_the_window_is_not_a_duplicate():
     counters = ClientCounters()
-    counters.saw_request(frame(1, 1, 0x24))
+    counters.saw_request(frame(1, 1, READ_SECTORS_EXT))
     for i in range(RECENT_REQUESTS):
-        counters.saw_request(frame(1000 + i, 1000 + i, 0x24))
-    counters.saw_request(frame(1, 1, 0x24))
+        counters.saw_request(frame(1000 + i, 1000 + i, READ_SECTORS_EXT))
+    counters.saw_request(frame(1, 1, READ_SECTORS_EXT))
     assert counters.duplicates == 0
-    counters.saw_request(frame(1, 5, 0x24))  # the same tag as the request just before
+    counters.saw_request(frame(1, 5, READ_SECTORS_EXT))  # the same tag as the request just before
     assert counters.duplicates == 1
