@@ -62,7 +62,7 @@ def register(subparsers) -> None:
         ("client", "show one client", ("mac",)),
         ("reset", "reset a client to its base image (drops its overlay)", ("mac",)),
         ("commit", "write a client's overlay over its base as a new image", ("mac", "name")),
-        ("compact", "rewrite a client's overlay log without overwritten data", ("mac",)),
+        ("compact", "rewrite a client's allocation journal as one record per run of sectors", ("mac",)),
     ):
         p = subparsers.add_parser(name, help=helptext)
         add_source_arguments(p)

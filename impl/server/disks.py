@@ -94,7 +94,8 @@ class ClientDisk:
             "read_only": self.read_only,
             "overlay_sectors": overlay.sectors_written() if overlay else 0,
             "overlay_bytes": overlay.sectors_written() * SECTOR_BYTES if overlay else 0,
-            "overlay_file_bytes": overlay.log_bytes() if overlay else 0,
+            "overlay_journal_bytes": overlay.journal_bytes() if overlay else 0,
+            "overlay_file_bytes": overlay.file_bytes() if overlay else 0,
         }
 
 

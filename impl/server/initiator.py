@@ -213,13 +213,15 @@ class Initiator:
     def read(self, lba: int, count: int) -> bytes:
         r = self.ata(0x24, lba, count)
         if r.flags & HeaderFlag.ERROR or r.fields[3] & 0x01:
-            raise IOError(f"read lba={lba} count={count}: AoE error {r.error}, ATA status {r.fields[3] if r.fields else None:#x}")
+            status = f"{r.fields[3]:#x}" if r.fields else "none"
+            raise IOError(f"read lba={lba} count={count}: AoE error {r.error}, ATA status {status}")
         return r.data[: count * SECTOR_BYTES]
 
     def write(self, lba: int, data: bytes) -> None:
         r = self.ata(0x34, lba, len(data) // SECTOR_BYTES, data, write=True)
         if r.flags & HeaderFlag.ERROR or r.fields[3] & 0x01:
-            raise IOError(f"write lba={lba}: AoE error {r.error}, ATA status {r.fields[3] if r.fields else None:#x}")
+            status = f"{r.fields[3]:#x}" if r.fields else "none"
+            raise IOError(f"write lba={lba}: AoE error {r.error}, ATA status {status}")
 
     def flush(self) -> Response:
         return self.ata(0xEA)

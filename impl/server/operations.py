@@ -6,14 +6,13 @@ socket, see `control.py`) and, when no server runs, directly in the
 """
 
 import os
-import shutil
 
 from spec.aoe.constants import SECTOR_BYTES
 
 from .catalogue import Catalogue, image_name
 from .disks import OVERLAY_DIRECTORY, OVERLAY_SUFFIX, DiskRegistry, overlay_path
 from .frames import format_mac, parse_mac
-from .overlay import OverlayError, fsync_directory, log_runs
+from .overlay import OverlayError, fsync_directory
 
 
 class OperationError(Exception):
@@ -112,22 +111,26 @@ class Operations:
         return {"client": format_mac(client), "image": name, "removed": path}
 
     def compact(self, mac: str, image: str | None = None) -> dict:
-        """Rewrite the client's overlay log without overwritten data (the client waits meanwhile)."""
+        """Rewrite the client's allocation journal as one record per run of sectors (a checkpoint)."""
         client = self._mac(mac)
         name = self._image_of(client, image)
         disk = self.disks.open(client, self.catalogue.get(name), read_only=False)
-        before = disk.ensure_overlay().log_bytes()
-        disk.overlay.compact()
-        return {**disk.describe(), "overlay_file_bytes_before": before}
+        overlay = disk.ensure_overlay()
+        if overlay.lock.locked():
+            raise OperationError(f"a commit of client {mac} is in progress; compact it afterwards")
+        before = overlay.journal_bytes()
+        overlay.compact()
+        return {**disk.describe(), "overlay_journal_bytes_before": before}
 
     def commit(self, mac: str, new_name: str, image: str | None = None) -> dict:
         """Write base image + the client's overlay as a new read-only base image `new_name`."""
         return self.start_commit(mac, new_name, image)()
 
     def start_commit(self, mac: str, new_name: str, image: str | None = None):
-        """The checks and a snapshot of the client's overlay, here, in the server's loop (the data path
-        changes the index between frames); returns the copy, which may run in a thread of its own.
-        The overlay stays locked against reset and compaction until the copy is done."""
+        """The checks and the start of the copy, here, in the server's loop: the new image is the
+        client's disk as it is now. Returns the copy, which may run in a thread of its own while the
+        client goes on writing (a write first copies the chunk it changes). The overlay stays locked
+        against reset and compaction until the copy is done."""
         client = self._mac(mac)
         name = self._image_of(client, image)
         if image_name(new_name + ".img") != new_name or "/" in new_name or new_name.startswith("."):
@@ -142,32 +145,31 @@ class Operations:
         overlay = disk.ensure_overlay()
         if not overlay.lock.acquire(blocking=False):
             raise OperationError(f"a commit of client {format_mac(client)} is in progress; commit again afterwards")
-        overlay.commits.value += 1  # no record is rewritten in place until the copy is done
+        fd = -1
         try:
-            index = overlay.snapshot()  # records only get appended now: these offsets stay valid while the lock is held
-            log_fd = overlay.fd
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.ftruncate(fd, base.sectors * SECTOR_BYTES)
+            sectors = overlay.sectors_written()
+            copy_overlay = overlay.commit_into(disk.base_fd, fd)
         except BaseException:
-            overlay.commits.value -= 1
+            if fd >= 0:
+                os.close(fd)
             overlay.lock.release()
             raise
 
         def copy() -> dict:
             try:
-                shutil.copyfile(base.path, partial)
-                fd = os.open(partial, os.O_WRONLY)
                 try:
-                    for lba, count, offset in log_runs(index):
-                        os.pwrite(fd, os.pread(log_fd, count * SECTOR_BYTES, offset), lba * SECTOR_BYTES)
-                    os.fsync(fd)
+                    copy_overlay()
                 finally:
-                    os.close(fd)
+                    overlay.lock.release()
+                os.fsync(fd)
             finally:
-                overlay.commits.value -= 1
-                overlay.lock.release()
+                os.close(fd)
             os.chmod(partial, 0o444)
             os.rename(partial, path)
             fsync_directory(directory)
             self.catalogue.reload()
-            return {"image": new_name, "path": path, "from": name, "client": format_mac(client), "overlay_sectors": len(index)}
+            return {"image": new_name, "path": path, "from": name, "client": format_mac(client), "overlay_sectors": sectors}
 
         return copy

@@ -1,37 +1,44 @@
-"""A client's copy-on-write overlay: a log of checksummed write records.
+"""A client's copy-on-write overlay: its sectors in place in a sparse file, and a journal of which it holds.
 
-File layout: a 128-byte file header (magic, format version, the base image's
-identity and size), then records. A record is a 24-byte header (magic, LBA,
-sector count, CRC-32 of header fields and data) followed by its data. One
-record is written with one `pwritev`, so when a WRITE is acknowledged its data
-and its allocation are both in the operating system: a `kill -9` of the server
-loses nothing. The allocation (the record) counts only when its checksum over
-the data is intact, so a record can never point to data that did not reach
-the disk ("data before allocation"). FLUSH is `fdatasync` of the log.
+File layout (format 2), little-endian:
+- two header slots of 512 bytes at offsets 0 and 512; the valid one (magic, format, CRC-32) with the
+  higher sequence number counts, and an update writes the other, so a torn header write loses
+  nothing. A header names the base image (identity, sectors), the boot it was written in, where the
+  journal starts, its epoch, and `flushed_end`: the journal up to there reached stable storage;
+- data from DATA_OFFSET: sector `lba` of the client's disk at DATA_OFFSET + lba * 512. The file is
+  sparse, so it takes the space of the sectors written;
+- the allocation journal, after the data region: 24-byte records (magic, count, lba, CRC-32 of the
+  data they allocate, CRC-32 of those fields seeded with the journal's epoch), one per run of
+  sectors a write allocated. A record of an earlier epoch (before a reset or a checkpoint) fails
+  its field CRC, so old records left behind are never read as new.
 
-The index (which sector's latest data is where in the log) and the two hot
-operations, writing a record and reading sectors, are the C data path's
-(`datapath/overlay.c`), so plain transfers answered in C and commands
-answered here share one index. This file reads and recovers the format.
+A write puts its data in place with one `pwrite` and then, for sectors not allocated before,
+appends their records (the C data path's `dp_overlay_write`): data before its allocation, both in
+the operating system when the write is acknowledged, so a `kill -9` of the server loses nothing.
+An overwrite of allocated sectors touches only the page cache pages a plain disk image would.
+FLUSH is `fdatasync`, then, if the journal grew, a header with the new `flushed_end`, and
+`fdatasync` again: only then may a flushed record's sectors be overwritten with no record of it.
 
-A write that covers exactly one record written since the last completed
-flush (all of its sectors still live there) rewrites that record in place,
-header and data in one `pwritev`: overwriting costs no new pages and the log
-does not grow. A power loss can tear such a record; it then fails its
-checksum and recovery cuts the log there, which loses only writes since the
-last flush. So after a power loss every flushed write survives and every
-sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6.14), but
-the writes since the flush need not survive as a prefix in order. Records
-from before the last flush are never rewritten, nor any while a commit copies
-the log.
+Recovery reads the journal from its start and stops at the first record that is torn or invalid.
+- Written in this boot (the header's boot id is the running kernel's): the page cache survived the
+  server, so every record and its data are there. All count.
+- After a reboot (a power loss, a crash of the machine): records before `flushed_end` count. A
+  later record counts only if its data's CRC-32 matches the data in place; else its sectors fall
+  back to the base image, which is what they held at the last flush: a sector is allocated once
+  until a reset, so a record after `flushed_end` allocated sectors that were not the overlay's at
+  the flush. A sector overwritten since the flush holds, by the disk's sector atomicity, the
+  flushed data or a later write. So every write acknowledged before the last completed flush
+  survives and every sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6.14,
+  `spec.invariants.flush_is_durable`). When records were dropped the journal is rewritten
+  (a checkpoint), so that they never count later.
 
-Recovery reads the log front to back and stops at the first record that is
-torn or fails its checksum; the file is cut there. What remains contains
-every write acknowledged before the last flush, and every sector holds its
-flushed data or one of its later writes.
+A checkpoint writes the journal anew, one record per run of allocated sectors, in a new epoch,
+beside the old one; it counts once a header names it. It runs on the operator's `compact`, after a
+recovery dropped records, and on opening when the journal is long and mostly redundant.
 """
 
 import ctypes
+import dataclasses
 import os
 import struct
 import threading
@@ -42,129 +49,241 @@ from spec.aoe.constants import SECTOR_BYTES
 from .datapath import library
 
 FILE_MAGIC = b"STORVISOR-OVERLAY\n"
-FORMAT_VERSION = 1
-FILE_HEADER = struct.Struct("<18sH64sQ")  # magic, version, base identity (hex), base sectors
-FILE_HEADER_BYTES = 128
+FORMAT_VERSION = 2
+HEADER = struct.Struct("<18sHQ64sQ16sQQQ")  # magic, format, sequence, base identity (hex), base sectors, boot id,
+#                                             journal start, journal epoch, flushed end; then CRC-32 of these
+HEADER_CRC = struct.Struct("<I")
+HEADER_SLOT_BYTES = 512
+DATA_OFFSET = 4096
+JOURNAL_ALIGNMENT = 4096
 RECORD_MAGIC = 0x52564F53  # "SOVR" little-endian: marks the start of a record
-RECORD = struct.Struct("<IQII4x")  # magic, lba, count, crc32(lba, count, data)
-RECORD_FIELDS = struct.Struct("<QI")
-COMPACT_THRESHOLD_BYTES = 16 << 20  # compact at open once this much of the log, and more than is live, is dead
-MAX_COPY_RUN_SECTORS = 2048  # sectors per record when compacting
+RECORD = struct.Struct("<IIQII")  # magic, count, lba, crc32(data), crc32(the fields before, seeded with the epoch)
+RECORD_FIELDS = struct.Struct("<IIQI")
 MAX_RECORD_SECTORS = 65536  # ATA/ATAPI-7: no command moves more sectors (LBA48 count 0)
+COMMIT_CHUNK_SECTORS = 2048  # a commit copies 1 MiB at a time; a write waits for at most that
+CHECKPOINT_MIN_BYTES = 1 << 20  # rewrite the journal on opening once it is this long and twice what its runs need
+JOURNAL_READ_BYTES = 1 << 20
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 
 class OverlayError(Exception):
     """An overlay file that cannot be used as it is; the message says why and what to do."""
 
 
-def record_crc(lba: int, count: int, data: bytes) -> int:
-    return zlib.crc32(data, zlib.crc32(RECORD_FIELDS.pack(lba, count)))
+@dataclasses.dataclass(frozen=True)
+class Header:
+    sequence: int
+    boot_id: bytes
+    journal_start: int
+    epoch: int
+    flushed_end: int
+
+
+def current_boot_id() -> bytes:
+    """The running kernel's boot id: a page cache written under another one did not survive."""
+    with open(BOOT_ID_PATH) as f:
+        return bytes.fromhex(f.read().strip().replace("-", ""))
+
+
+def epoch_seed(epoch: int) -> int:
+    return zlib.crc32(struct.pack("<Q", epoch))
+
+
+def encode_record(lba: int, count: int, data_crc: int, epoch: int) -> bytes:
+    fields = RECORD_FIELDS.pack(RECORD_MAGIC, count, lba, data_crc)
+    return fields + struct.pack("<I", zlib.crc32(fields, epoch_seed(epoch)))
+
+
+def journal_home(sectors: int) -> int:
+    """Where the journal of an overlay over `sectors` starts when it is new: after the data region."""
+    end = DATA_OFFSET + sectors * SECTOR_BYTES
+    return -(-end // JOURNAL_ALIGNMENT) * JOURNAL_ALIGNMENT
 
 
 class Overlay:
-    """The sectors one client has written over one base image, and where in the log each one lives."""
+    """The sectors one client has written over one base image, in place, and which they are."""
 
     def __init__(self, path: str, base_identity: str, base_sectors: int):
         self.path = path
         self.base_identity = base_identity
         self.base_sectors = base_sectors
+        self.home = journal_home(base_sectors)
         self.lib = library()
-        self.lock = threading.Lock()  # serialises reset/compaction against a commit reading the log
-        fd = self._open()
+        self.lock = threading.Lock()  # serialises reset and checkpoints against a commit's copy
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self.handle = None
         try:
-            self.handle = self._recover(fd)  # the data path's overlay: log, end and index
+            self._recover(fd)
         finally:
             if self.handle is None:
                 os.close(fd)
-        self.commits = ctypes.c_int32(0)  # commits copying the log: no record may change meanwhile
-        self.lib.dp_overlay_hold_with(self.handle, ctypes.pointer(self.commits))
-        if self.garbage_bytes() > max(COMPACT_THRESHOLD_BYTES, self.live_bytes()):
-            self.compact()
-
-    def _open(self) -> int:
-        new = not os.path.exists(self.path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        if new or os.fstat(fd).st_size < FILE_HEADER_BYTES:
-            self._write_header(fd)
-            if new:
-                fsync_directory(os.path.dirname(self.path))
-            return fd
-        magic, version, raw_identity, sectors = FILE_HEADER.unpack_from(os.pread(fd, FILE_HEADER.size, 0))
-        identity = raw_identity.rstrip(b"\0").decode(errors="replace")
-        if magic != FILE_MAGIC or version != FORMAT_VERSION:
-            os.close(fd)
-            raise OverlayError(f"{self.path}: not a storvisor overlay (format {FORMAT_VERSION})")
-        if identity != self.base_identity or sectors != self.base_sectors:
-            os.close(fd)
-            raise OverlayError(
-                f"{self.path}: made over base image {identity[:12]}…, which is no longer "
-                f"the image assigned (now {self.base_identity[:12]}…); reset the client to use the new image"
-            )
-        return fd
-
-    def _write_header(self, fd: int) -> None:
-        os.ftruncate(fd, 0)
-        header = FILE_HEADER.pack(FILE_MAGIC, FORMAT_VERSION, self.base_identity.encode(), self.base_sectors)
-        os.pwrite(fd, header.ljust(FILE_HEADER_BYTES, b"\0"), 0)
-        os.fdatasync(fd)
 
     @property
     def fd(self) -> int:
         return self.lib.dp_overlay_fd(self.handle)
 
     @property
-    def end(self) -> int:
-        return self.lib.dp_overlay_end(self.handle)
+    def journal_end(self) -> int:
+        return self.lib.dp_overlay_journal_end(self.handle)
 
-    def _recover(self, fd: int) -> int:
-        """The overlay with its index rebuilt from the log; the log is cut at the first torn or corrupt record."""
-        size = os.fstat(fd).st_size
-        offset = FILE_HEADER_BYTES
-        runs = []
-        while offset + RECORD.size <= size:
-            magic, lba, count, crc = RECORD.unpack(os.pread(fd, RECORD.size, offset))
-            length = count * SECTOR_BYTES
-            if magic != RECORD_MAGIC or not 0 < count <= MAX_RECORD_SECTORS or lba + count > self.base_sectors:
-                break
-            if offset + RECORD.size + length > size:
-                break
-            data = os.pread(fd, length, offset + RECORD.size)
-            if record_crc(lba, count, data) != crc:
-                break
-            runs.append((lba, count, offset + RECORD.size))
-            offset += RECORD.size + length
-        if offset != size:
-            os.ftruncate(fd, offset)
+    # The header.
+
+    def _read_header(self, fd: int) -> Header | None:
+        best = None
+        for slot in range(2):
+            raw = os.pread(fd, HEADER.size + HEADER_CRC.size, slot * HEADER_SLOT_BYTES)
+            if len(raw) < HEADER.size + HEADER_CRC.size or zlib.crc32(raw[: HEADER.size]) != HEADER_CRC.unpack_from(raw, HEADER.size)[0]:
+                continue
+            magic, version, sequence, raw_identity, sectors, boot_id, start, epoch, flushed_end = HEADER.unpack_from(raw)
+            if magic != FILE_MAGIC or version != FORMAT_VERSION:
+                continue
+            identity = raw_identity.rstrip(b"\0").decode(errors="replace")
+            if identity != self.base_identity or sectors != self.base_sectors:
+                raise OverlayError(
+                    f"{self.path}: made over base image {identity[:12]}…, which is no longer "
+                    f"the image assigned (now {self.base_identity[:12]}…); reset the client to use the new image"
+                )
+            if best is None or sequence > best.sequence:
+                best = Header(sequence, boot_id, start, epoch, flushed_end)
+        return best
+
+    def _write_header(self, fd: int, header: Header) -> None:
+        """Write `header` into the slot the current one is not in; durable after the caller's fdatasync."""
+        fields = HEADER.pack(FILE_MAGIC, FORMAT_VERSION, header.sequence, self.base_identity.encode(), self.base_sectors,
+                             header.boot_id, header.journal_start, header.epoch, header.flushed_end)
+        slot = fields + HEADER_CRC.pack(zlib.crc32(fields))
+        os.pwrite(fd, slot.ljust(HEADER_SLOT_BYTES, b"\0"), (header.sequence % 2) * HEADER_SLOT_BYTES)
+        self.header = header
+
+    def _next_header(self, **changes) -> Header:
+        return dataclasses.replace(self.header, sequence=self.header.sequence + 1, **changes)
+
+    # Opening.
+
+    def _recover(self, fd: int) -> None:
+        header = self._read_header(fd)
+        if header is None:
+            if os.fstat(fd).st_size >= DATA_OFFSET or os.pread(fd, len(FILE_MAGIC), 0) not in (b"", bytes(len(FILE_MAGIC))):
+                start = os.pread(fd, len(FILE_MAGIC) + 2, 0)
+                older = start[: len(FILE_MAGIC)] == FILE_MAGIC
+                raise OverlayError(f"{self.path}: " + (
+                    f"an overlay of format {struct.unpack_from('<H', start, len(FILE_MAGIC))[0]}, not {FORMAT_VERSION}; "
+                    "reset the client to start it anew" if older else f"not a storvisor overlay (format {FORMAT_VERSION})"))
+            self._create(fd)
+            return
+        self.header = header
+        runs, end, dropped = self._read_journal(fd, header)
+        self.handle = self._indexed(fd, end, runs)
+        if dropped:
+            self._checkpoint(fd)  # the dropped records must never count later
+        else:
+            if end != os.fstat(fd).st_size:
+                os.ftruncate(fd, max(end, DATA_OFFSET) if runs else DATA_OFFSET)  # a torn tail; or no sector left at all
             os.fdatasync(fd)
-        return self._indexed(fd, offset, runs)
+            self._write_header(fd, self._next_header(boot_id=current_boot_id(), flushed_end=end))
+            os.fdatasync(fd)
+        records = (end - header.journal_start) // RECORD.size
+        if end - header.journal_start > CHECKPOINT_MIN_BYTES and records > 2 * len(list(self.runs())):
+            self._checkpoint(fd)
 
-    def _indexed(self, fd: int, end: int, runs) -> int:
-        """A data path overlay over the log `fd` ending at `end`, whose sectors are the (lba, count, offset) runs, later ones winning."""
-        handle = self.lib.dp_overlay_new(fd, end)
+    def _create(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        self.header = Header(0, current_boot_id(), self.home, 0, self.home)
+        self._write_header(fd, self.header)
+        os.ftruncate(fd, DATA_OFFSET)
+        os.fdatasync(fd)
+        fsync_directory(os.path.dirname(self.path))
+        self.handle = self._indexed(fd, self.home, [])
+
+    def _read_journal(self, fd: int, header: Header):
+        """(runs that count, where the journal ends, whether records were dropped); see the module's docstring."""
+        size = os.fstat(fd).st_size
+        trust_all = header.boot_id == current_boot_id()
+        seed = epoch_seed(header.epoch)
+        runs, dropped = [], False
+        offset, buffer, buffered_at = header.journal_start, b"", header.journal_start
+        while offset + RECORD.size <= size:
+            if offset + RECORD.size > buffered_at + len(buffer):
+                buffered_at, buffer = offset, os.pread(fd, min(JOURNAL_READ_BYTES, size - offset), offset)
+            magic, count, lba, data_crc, fields_crc = RECORD.unpack_from(buffer, offset - buffered_at)
+            if (magic != RECORD_MAGIC or zlib.crc32(buffer[offset - buffered_at : offset - buffered_at + RECORD_FIELDS.size], seed) != fields_crc
+                    or not 0 < count <= MAX_RECORD_SECTORS or lba + count > self.base_sectors):
+                break
+            if trust_all or offset < header.flushed_end or data_matches(fd, lba, count, data_crc):
+                runs.append((lba, count))
+            else:
+                dropped = True
+            offset += RECORD.size
+        if offset < header.flushed_end:
+            raise OverlayError(f"{self.path}: its journal is damaged at byte {offset}, before the last flush "
+                               f"(up to byte {header.flushed_end}); the storage under it lost data")
+        return runs, offset, dropped
+
+    def _indexed(self, fd: int, journal_end: int, runs) -> int:
+        handle = self.lib.dp_overlay_new(fd, self.base_sectors, journal_end, self.header.epoch)
         if not handle:
-            raise MemoryError("no memory for an overlay index")
-        for lba, count, offset in runs:
-            if self.lib.dp_overlay_index_run(handle, lba, count, offset):
+            raise MemoryError("no memory for an overlay's allocation map")
+        for lba, count in runs:
+            if self.lib.dp_overlay_allocate(handle, lba, count):
                 self.lib.dp_overlay_free(handle)
-                raise MemoryError("no memory for an overlay index")
+                raise MemoryError("no memory for an overlay's allocation map")
         return handle
 
+    # The journal rewritten.
+
+    def _checkpoint(self, fd: int) -> None:
+        """Write the journal anew in a new epoch, one record per run, and switch to it durably.
+
+        The new journal goes where the old one's home was, if it fits below the old journal (the
+        file is then cut after it), else after the old one (whose space is then given back). Its
+        records are trusted from the start (the header that names it says they are flushed), so
+        their data CRC is not needed and is 0."""
+        epoch = self.header.epoch + 1
+        records = b"".join(encode_record(lba, count, 0, epoch) for lba, count in self.runs())
+        old_start, old_end = self.header.journal_start, self.journal_end
+        start = self.home if self.home + len(records) <= old_start else -(-old_end // JOURNAL_ALIGNMENT) * JOURNAL_ALIGNMENT
+        os.pwrite(fd, records, start)
+        os.fdatasync(fd)
+        end = start + len(records)
+        self._write_header(fd, self._next_header(boot_id=current_boot_id(), journal_start=start, epoch=epoch, flushed_end=end))
+        os.fdatasync(fd)
+        if start == self.home:
+            os.ftruncate(fd, max(end, DATA_OFFSET) if records else DATA_OFFSET)
+        else:
+            punch_hole(fd, old_start, start - old_start)
+        self.lib.dp_overlay_set_journal(self.handle, end, epoch)
+
+    def runs(self, limit: int = MAX_RECORD_SECTORS):
+        """(lba, count) of each run of sectors the overlay holds, at most `limit` long, in order."""
+        lba = 0
+        while lba < self.base_sectors:
+            lba += self.lib.dp_overlay_run(self.handle, lba, self.base_sectors - lba, 0)
+            count = self.lib.dp_overlay_run(self.handle, lba, min(limit, self.base_sectors - lba), 1)
+            if count:
+                yield lba, count
+            lba += count
+
+    # What the server does with it.
+
     def write(self, lba: int, data: bytes) -> None:
-        """Write one record (appended, or rewritten in place: see above); when this returns the write
+        """Write sectors in place (allocating those not yet the overlay's); when this returns the write
         is in the OS (it survives the process)."""
         count, rest = divmod(len(data), SECTOR_BYTES)
         if not 0 < count <= MAX_RECORD_SECTORS or rest or lba + count > self.base_sectors:
             raise ValueError(f"{self.path}: a write is 1 to {MAX_RECORD_SECTORS} whole sectors inside the image, "
-                             f"got {len(data)} bytes at sector {lba} of {self.base_sectors}")  # recovery would cut such a record
+                             f"got {len(data)} bytes at sector {lba} of {self.base_sectors}")
         error = self.lib.dp_overlay_write(self.handle, lba, bytes(data), count)
         if error:
-            raise OSError(-error, f"{self.path}: writing a record: {os.strerror(-error)}")
+            raise OSError(-error, f"{self.path}: writing sectors {lba}+{count}: {os.strerror(-error)}")
 
     def flush(self) -> None:
-        """Every write so far reaches stable storage (FLUSH CACHE); its records are never rewritten in place again."""
-        os.fdatasync(self.fd)
-        self.lib.dp_overlay_mark_flushed(self.handle)
+        """Every write so far reaches stable storage (FLUSH CACHE), its allocation included."""
+        fd = self.fd
+        os.fdatasync(fd)
+        end = self.journal_end
+        if end != self.header.flushed_end:
+            self._write_header(fd, self._next_header(flushed_end=end))
+            os.fdatasync(fd)
 
     def read_into(self, lba: int, count: int, out, base_fd: int) -> None:
         """Fill `out` (a writable buffer of count sectors) with sectors lba..lba+count-1: the overlay's
@@ -182,77 +301,72 @@ class Overlay:
     def sectors_written(self) -> int:
         return self.lib.dp_overlay_sectors(self.handle)
 
-    def log_bytes(self) -> int:
-        return self.end
+    def journal_bytes(self) -> int:
+        return self.journal_end - self.header.journal_start
 
-    def live_bytes(self) -> int:
-        return self.sectors_written() * SECTOR_BYTES
-
-    def garbage_bytes(self) -> int:
-        """Log bytes that no read will ever return: overwritten sectors and record headers."""
-        return self.end - FILE_HEADER_BYTES - self.live_bytes()
+    def file_bytes(self) -> int:
+        """The space the file takes on its filesystem (it is sparse)."""
+        return os.fstat(self.fd).st_blocks * 512
 
     def compact(self) -> None:
-        """Rewrite the log with only the latest data of each sector, one record per run.
-
-        The new log is written beside the old one, made durable, and renamed over
-        it (then the directory is synced): a crash at any point leaves either the
-        old log or the new one, both complete. Clients wait while it copies."""
+        """Rewrite the journal as one record per run of sectors (a checkpoint); durable when it returns."""
         with self.lock:
-            partial = self.path + ".compact"
-            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                self._write_header(fd)
-                end, runs = FILE_HEADER_BYTES, []
-                for lba, count, offset in log_runs(self.snapshot()):
-                    data = os.pread(self.fd, count * SECTOR_BYTES, offset)
-                    os.pwrite(fd, RECORD.pack(RECORD_MAGIC, lba, count, record_crc(lba, count, data)) + data, end)
-                    runs.append((lba, count, end + RECORD.size))
-                    end += RECORD.size + len(data)
-                os.fdatasync(fd)
-                compacted = self._indexed(fd, end, runs)
-                os.rename(partial, self.path)
-                fsync_directory(os.path.dirname(self.path))
-            except BaseException:
-                os.close(fd)
-                raise
-            old_fd = self.fd
-            self.lib.dp_overlay_adopt(self.handle, compacted)  # the same overlay to the data path, now over the new log
-            os.close(old_fd)
+            self._checkpoint(self.fd)
 
     def reset(self) -> None:
         """Forget every write: the client sees its base image again. Durable when it returns."""
         with self.lock:
-            self._write_header(self.fd)
-            self.lib.dp_overlay_clear(self.handle, FILE_HEADER_BYTES)
+            fd = self.fd
+            self._write_header(fd, self._next_header(journal_start=self.home, epoch=self.header.epoch + 1, flushed_end=self.home))
+            os.fdatasync(fd)  # from here on no old record counts (a new epoch); then the space goes
+            os.ftruncate(fd, DATA_OFFSET)
+            os.fdatasync(fd)
+            self.lib.dp_overlay_clear(self.handle, self.home, self.header.epoch)
 
-    def snapshot(self) -> dict[int, int]:
-        """A copy of the index; the log is append-only, so its offsets stay valid until a reset."""
-        capacity = self.sectors_written()
-        pairs = (ctypes.c_uint64 * (2 * capacity))()
-        n = self.lib.dp_overlay_export(self.handle, pairs, capacity)
-        return dict(zip(pairs[0 : 2 * n : 2], pairs[1 : 2 * n : 2]))
+    def commit_into(self, base_fd: int, destination_fd: int):
+        """Start copying base image + overlay as they are now into `destination_fd`, which must have the
+        image's size; returns the copy (callable from another thread) that finishes it. The client goes on
+        writing meanwhile: a write first copies the chunk it falls in (datapath/commit.c). The caller
+        holds `self.lock` until the copy returns."""
+        error = self.lib.dp_commit_begin(self.handle, base_fd, destination_fd)
+        if error:
+            raise OSError(-error, f"{self.path}: starting a commit: {os.strerror(-error)}")
+
+        def copy() -> None:
+            try:
+                while (left := self.lib.dp_commit_step(self.handle)) > 0:
+                    pass
+                if left < 0:
+                    raise OSError(-left, f"{self.path}: copying for a commit: {os.strerror(-left)}")
+            finally:
+                self.lib.dp_commit_end(self.handle)
+
+        return copy
 
     def close(self) -> None:
-        """Flush and close the log. Whatever pointed at this overlay in the data path must be gone."""
-        fd = self.fd
-        self.lib.dp_overlay_free(self.handle)
-        self.handle = None
-        os.fdatasync(fd)
-        os.close(fd)
+        """Flush and close. Whatever pointed at this overlay in the data path must be gone; a commit's copy
+        finishes first."""
+        with self.lock:
+            fd = self.fd
+            self.flush()
+            self.lib.dp_overlay_free(self.handle)
+            self.handle = None
+            os.close(fd)
 
 
-def log_runs(index: dict[int, int], limit: int = MAX_COPY_RUN_SECTORS):
-    """(lba, count, log offset) for each run of sectors consecutive both on the disk and in the log."""
-    items = sorted(index.items())
-    i = 0
-    while i < len(items):
-        lba, offset = items[i]
-        count = 1
-        while i + count < len(items) and count < limit and items[i + count] == (lba + count, offset + count * SECTOR_BYTES):
-            count += 1
-        yield lba, count, offset
-        i += count
+def data_matches(fd: int, lba: int, count: int, crc: int) -> bool:
+    data = os.pread(fd, count * SECTOR_BYTES, DATA_OFFSET + lba * SECTOR_BYTES)
+    return len(data) == count * SECTOR_BYTES and zlib.crc32(data) == crc
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02  # linux/falloc.h
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """Give back the space of a byte range (an old journal); a filesystem that cannot keeps it, harmlessly."""
+    if length > 0:
+        _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, ctypes.c_long(offset), ctypes.c_long(length))
 
 
 def read_exactly(fd: int, out, offset: int) -> None:

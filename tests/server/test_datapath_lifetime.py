@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from impl.server.overlay import FILE_HEADER_BYTES, RECORD
+from impl.server.overlay import RECORD, journal_home
 from spec.aoe.constants import SECTOR_BYTES
 from tests.server.conftest import ROOT
 from impl.server.target import STATUS_DRDY
@@ -50,24 +50,26 @@ def test_after_a_reset_the_data_path_reads_the_base_image_and_writes_again(pair)
     r, in_c = pair.ata(READ_EXT, 3, 2)
     assert in_c and r.data == sectors(3, 2)
     data, in_c = written(pair, 4, 1, 0x33)
-    assert in_c and overlay_of(pair).end == FILE_HEADER_BYTES + RECORD.size + SECTOR_BYTES, "the write starts the emptied log anew"
+    overlay = overlay_of(pair)
+    assert in_c and overlay.journal_end == journal_home(overlay.base_sectors) + RECORD.size, "the write starts the emptied journal anew"
     assert pair.ata(READ_EXT, 3, 2)[0].data == sectors(3, 1) + data
 
 
-def test_after_a_compaction_the_data_path_uses_the_new_log(pair):
-    for byte in range(1, 9):
-        written(pair, 10, 4, byte)
-        overlay_of(pair).flush()  # flushed records are never rewritten in place: each write appends
-    before = overlay_of(pair).end
+def test_after_a_compaction_the_data_path_uses_the_new_journal(pair):
+    for lba in range(10, 14):
+        written(pair, lba, 1, 8)  # one record per sector
+    before = overlay_of(pair).journal_bytes()
     assert pair.operate("compact") is None
-    assert overlay_of(pair).end == FILE_HEADER_BYTES + RECORD.size + 4 * SECTOR_BYTES < before
+    assert overlay_of(pair).journal_bytes() == RECORD.size < before, "one record for the run 10..13"
     r, in_c = pair.ata(READ_EXT, 9, 6)
     assert in_c and r.data == sectors(9, 1) + bytes([8]) * 4 * SECTOR_BYTES + sectors(14, 1)
     data, in_c = written(pair, 12, 1, 0x99)
     assert in_c
     assert pair.ata(READ_EXT, 10, 4)[0].data == bytes([8]) * 2 * SECTOR_BYTES + data + bytes([8]) * SECTOR_BYTES
-    pair.operate("forget")  # close and reopen: the write C appended to the compacted log is recovered
-    assert pair.ata(READ_EXT, 10, 4)[0].data == bytes([8]) * 2 * SECTOR_BYTES + data + bytes([8]) * SECTOR_BYTES
+    late, in_c = written(pair, 14, 1, 0x98)  # a new allocation: C appends its record in the new epoch
+    assert in_c
+    pair.operate("forget")  # close and reopen: what C wrote after the compaction is recovered
+    assert pair.ata(READ_EXT, 10, 5)[0].data == bytes([8]) * 2 * SECTOR_BYTES + data + bytes([8]) * SECTOR_BYTES + late
 
 
 def test_after_the_disk_is_forgotten_the_checked_path_reopens_it(pair):

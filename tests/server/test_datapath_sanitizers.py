@@ -2,10 +2,10 @@
 
 Python itself is not instrumented, so the run is a subprocess with gcc's libasan preloaded and
 STORVISOR_DATAPATH_LIB naming the sanitized build (make sanitized); a sanitizer report aborts it.
-It runs every other tests/server/test_datapath*.py (answers, overlay index, CRC, batch loop,
-lifetime of routes) and tests/server/test_fuzz.py. Deliberately broken callers show the
-sanitizers are live; a commit's snapshot taken while writes go on is checked here too, since
-only AddressSanitizer sees that race reliably.
+It runs every other tests/server/test_datapath*.py (answers, overlay map, CRC, batch loop,
+lifetime of routes), the fuzz tests, the overlay's recovery tests and the commit's copy.
+Deliberately broken callers show the sanitizers are live; a commit copying in its own thread
+while writes go on (and make and free map leaves) is checked here too.
 """
 
 import os
@@ -36,10 +36,13 @@ def sanitized_environment() -> dict[str, str]:
     }
 
 
+ALSO_SANITIZED = ["tests/server/test_fuzz.py", "tests/server/test_overlay.py", "tests/server/test_commit_while_writing.py"]
+
+
 def test_the_server_tests_pass_on_the_sanitized_data_path():
     tests = sorted(str(p.relative_to(ROOT)) for p in HERE.glob("test_datapath*.py") if p.name != Path(__file__).name)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, "tests/server/test_fuzz.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *ALSO_SANITIZED],
         cwd=ROOT,
         env=sanitized_environment(),
         capture_output=True,
@@ -92,10 +95,11 @@ print("not caught")
     assert "heap-use-after-free" in result.stderr and "dp_answer" in result.stderr, result.stderr[-3000:]
 
 
-def test_commits_while_writes_grow_the_index_read_no_freed_memory(tmp_path):
-    # As the control socket runs a commit: its snapshot of the C index in the serving loop
-    # (start_commit), the copy in a thread of its own while the loop goes on answering writes,
-    # whose index grows (a new table, the old one freed) and is reset between passes.
+def test_commits_while_writes_allocate_read_no_freed_memory(tmp_path):
+    # As the control socket runs a commit: it starts in the serving loop (start_commit), the copy
+    # runs in a thread of its own while the loop goes on answering writes, which copy their chunk
+    # first when the copy has not reached it and make new leaves of the allocation map; the map
+    # is emptied (its leaves freed) between passes.
     code = f"""
 import pathlib, threading, time
 from impl.server.config import TargetConfig
@@ -106,7 +110,7 @@ from spec.aoe.target import READ_SECTORS_EXT, WRITE_SECTORS_EXT
 from tests.server.conftest import SERVER_MAC, make_target
 root = pathlib.Path({str(tmp_path)!r})
 (root / "images").mkdir()
-sectors = 8192  # the index grows from 1024 slots to 16384 on every pass
+sectors = 1 << 17  # four leaves of the allocation map, 64 chunks of a commit
 with open(root / "images" / "big.img", "wb") as f:
     f.truncate(sectors * 512)
 target = make_target(root, root / "images", targets=[TargetConfig(0, 0, "big", None)], mtu=9000)
@@ -122,11 +126,11 @@ while time.monotonic() < deadline:
     copy = ops.start_commit("02:00:00:00:00:01", f"copy{{commits}}")  # in the loop, as the control socket runs it
     thread = threading.Thread(target=copy)
     thread.start()
-    for lba in range(0, sectors - 17, 17):
+    for lba in range(0, sectors - 17, 17 * 61):
         write(lba)
     thread.join()
     commits += 1
-    overlay.reset()  # storvisor reset: the next pass grows the index again
+    overlay.reset()  # storvisor reset: the next pass makes the map's leaves again
 print("no sanitizer report", commits)
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=sanitized_environment(), capture_output=True, text=True, timeout=120)

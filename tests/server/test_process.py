@@ -44,13 +44,13 @@ def test_operator_commands_while_serving(server_process, tmp_path, images):
     (images / "broken.img").write_bytes(b"x" * 100)
     listing = run_cli("images", "--state", server.state).stdout
     assert "name=golden" in listing and "name=broken  problem=" in listing and "not a positive multiple of 512" in listing
-    for _ in range(3):
-        client.write(0, b"d" * 1024)
+    for lba in (2, 3):  # a record each
+        client.write(lba, b"d" * 512)
     compacted = run_cli("compact", "02:00:00:00:00:01", "--state", server.state, "--json")
     assert compacted.returncode == 0, compacted.stderr
     sizes = json.loads(compacted.stdout)
-    assert sizes["overlay_file_bytes"] < sizes["overlay_file_bytes_before"] and sizes["overlay_sectors"] == 2
-    assert client.read(0, 2) == b"d" * 1024
+    assert sizes["overlay_journal_bytes"] < sizes["overlay_journal_bytes_before"] and sizes["overlay_sectors"] == 4
+    assert client.read(0, 2) + client.read(2, 2) == b"c" * 1024 + b"d" * 1024
     assert run_cli("reset", "02:00:00:00:00:01", "--state", server.state).returncode == 0
     assert client.read(0, 2) == BASE[:1024]
     unknown = run_cli("reset", "02:00:00:00:00:07", "--state", server.state)

@@ -88,25 +88,25 @@ def _make(*arguments: str) -> None:
         raise DataPathError(f"building the server's data path (impl/server/datapath) failed:\n{result.stdout}{result.stderr}")
 
 
-P, U8P, U32P, U64P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
+P, U8P, U32P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32)
 SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_saw_request": (None, [ctypes.POINTER(Counters), ctypes.c_char_p]),
     "dp_crc32": (ctypes.c_uint32, [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t]),
-    "dp_overlay_new": (P, [ctypes.c_int, ctypes.c_uint64]),
+    "dp_overlay_new": (P, [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64]),
     "dp_overlay_free": (None, [P]),
-    "dp_overlay_adopt": (None, [P, P]),
     "dp_overlay_fd": (ctypes.c_int, [P]),
-    "dp_overlay_end": (ctypes.c_uint64, [P]),
+    "dp_overlay_journal_end": (ctypes.c_uint64, [P]),
+    "dp_overlay_set_journal": (None, [P, ctypes.c_uint64, ctypes.c_uint64]),
     "dp_overlay_sectors": (ctypes.c_uint64, [P]),
-    "dp_overlay_clear": (None, [P, ctypes.c_uint64]),
-    "dp_overlay_mark_flushed": (None, [P]),
-    "dp_overlay_hold_with": (None, [P, ctypes.POINTER(ctypes.c_int32)]),
-    "dp_overlay_index_run": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64]),
-    "dp_overlay_lookup": (ctypes.c_int64, [P, ctypes.c_uint64]),
+    "dp_overlay_clear": (None, [P, ctypes.c_uint64, ctypes.c_uint64]),
+    "dp_overlay_allocate": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_uint64]),
+    "dp_overlay_run": (ctypes.c_uint64, [P, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int]),
     "dp_overlay_covers_any": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_uint64]),
-    "dp_overlay_export": (ctypes.c_uint64, [P, U64P, ctypes.c_uint64]),
     "dp_overlay_write": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint32]),
     "dp_overlay_read": (ctypes.c_int, [P, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint32, P]),
+    "dp_commit_begin": (ctypes.c_int, [P, ctypes.c_int, ctypes.c_int]),
+    "dp_commit_step": (ctypes.c_int64, [P]),
+    "dp_commit_end": (None, [P]),
     "dp_server_new": (P, [ctypes.c_uint32]),
     "dp_server_free": (None, [P]),
     "dp_route_add": (ctypes.c_int, [P, ctypes.POINTER(RouteSpec)]),

@@ -44,35 +44,38 @@ void dp_saw_request(struct dp_counters *counters, const uint8_t *frame);
 /* CRC-32 of IEEE 802.3 (zlib's crc32), continued from `crc`. */
 uint32_t dp_crc32(uint32_t crc, const uint8_t *data, size_t length);
 
-/* One client's copy-on-write overlay log (impl/server/overlay.py holds the file format). */
+/* One client's copy-on-write overlay (impl/server/overlay.py holds the file format). */
 struct dp_overlay;
 
-struct dp_overlay *dp_overlay_new(int fd, uint64_t end);
+/* An overlay over the file `fd` for an image of `sectors`, nothing allocated, its journal (of `epoch`)
+ * ending at journal_end. NULL: no memory. */
+struct dp_overlay *dp_overlay_new(int fd, uint64_t sectors, uint64_t journal_end, uint64_t epoch);
 void dp_overlay_free(struct dp_overlay *overlay);
-/* Take `from`'s file, end and index (a compacted log replaces the old one); `from` is freed. */
-void dp_overlay_adopt(struct dp_overlay *overlay, struct dp_overlay *from);
 int dp_overlay_fd(const struct dp_overlay *overlay);
-uint64_t dp_overlay_end(const struct dp_overlay *overlay);
+uint64_t dp_overlay_journal_end(const struct dp_overlay *overlay);
+/* The journal was rewritten in a new epoch (a checkpoint); the next record goes at `end`. */
+void dp_overlay_set_journal(struct dp_overlay *overlay, uint64_t end, uint64_t epoch);
+/* How many sectors the overlay holds. */
 uint64_t dp_overlay_sectors(const struct dp_overlay *overlay);
-/* Every record so far is on stable storage (FLUSH completed): none of them is rewritten in place again. */
-void dp_overlay_mark_flushed(struct dp_overlay *overlay);
-/* While *held is non-zero (a commit copies the log) no record is rewritten in place. */
-void dp_overlay_hold_with(struct dp_overlay *overlay, const volatile int32_t *held);
-/* Forget every sector; the log now ends at `end` (after its header). */
-void dp_overlay_clear(struct dp_overlay *overlay, uint64_t end);
-/* Sectors lba..lba+count-1 now live at data_offset.. in the log (recovery, compaction). 0, or -ENOMEM. */
-int dp_overlay_index_run(struct dp_overlay *overlay, uint64_t lba, uint32_t count, uint64_t data_offset);
-/* The log offset of a sector's latest data, or -1 when the base image has it. */
-int64_t dp_overlay_lookup(const struct dp_overlay *overlay, uint64_t lba);
+/* Forget every sector (a reset); the journal, of a new epoch, is empty and ends at journal_end. */
+void dp_overlay_clear(struct dp_overlay *overlay, uint64_t journal_end, uint64_t epoch);
+/* Sectors lba..lba+count-1 are the overlay's (recovery). 0, or -ENOMEM / -EINVAL past the image. */
+int dp_overlay_allocate(struct dp_overlay *overlay, uint64_t lba, uint64_t count);
+/* How many sectors from lba on, at most limit, the overlay holds (allocated != 0) or does not (0). */
+uint64_t dp_overlay_run(const struct dp_overlay *overlay, uint64_t lba, uint64_t limit, int allocated);
 /* Whether any sector of lba..lba+count-1 was written. */
 int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64_t count);
-/* Up to `capacity` (lba, offset) pairs into `pairs`, in no order; returns how many were written. */
-uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, uint64_t capacity);
-/* Append one checksummed record, or rewrite in place the one record since the last flush that holds
- * exactly these sectors; when it returns 0 the write is in the OS. Else -errno, nothing indexed. */
+/* Write the data in place, then append allocation records for its sectors not allocated before; when
+ * it returns 0 the write is in the OS. Else -errno, and no sector newly allocated by it. */
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count);
 /* Fill `out` with count sectors from lba: the overlay's where written, else the base image's. 0 or -errno. */
 int dp_overlay_read(const struct dp_overlay *overlay, int base_fd, uint64_t lba, uint32_t count, uint8_t *out);
+/* Start copying base image + overlay, as they are now, into destination_fd (sized already). 0, -EBUSY, -ENOMEM. */
+int dp_commit_begin(struct dp_overlay *overlay, int base_fd, int destination_fd);
+/* Copy one more chunk (from any thread): the chunks left (> 0), 0 when the copy is complete, or -errno. */
+int64_t dp_commit_step(struct dp_overlay *overlay);
+/* The commit is over (done or abandoned); writes no longer wait for it. */
+void dp_commit_end(struct dp_overlay *overlay);
 /* Read count sectors of the base image alone. 0 or -errno (a short read is -EIO). */
 int dp_read_exactly(int fd, uint8_t *out, size_t length, uint64_t offset);
 

@@ -1,219 +1,155 @@
-/* A client's overlay log in C: the index (sector -> log offset) and the two hot operations.
+/* A client's copy-on-write overlay in C: the allocation map and the two hot operations.
  *
- * The index is an open-addressing hash table of (lba + 1, place) pairs, 16 bytes a sector,
- * where a place is the sector's log offset (48 bits) and, for records of at most 255 sectors,
- * its record's sector count and its position in it (8 bits each; count 0: not known),
- * kept at most half full; a slot with key 0 is empty. Entries are only added or replaced,
- * never removed one by one (a reset clears the table), so lookups need no tombstones.
- * The record layout is impl/server/overlay.py's: magic, lba, count, CRC-32 over lba, count
- * and data, 4 bytes of padding; little-endian.
- *
- * A write that covers exactly one record appended since the last completed flush, all of whose
- * sectors still live there, rewrites that record in place (header with its new CRC, and data,
- * in one pwritev) instead of appending: an overwrite then costs pages the page cache has, not
- * new ones. A record torn by a power loss fails its CRC and recovery cuts the log there; only
- * writes since the last flush are behind that point, so every flushed write survives and every
- * sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6.14). Records older than the
- * last flush are never rewritten: a torn one would cut flushed data. */
+ * The file is impl/server/overlay.py's format 2: sector `lba` of the client's disk lives at
+ * DP_OVERLAY_DATA_OFFSET + lba * 512 (a sparse file), and an allocation journal records which
+ * sectors the overlay holds. A write puts its data in place with one pwrite (an overwrite costs
+ * the page cache's pages, as a plain disk image does), then, for its sectors not allocated yet,
+ * appends allocation records: data before its allocation. Each record carries a CRC-32 of the
+ * data it allocates, so after a power loss recovery can tell an allocation whose data never
+ * reached the disk (overlay.py says how it uses that). Little-endian record:
+ * magic u32, count u32, lba u64, CRC-32 of the data u32, CRC-32 of the 20 bytes before it u32,
+ * continued from the CRC-32 of the journal's epoch (u64). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "datapath.h"
+#include "overlay_state.h"
 
-#define INITIAL_SLOTS 1024u
-#define HASH_MULTIPLIER 0x9E3779B97F4A7C15ull /* Fibonacci hashing: consecutive LBAs spread over the table */
+#define JOURNAL_BATCH 16 /* records appended with one pwrite */
 
-struct index_slot {
-    uint64_t key;   /* lba + 1; 0: empty */
-    uint64_t place; /* offset | record count << 48 | position in the record << 56 */
-};
+/* A record's field CRC starts from the CRC of its journal's epoch: records of another epoch fail it. */
+static uint32_t epoch_seed(uint64_t epoch) { return dp_crc32(0, (const uint8_t *)&epoch, sizeof epoch); }
 
-#define OFFSET_MASK ((1ull << 48) - 1)
-#define PLACE_COUNT_SHIFT 48
-#define PLACE_POSITION_SHIFT 56
-#define MAX_PLACED_COUNT 255u
-
-struct dp_overlay {
-    int fd;
-    uint64_t end;
-    uint64_t flushed_end;         /* records starting below it were complete before the last flush */
-    const volatile int32_t *held; /* non-zero while a commit copies the log: no record changes */
-    struct index_slot *slots;
-    uint64_t capacity; /* a power of two, or 0 before the first write */
-    uint64_t used;
-};
-
-struct dp_overlay *dp_overlay_new(int fd, uint64_t end)
+struct dp_overlay *dp_overlay_new(int fd, uint64_t sectors, uint64_t journal_end, uint64_t epoch)
 {
     struct dp_overlay *overlay = calloc(1, sizeof *overlay);
-    if (overlay) {
-        overlay->fd = fd;
-        overlay->end = end;
-        overlay->flushed_end = end; /* what the log holds when opened may not be durable yet: keep it */
+    if (!overlay)
+        return NULL;
+    if (dp_allocation_init(&overlay->map, sectors)) {
+        free(overlay);
+        return NULL;
     }
+    overlay->fd = fd;
+    overlay->journal_end = journal_end;
+    overlay->record_seed = epoch_seed(epoch);
+    pthread_mutex_init(&overlay->commit.lock, NULL);
     return overlay;
 }
 
 void dp_overlay_free(struct dp_overlay *overlay)
 {
-    if (overlay)
-        free(overlay->slots);
+    if (!overlay)
+        return;
+    dp_commit_end(overlay);
+    pthread_mutex_destroy(&overlay->commit.lock);
+    dp_allocation_free(&overlay->map);
     free(overlay);
 }
 
-void dp_overlay_adopt(struct dp_overlay *overlay, struct dp_overlay *from)
-{
-    const volatile int32_t *held = overlay->held;
-    free(overlay->slots);
-    *overlay = *from;
-    overlay->held = held;
-    free(from);
-}
-
-void dp_overlay_mark_flushed(struct dp_overlay *overlay) { overlay->flushed_end = overlay->end; }
-
-void dp_overlay_hold_with(struct dp_overlay *overlay, const volatile int32_t *held) { overlay->held = held; }
-
 int dp_overlay_fd(const struct dp_overlay *overlay) { return overlay->fd; }
-uint64_t dp_overlay_end(const struct dp_overlay *overlay) { return overlay->end; }
-uint64_t dp_overlay_sectors(const struct dp_overlay *overlay) { return overlay->used; }
-
-void dp_overlay_clear(struct dp_overlay *overlay, uint64_t end)
+uint64_t dp_overlay_journal_end(const struct dp_overlay *overlay) { return overlay->journal_end; }
+void dp_overlay_set_journal(struct dp_overlay *overlay, uint64_t end, uint64_t epoch)
 {
-    free(overlay->slots);
-    overlay->slots = NULL;
-    overlay->capacity = overlay->used = 0;
-    overlay->end = overlay->flushed_end = end;
+    overlay->journal_end = end;
+    overlay->record_seed = epoch_seed(epoch);
+}
+uint64_t dp_overlay_sectors(const struct dp_overlay *overlay) { return overlay->map.allocated; }
+
+void dp_overlay_clear(struct dp_overlay *overlay, uint64_t journal_end, uint64_t epoch)
+{
+    dp_allocation_clear(&overlay->map);
+    dp_overlay_set_journal(overlay, journal_end, epoch);
 }
 
-static uint64_t slot_of(uint64_t key, uint64_t capacity)
+int dp_overlay_allocate(struct dp_overlay *overlay, uint64_t lba, uint64_t count)
 {
-    return (key * HASH_MULTIPLIER) >> (64 - __builtin_ctzll(capacity));
+    int rc = dp_allocation_reserve(&overlay->map, lba, count);
+    if (rc == 0)
+        dp_allocation_set(&overlay->map, lba, count);
+    return rc;
 }
 
-static struct index_slot *find_slot(struct index_slot *slots, uint64_t capacity, uint64_t key)
+uint64_t dp_overlay_run(const struct dp_overlay *overlay, uint64_t lba, uint64_t limit, int allocated)
 {
-    uint64_t mask = capacity - 1;
-    for (uint64_t i = slot_of(key, capacity);; i = (i + 1) & mask)
-        if (slots[i].key == key || slots[i].key == 0)
-            return &slots[i];
-}
-
-static int grow(struct dp_overlay *overlay)
-{
-    uint64_t capacity = overlay->capacity ? overlay->capacity * 2 : INITIAL_SLOTS;
-    struct index_slot *slots = calloc(capacity, sizeof *slots);
-    if (!slots)
-        return -ENOMEM;
-    for (uint64_t i = 0; i < overlay->capacity; i++)
-        if (overlay->slots[i].key)
-            *find_slot(slots, capacity, overlay->slots[i].key) = overlay->slots[i];
-    free(overlay->slots);
-    overlay->slots = slots;
-    overlay->capacity = capacity;
-    return 0;
-}
-
-int dp_overlay_index_run(struct dp_overlay *overlay, uint64_t lba, uint32_t count, uint64_t data_offset)
-{
-    while ((overlay->used + count) * 2 > overlay->capacity)
-        if (grow(overlay))
-            return -ENOMEM;
-    uint64_t known = count <= MAX_PLACED_COUNT ? count : 0;
-    for (uint32_t i = 0; i < count; i++) {
-        struct index_slot *slot = find_slot(overlay->slots, overlay->capacity, lba + i + 1);
-        if (slot->key == 0) {
-            slot->key = lba + i + 1;
-            overlay->used++;
-        }
-        uint64_t position = known ? i : 0;
-        slot->place = (data_offset + (uint64_t)i * DP_SECTOR_BYTES) | known << PLACE_COUNT_SHIFT | position << PLACE_POSITION_SHIFT;
-    }
-    return 0;
-}
-
-int64_t dp_overlay_lookup(const struct dp_overlay *overlay, uint64_t lba)
-{
-    if (overlay->used == 0)
-        return -1;
-    const struct index_slot *slot = find_slot(overlay->slots, overlay->capacity, lba + 1);
-    return slot->key ? (int64_t)(slot->place & OFFSET_MASK) : -1;
+    return dp_allocation_run(&overlay->map, lba, limit, allocated);
 }
 
 int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64_t count)
 {
-    if (overlay->used == 0)
-        return 0;
-    for (uint64_t i = 0; i < count; i++)
-        if (dp_overlay_lookup(overlay, lba + i) >= 0)
-            return 1;
+    return dp_allocation_run(&overlay->map, lba, count, 0) < count;
+}
+
+static int write_exactly(int fd, const uint8_t *data, size_t length, uint64_t offset)
+{
+    ssize_t written = pwrite(fd, data, length, (off_t)offset);
+    if (written < 0)
+        return -errno;
+    return (size_t)written == length ? 0 : -EIO; /* a full disk; what did land is not allocated */
+}
+
+static void encode_record(uint8_t *record, uint32_t seed, uint64_t lba, uint32_t count, const uint8_t *data)
+{
+    uint32_t magic = DP_RECORD_MAGIC, data_crc = dp_crc32(0, data, (size_t)count * DP_SECTOR_BYTES);
+    memcpy(record, &magic, 4); /* little-endian host, little-endian format */
+    memcpy(record + 4, &count, 4);
+    memcpy(record + 8, &lba, 8);
+    memcpy(record + 16, &data_crc, 4);
+    uint32_t fields_crc = dp_crc32(seed, record, DP_RECORD_FIELDS_BYTES);
+    memcpy(record + DP_RECORD_FIELDS_BYTES, &fields_crc, 4);
+}
+
+/* Append the batch's records, then count their sectors as allocated: a record in the file is in the map too. */
+static int append_records(struct dp_overlay *overlay, const uint8_t *records, const uint64_t *firsts,
+                          const uint32_t *counts, unsigned n)
+{
+    int rc = write_exactly(overlay->fd, records, (size_t)n * DP_RECORD_BYTES, overlay->journal_end);
+    if (rc)
+        return rc; /* the next append overwrites what part of it landed */
+    overlay->journal_end += (uint64_t)n * DP_RECORD_BYTES;
+    for (unsigned i = 0; i < n; i++)
+        dp_allocation_set(&overlay->map, firsts[i], counts[i]);
     return 0;
 }
 
-uint64_t dp_overlay_export(const struct dp_overlay *overlay, uint64_t *pairs, uint64_t capacity)
+/* One record per run of sectors of this write that were not allocated before it. */
+static int allocate_new_sectors(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count)
 {
-    uint64_t n = 0;
-    for (uint64_t i = 0; i < overlay->capacity && n < capacity; i++)
-        if (overlay->slots[i].key) {
-            pairs[2 * n] = overlay->slots[i].key - 1;
-            pairs[2 * n + 1] = overlay->slots[i].place & OFFSET_MASK;
-            n++;
+    uint8_t records[JOURNAL_BATCH * DP_RECORD_BYTES];
+    uint64_t firsts[JOURNAL_BATCH];
+    uint32_t counts[JOURNAL_BATCH];
+    unsigned n = 0;
+    uint32_t i = 0;
+    while (i < count) {
+        i += (uint32_t)dp_allocation_run(&overlay->map, lba + i, count - i, 1);
+        if (i == count)
+            break;
+        uint32_t fresh = (uint32_t)dp_allocation_run(&overlay->map, lba + i, count - i, 0);
+        encode_record(records + n * DP_RECORD_BYTES, overlay->record_seed, lba + i, fresh, data + (size_t)i * DP_SECTOR_BYTES);
+        firsts[n] = lba + i;
+        counts[n++] = fresh;
+        i += fresh;
+        if (n == JOURNAL_BATCH) {
+            int rc = append_records(overlay, records, firsts, counts, n);
+            if (rc)
+                return rc;
+            n = 0;
         }
-    return n;
-}
-
-/* The offset of the record that holds exactly sectors lba..lba+count-1, all live, appended since
- * the last flush; or 0 when the write must be appended. */
-static uint64_t rewritable_record(const struct dp_overlay *overlay, uint64_t lba, uint32_t count)
-{
-    if ((overlay->held && *overlay->held) || overlay->used == 0 || count > MAX_PLACED_COUNT)
-        return 0;
-    const struct index_slot *slot = find_slot(overlay->slots, overlay->capacity, lba + 1);
-    uint64_t place = slot->place, first = place & OFFSET_MASK;
-    if (!slot->key || place >> PLACE_COUNT_SHIFT != count) /* position 0 of a record of exactly count sectors */
-        return 0;
-    if (first < overlay->flushed_end + DP_RECORD_BYTES)
-        return 0;
-    for (uint32_t i = 1; i < count; i++) /* every sector still lives in that record */
-        if (dp_overlay_lookup(overlay, lba + i) != (int64_t)(first + (uint64_t)i * DP_SECTOR_BYTES))
-            return 0;
-    return first - DP_RECORD_BYTES;
+    }
+    return n ? append_records(overlay, records, firsts, counts, n) : 0;
 }
 
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count)
 {
-    uint8_t header[DP_RECORD_BYTES] = {0};
-    uint32_t magic = DP_RECORD_MAGIC;
-    size_t length = (size_t)count * DP_SECTOR_BYTES;
-    memcpy(header, &magic, 4); /* little-endian host, little-endian format */
-    memcpy(header + 4, &lba, 8);
-    memcpy(header + 12, &count, 4);
-    uint32_t crc = dp_crc32(dp_crc32(0, header + 4, DP_RECORD_FIELDS_BYTES), data, length);
-    memcpy(header + 16, &crc, 4);
-    struct iovec parts[2] = {{header, sizeof header}, {(void *)data, length}};
-    uint64_t in_place = rewritable_record(overlay, lba, count);
-    if (in_place) {
-        ssize_t written = pwritev(overlay->fd, parts, 2, (off_t)in_place);
-        if (written < 0)
-            return -errno;
-        return (size_t)written == sizeof header + length ? 0 : -EIO; /* torn: its CRC fails, as after a power loss */
-    }
-    /* room in the index first: a record that is in the log must be in the index too */
-    while ((overlay->used + count) * 2 > overlay->capacity)
-        if (grow(overlay))
-            return -ENOMEM;
-    /* one call: header and data are in the OS together when it returns */
-    ssize_t written = pwritev(overlay->fd, parts, 2, (off_t)overlay->end);
-    if (written < 0)
-        return -errno;
-    if ((size_t)written != sizeof header + length)
-        return -EIO; /* the next record overwrites this torn one */
-    uint64_t data_offset = overlay->end + sizeof header;
-    overlay->end += (uint64_t)written;
-    return dp_overlay_index_run(overlay, lba, count, data_offset);
+    if (count == 0 || lba + count > overlay->map.sectors || lba + count < lba)
+        return -EINVAL;
+    int rc = dp_allocation_reserve(&overlay->map, lba, count); /* room first: a record in the file is in the map */
+    if (rc)
+        return rc;
+    dp_commit_before_write(overlay, lba, count);
+    rc = write_exactly(overlay->fd, data, (size_t)count * DP_SECTOR_BYTES, DP_OVERLAY_DATA_OFFSET + lba * DP_SECTOR_BYTES);
+    return rc ? rc : allocate_new_sectors(overlay, lba, data, count);
 }
 
 int dp_read_exactly(int fd, uint8_t *out, size_t length, uint64_t offset)
@@ -228,23 +164,16 @@ int dp_overlay_read(const struct dp_overlay *overlay, int base_fd, uint64_t lba,
 {
     uint32_t i = 0;
     while (i < count) {
-        uint32_t start = i;
-        int64_t offset = dp_overlay_lookup(overlay, lba + i);
-        int rc;
-        i++;
-        if (offset < 0) { /* a run of sectors from the base image */
-            while (i < count && dp_overlay_lookup(overlay, lba + i) < 0)
-                i++;
-            rc = dp_read_exactly(base_fd, out + (size_t)start * DP_SECTOR_BYTES, (size_t)(i - start) * DP_SECTOR_BYTES,
-                                 (lba + start) * DP_SECTOR_BYTES);
-        } else { /* a run of sectors that sit one after another in the log */
-            while (i < count && dp_overlay_lookup(overlay, lba + i) == offset + (int64_t)(i - start) * DP_SECTOR_BYTES)
-                i++;
-            rc = dp_read_exactly(overlay->fd, out + (size_t)start * DP_SECTOR_BYTES, (size_t)(i - start) * DP_SECTOR_BYTES,
-                                 (uint64_t)offset);
-        }
+        uint32_t run = (uint32_t)dp_allocation_run(&overlay->map, lba + i, count - i, 1);
+        int from_overlay = run > 0;
+        if (!from_overlay)
+            run = (uint32_t)dp_allocation_run(&overlay->map, lba + i, count - i, 0);
+        int rc = dp_read_exactly(from_overlay ? overlay->fd : base_fd, out + (size_t)i * DP_SECTOR_BYTES,
+                                 (size_t)run * DP_SECTOR_BYTES,
+                                 (from_overlay ? DP_OVERLAY_DATA_OFFSET : 0) + (lba + i) * DP_SECTOR_BYTES);
         if (rc)
             return rc;
+        i += run;
     }
     return 0;
 }
