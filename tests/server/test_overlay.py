@@ -2,6 +2,7 @@
 every flushed write and never invents data, and no torn header or journal is misread."""
 
 import os
+import resource
 
 import pytest
 from hypothesis import example, given, settings
@@ -177,6 +178,30 @@ def test_a_long_redundant_journal_is_rewritten_when_opened(tmp_path, monkeypatch
     o.close()
     reopened = Overlay(str(tmp_path / "o"), "id", SECTORS)
     assert reopened.journal_bytes() == RECORD.size and read_all(reopened, fd) == disk
+
+
+def test_a_write_the_filesystem_refuses_fails_and_loses_nothing(tmp_path):
+    """A full disk, here the file size limit: a write needing a journal record reports the error and
+    its sectors stay the base image's; overwrites, earlier writes and later recovery are unharmed."""
+    fd = base_file(tmp_path)
+    path = str(tmp_path / "o")
+    o = Overlay(path, "id", SECTORS)
+    o.write(0, b"a" * 512)
+    o.flush()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (o.journal_end, hard))  # the data region fits, the journal cannot grow
+    try:
+        with pytest.raises(OSError, match=r"writing sectors 4\+2: File too large"):
+            o.write(4, b"b" * 1024)
+        o.write(0, b"c" * 512)  # an overwrite needs no record
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    disk = read_all(o, fd)
+    assert disk[:512] == b"c" * 512 and disk[4 * 512 : 6 * 512] == os.pread(fd, 1024, 4 * 512) and o.sectors_written() == 1
+    o.write(5, b"d" * 512)
+    disk = read_all(o, fd)
+    abandon(o)
+    assert read_all(Overlay(path, "id", SECTORS), fd) == disk
 
 
 @pytest.mark.parametrize("lba, length", [(0, 0), (0, 100), (0, 513), (SECTORS - 1, 1024), (SECTORS, 512)])

@@ -262,3 +262,25 @@ def test_a_failing_flush_is_reported_as_aborted(target, monkeypatch):
     monkeypatch.setattr(os, "fdatasync", broken)
     r = ata(target, 0xEA)
     assert (status(r), r.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_ABRT)
+
+
+def test_a_write_the_filesystem_refuses_is_aborted_and_the_client_keeps_its_data(target):
+    """A full disk (the file size limit) under the overlay: the write is answered ABRT, counted as an
+    error, and the sectors still read as before it; the next write that fits succeeds."""
+    import resource
+
+    ata(target, WRITE_EXT, 0, 1, b"f" * 512)  # the overlay exists; the route is in the data path
+    ata(target, WRITE_EXT, 0, 1, b"g" * 512)
+    overlay = target.disks.disks[(A, "base", False)].overlay
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (overlay.journal_end, hard))
+    try:
+        refused = ata(target, WRITE_EXT, 8, 2, b"h" * 1024)  # new sectors: a journal record is needed
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert (status(refused), refused.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_ABRT)
+    assert ata(target, READ_EXT, 8, 2).data == BASE[8 * 512 : 10 * 512]
+    assert ata(target, READ_EXT, 0, 1).data == b"g" * 512
+    assert target.disks.counters[A].errors == 1
+    assert status(ata(target, WRITE_EXT, 8, 2, b"i" * 1024)) == STATUS_DRDY
+    assert ata(target, READ_EXT, 8, 2).data == b"i" * 1024
