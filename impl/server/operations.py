@@ -164,6 +164,9 @@ class Operations:
                 finally:
                     overlay.lock.release()
                 os.fsync(fd)
+            except BaseException:
+                os.unlink(partial)  # nothing half-copied is left for the catalogue to find
+                raise
             finally:
                 os.close(fd)
             os.chmod(partial, 0o444)

@@ -39,6 +39,7 @@ recovery dropped records, and on opening when the journal is long and mostly red
 
 import ctypes
 import dataclasses
+import functools
 import os
 import struct
 import threading
@@ -79,10 +80,16 @@ class Header:
     flushed_end: int
 
 
+@functools.cache
 def current_boot_id() -> bytes:
-    """The running kernel's boot id: a page cache written under another one did not survive."""
-    with open(BOOT_ID_PATH) as f:
-        return bytes.fromhex(f.read().strip().replace("-", ""))
+    """The running kernel's boot id: a page cache written under another one did not survive. Without
+    /proc, one of this process's own: every other process then counts as another boot, which is safe
+    (records since the last flush are checked by their CRC) though a kill -9 may then cost writes."""
+    try:
+        with open(BOOT_ID_PATH) as f:
+            return bytes.fromhex(f.read().strip().replace("-", ""))
+    except (OSError, ValueError):
+        return os.urandom(16)
 
 
 def epoch_seed(epoch: int) -> int:
@@ -282,8 +289,13 @@ class Overlay:
         os.fdatasync(fd)
         end = self.journal_end
         if end != self.header.flushed_end:
+            previous = self.header
             self._write_header(fd, self._next_header(flushed_end=end))
-            os.fdatasync(fd)
+            try:
+                os.fdatasync(fd)
+            except OSError:
+                self.header = previous  # not known durable: the next flush writes it again
+                raise
 
     def read_into(self, lba: int, count: int, out, base_fd: int) -> None:
         """Fill `out` (a writable buffer of count sectors) with sectors lba..lba+count-1: the overlay's

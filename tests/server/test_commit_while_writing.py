@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from impl.server.operations import Operations
 from impl.server.overlay import COMMIT_CHUNK_SECTORS, Overlay
 from spec.aoe.constants import SECTOR_BYTES
+from tests.server.conftest import make_target
 
 SECTORS = 2 * COMMIT_CHUNK_SECTORS + 300  # two whole chunks and a short last one
 
@@ -79,3 +81,23 @@ def test_a_failing_copy_ends_the_commit_and_lets_writes_go_on(tmp_path):
     overlay.close()
     os.close(destination)
     os.close(base_fd)
+
+
+def test_a_failed_commit_leaves_no_partial_image_and_unlocks_the_client(tmp_path, images, monkeypatch):
+    target = make_target(tmp_path, images)
+    operations = Operations(target.catalogue, target.disks, set())
+    client = bytes.fromhex("020000000001")
+    target.disks.open(client, target.catalogue.get("base"), read_only=False).ensure_overlay().write(0, b"x" * SECTOR_BYTES)
+
+    def failing_commit(self, base_fd, destination_fd):
+        def copy():
+            raise OSError(5, "Input/output error")
+        return copy
+
+    monkeypatch.setattr(Overlay, "commit_into", failing_commit)
+    with pytest.raises(OSError, match="Input/output error"):
+        operations.commit("02:00:00:00:00:01", "golden")
+    assert not any(name.startswith("golden") for name in os.listdir(images)), "no golden.img, no golden.img.partial"
+    monkeypatch.undo()
+    assert operations.commit("02:00:00:00:00:01", "golden")["overlay_sectors"] == 1, "the overlay is not left locked"
+    target.disks.close()

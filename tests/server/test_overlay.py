@@ -204,6 +204,27 @@ def test_a_write_the_filesystem_refuses_fails_and_loses_nothing(tmp_path):
     assert read_all(Overlay(path, "id", SECTORS), fd) == disk
 
 
+def test_a_flush_whose_header_was_not_synced_writes_it_again(tmp_path, monkeypatch):
+    o = Overlay(str(tmp_path / "o"), "id", SECTORS)
+    o.write(3, b"a" * 512)
+    real, calls = os.fdatasync, []
+
+    def second_fails(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", second_fails)
+    with pytest.raises(OSError):
+        o.flush()
+    o.flush()
+    assert len(calls) == 4, "the second flush synced the data, wrote the header again and synced it"
+    assert o.header.flushed_end == o.journal_end
+    monkeypatch.undo()
+    o.close()
+
+
 @pytest.mark.parametrize("lba, length", [(0, 0), (0, 100), (0, 513), (SECTORS - 1, 1024), (SECTORS, 512)])
 def test_a_write_of_no_whole_sectors_or_past_the_image_is_refused(tmp_path, lba, length):
     o = Overlay(str(tmp_path / "o"), "id", SECTORS)
