@@ -69,3 +69,49 @@ def test_each_client_reaches_its_owner_through_the_ring():
         for worker, macs in seen.items():
             assert {owner_of(bytes.fromhex(mac), WORKERS) for mac in macs} <= {worker}, f"worker {worker} got another's client"
         assert sorted(mac for macs in seen.values() for mac in macs) == sorted(c.hex() for c in CLIENTS * 3), "every frame, once"
+
+
+# In the namespace: a raw socket whose ring cannot be mapped (the address space is full): the ring
+# must be taken down again, else it would take every frame while the loop reads with recvmmsg.
+NO_ROOM_FOR_A_RING = """
+import ctypes, resource, socket, sys, time
+from impl.server.datapath import library
+from impl.server.transport import BATCH_FRAMES, MAX_FRAME_BYTES, RING_FRAMES, SOL_PACKET, PACKET_IGNORE_OUTGOING
+from spec.aoe.constants import ETHERTYPE_AOE
+lib = library()
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETHERTYPE_AOE))
+sock.bind((sys.argv[1], ETHERTYPE_AOE))
+sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+link = lib.dp_link_new(sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, 60)
+server = lib.dp_server_new(17)
+with open("/proc/self/status") as f:
+    size = next(int(line.split()[1]) for line in f if line.startswith("VmSize:")) * 1024
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (size + (64 << 10), hard))
+error = lib.dp_link_use_ring(link, 1522, RING_FRAMES)
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+print(error, flush=True)
+length, deadline, got = ctypes.c_uint32(), time.monotonic() + 5, b""
+while not got and time.monotonic() < deadline:
+    index = lib.dp_link_serve(server, link, 100_000_000)
+    if index >= 0:
+        got = ctypes.string_at(lib.dp_link_frame(link, index, ctypes.byref(length)), length.value)
+print(got[6:12].hex(), flush=True)
+"""
+
+
+def test_a_ring_that_cannot_be_mapped_is_taken_down_and_recvmmsg_receives():
+    with VethNamespace(1500) as net:
+        receiver = subprocess.Popen(["ip", "netns", "exec", net.namespace, sys.executable, "-c", NO_ROOM_FOR_A_RING, net.far_interface],
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert int(receiver.stdout.readline()) == -12, "mmap of the ring fails: ENOMEM"
+        link = RawLink(net.host_interface)
+        try:
+            for tag in range(20):
+                link.sock.send(request_frame(net.far_mac(), CLIENTS[0], 0, 0, AoeCommand.ATA, tag, ata_body(READ_SECTORS_EXT, 0, 1)))
+                time.sleep(0.05)
+        finally:
+            link.close()
+        out, err = receiver.communicate(timeout=20)
+        assert receiver.returncode == 0, err[-2000:]
+        assert out.strip() == CLIENTS[0].hex(), "a frame reached the loop through recvmmsg"
