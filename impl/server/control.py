@@ -4,8 +4,9 @@ A UNIX stream socket at `STATE/control.sock`. The client sends one JSON object
 per line, `{"op": NAME, ...arguments}`, and gets one JSON line back:
 `{"ok": true, "result": ...}` or `{"ok": false, "error": MESSAGE}`.
 Requests run in the server's own loop between frames, so they see and change
-state consistently; a commit takes its snapshot there too and then copies in
-a thread of its own, so clients are not stalled while a large image is written.
+state consistently; a commit begins there too (the new image is the disk as it
+is then) and copies in a thread of its own, so clients are not stalled while a
+large image is written.
 """
 
 import json

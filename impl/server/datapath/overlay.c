@@ -1,4 +1,4 @@
-/* A client's copy-on-write overlay in C: the allocation map and the two hot operations.
+/* A client's copy-on-write overlay in C: its two hot operations, a write and a read (allocation.c keeps the map).
  *
  * The file is impl/server/overlay.py's format 2: sector `lba` of the client's disk lives at
  * DP_OVERLAY_DATA_OFFSET + lba * 512 (a sparse file), and an allocation journal records which
