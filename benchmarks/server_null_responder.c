@@ -1,7 +1,8 @@
 /* A responder that answers AoE ATA requests without any I/O: the load generator's ceiling.
- * Reads go back with zero data, writes with an empty success. It never sleeps: it polls with
- * recvmmsg() (yielding the CPU when nothing waits), so no request waits for it to be woken,
- * takes every waiting frame with one call and answers them with one sendmmsg(). Built by
+ * Reads go back with zero data, writes with an empty success. It never sleeps: it polls its
+ * receive ring (packet_ring.h; recvmmsg() where no ring can be made), yielding the CPU when
+ * nothing waits, so no request waits for it to be woken, takes every waiting frame and answers
+ * them with one sendmmsg(). Built by
  * benchmarks/server_vs_vblade.py.
  * Usage: server_null_responder IFNAME  (root; raw Ethernet on that interface) */
 #define _GNU_SOURCE
@@ -14,6 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "packet_ring.h"
 
 enum { ETHERTYPE_AOE = 0x88A2, ATA_HEADER = 36, RESPONSE = 0x08, DRDY = 0x40, SECTOR = 512, MIN_FRAME = 60,
        BATCH = 64, FRAME_BYTES = 16384 };
@@ -44,6 +47,7 @@ int main(int argc, char **argv)
 	static unsigned char frames[BATCH][FRAME_BYTES];
 	static struct mmsghdr in[BATCH], out[BATCH];
 	static struct iovec in_iov[BATCH], out_iov[BATCH];
+	static struct packet_ring ring;
 	unsigned char mac[6];
 	struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETHERTYPE_AOE) };
 	socklen_t length = sizeof address;
@@ -69,9 +73,24 @@ int main(int argc, char **argv)
 		in[i].msg_hdr.msg_iov = &in_iov[i];
 		in[i].msg_hdr.msg_iovlen = 1;
 	}
+	packet_ring_open(&ring, s);
 	for (;;) {
-		int received = recvmmsg(s, in, BATCH, MSG_DONTWAIT, NULL), answers = 0;
+		int received = 0, answers = 0;
 
+		if (ring.slots) {  /* copy the waiting frames out of the ring: they are answered in place */
+			struct tpacket2_hdr *h;
+			unsigned char *frame;
+			size_t n;
+
+			while (received < BATCH && (h = packet_ring_frame(&ring, &frame, &n))) {
+				in[received].msg_len = n <= FRAME_BYTES ? (unsigned)n : 0;
+				memcpy(frames[received], frame, in[received].msg_len);
+				packet_ring_release(&ring, h);
+				received++;
+			}
+		} else {
+			received = recvmmsg(s, in, BATCH, MSG_DONTWAIT, NULL);
+		}
 		if (received <= 0) {
 			sched_yield();  /* a load generator sharing this CPU gets to send */
 			continue;

@@ -17,6 +17,7 @@ Needs root (namespaces, raw sockets), vblade and cc. Not a test: nothing is asse
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -52,10 +53,11 @@ TARGETS = ("ours", "vblade", "null")
 
 
 def build(name: str) -> str:
-    """benchmarks/NAME.c compiled into build/server-bench/NAME (again when the source is newer)."""
+    """benchmarks/NAME.c compiled into build/server-bench/NAME (again when it or a header there is newer)."""
     binary = os.path.join(BUILD, name)
     source = os.path.join(ROOT, "benchmarks", name + ".c")
-    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(source):
+    inputs = [source] + glob.glob(os.path.join(ROOT, "benchmarks", "*.h"))
+    if not os.path.exists(binary) or os.path.getmtime(binary) < max(map(os.path.getmtime, inputs)):
         subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source], check=True)
     return binary
 
