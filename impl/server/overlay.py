@@ -121,9 +121,12 @@ class Overlay:
         self.handle = None
         try:
             self._recover(fd)
-        finally:
-            if self.handle is None:
-                os.close(fd)
+        except BaseException:
+            if self.handle is not None:
+                self.lib.dp_overlay_free(self.handle)
+                self.handle = None
+            os.close(fd)
+            raise
 
     @property
     def fd(self) -> int:
@@ -170,13 +173,13 @@ class Overlay:
     def _recover(self, fd: int) -> None:
         header = self._read_header(fd)
         if header is None:
-            if os.fstat(fd).st_size >= DATA_OFFSET or os.pread(fd, len(FILE_MAGIC), 0) not in (b"", bytes(len(FILE_MAGIC))):
-                start = os.pread(fd, len(FILE_MAGIC) + 2, 0)
-                older = start[: len(FILE_MAGIC)] == FILE_MAGIC
+            start = os.pread(fd, 2 * HEADER_SLOT_BYTES, 0)
+            if start.strip(b"\0"):
+                older = start.startswith(FILE_MAGIC)
                 raise OverlayError(f"{self.path}: " + (
                     f"an overlay of format {struct.unpack_from('<H', start, len(FILE_MAGIC))[0]}, not {FORMAT_VERSION}; "
                     "reset the client to start it anew" if older else f"not a storvisor overlay (format {FORMAT_VERSION})"))
-            self._create(fd)
+            self._create(fd)  # no header was ever written, so no write was either: a creation cut short
             return
         self.header = header
         runs, end, dropped = self._read_journal(fd, header)

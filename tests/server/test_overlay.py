@@ -79,6 +79,14 @@ def test_a_file_that_is_no_overlay_or_an_older_format_is_refused(tmp_path):
         Overlay(str(tmp_path / "old"), "id", SECTORS)
 
 
+def test_an_overlay_whose_creation_was_cut_short_is_made_again(tmp_path):
+    """The power went out after the file was sized but before its header reached the disk."""
+    (tmp_path / "o").write_bytes(bytes(DATA_OFFSET))
+    o = Overlay(str(tmp_path / "o"), "id", SECTORS)
+    assert o.sectors_written() == 0 and o.header.sequence == 0
+    o.close()
+
+
 def test_reset_forgets_everything_and_gives_the_space_back(tmp_path):
     fd = base_file(tmp_path)
     o = Overlay(str(tmp_path / "o"), "id", SECTORS)
