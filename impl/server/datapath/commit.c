@@ -6,6 +6,7 @@
  * holding the lock the copy holds, so the new image is the disk as it was when the commit began,
  * however writes and the copy interleave. A chunk copy that fails ends the commit with its error
  * and lets writes go on. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -26,6 +27,23 @@ static int copy_range(int from, uint64_t from_offset, int to, uint64_t to_offset
     return (size_t)written == length ? 0 : -EIO;
 }
 
+/* The base image's part of a chunk: in the kernel (copy_file_range, which can share blocks where the
+ * filesystem does), else through the buffer. */
+static int copy_base(struct dp_commit *commit, uint64_t offset, size_t length)
+{
+    loff_t from = (loff_t)offset, to = (loff_t)offset;
+    size_t left = length;
+    while (left > 0) {
+        ssize_t copied = copy_file_range(commit->base_fd, &from, commit->destination_fd, &to, left, 0);
+        if (copied <= 0)
+            break;
+        left -= (size_t)copied;
+    }
+    if (left == 0)
+        return 0;
+    return copy_range(commit->base_fd, (uint64_t)from, commit->destination_fd, (uint64_t)to, left, commit->buffer);
+}
+
 /* Copy one chunk (the caller holds the lock); 0 or -errno. */
 static int copy_chunk(struct dp_overlay *overlay, uint64_t chunk)
 {
@@ -33,8 +51,7 @@ static int copy_chunk(struct dp_overlay *overlay, uint64_t chunk)
     uint64_t first = chunk * DP_COMMIT_CHUNK_SECTORS, end = first + DP_COMMIT_CHUNK_SECTORS;
     if (end > overlay->map.sectors)
         end = overlay->map.sectors;
-    int rc = copy_range(commit->base_fd, first * DP_SECTOR_BYTES, commit->destination_fd, first * DP_SECTOR_BYTES,
-                        (size_t)(end - first) * DP_SECTOR_BYTES, commit->buffer);
+    int rc = copy_base(commit, first * DP_SECTOR_BYTES, (size_t)(end - first) * DP_SECTOR_BYTES);
     for (uint64_t lba = first; rc == 0 && lba < end;) {
         lba += dp_allocation_run(&overlay->map, lba, end - lba, 0);
         uint64_t run = dp_allocation_run(&overlay->map, lba, end - lba, 1);
