@@ -16,6 +16,7 @@ from impl.server.target import AoeTarget
 
 IMAGE_SECTORS = 256
 SERVER_MAC = bytes.fromhex("025356000001")
+CLIENT_A, CLIENT_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")  # two clients of the in-process targets
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

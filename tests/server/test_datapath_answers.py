@@ -37,9 +37,10 @@ from spec.aoe.target import (
     WRITE_SECTORS_EXT,
     ata_code,
 )
+from tests.server.conftest import CLIENT_A as A
+from tests.server.conftest import CLIENT_B as B
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, make_target
 
-A, B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 READ28, READ_EXT, WRITE28, WRITE_EXT = READ_SECTORS, READ_SECTORS_EXT, WRITE_SECTORS, WRITE_SECTORS_EXT
 FLUSH_EXT, IDENTIFY, READ_DMA_EXT = FLUSH_CACHE_EXT, IDENTIFY_DEVICE, ata_code("READ DMA EXT")
 READS, WRITES = (READ28, READ_EXT), (WRITE28, WRITE_EXT)

@@ -20,9 +20,10 @@ from spec.aoe.constants import (
     sectors_per_frame,
 )
 from spec.aoe.target import READ_SECTORS, READ_SECTORS_EXT, WRITE_SECTORS, WRITE_SECTORS_EXT
+from tests.server.conftest import CLIENT_A as A
+from tests.server.conftest import CLIENT_B as B
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, make_target
 
-A, B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 READ_EXT, WRITE_EXT, READ28, WRITE28 = READ_SECTORS_EXT, WRITE_SECTORS_EXT, READ_SECTORS, WRITE_SECTORS
 BASE = image_bytes(IMAGE_SECTORS)
 
