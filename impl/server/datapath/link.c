@@ -5,7 +5,7 @@
  * it there without a system call; other sockets (and kernels without rings) use recvmmsg.
  * An answer leaves only after its request's work returned (a write's pwritev). A frame the data path cannot answer
  * stops the batch and goes to Python, which queues its answers and lets the batch go on.
- * Answers leave every SEND_EVERY, not only at the batch's end: the initiator starts on the first
+ * Answers leave every SEND_EVERY (fewer when long), not only at the batch's end: the initiator starts on the first
  * ones while the rest are read, instead of sleeping until the whole batch is done.
  * While frames keep coming the loop polls instead of sleeping: a wake-up across CPUs costs
  * more than answering a request. */
@@ -22,6 +22,7 @@
 #include "datapath.h"
 
 #define SEND_EVERY 4 /* answers; measured: 16 outstanding 4 KiB reads 0.82 -> 1.05x vblade, 1 KiB sequential 0.73 -> 0.81x */
+#define SEND_BYTES 16384u /* or sooner when they are long; measured: 8.5 KiB reads, every 2 instead of 4, 0.88 -> 0.95x vblade */
 
 struct dp_link {
     int fd;
@@ -34,6 +35,7 @@ struct dp_link {
     uint32_t received; /* frames of the current batch */
     uint32_t next;     /* the first frame of the batch not answered yet */
     uint32_t queued;   /* answers waiting in out */
+    uint32_t queued_bytes;
     const volatile uint64_t *sequence;
     uint64_t seen;
     uint8_t *ring; /* NULL: recvmmsg */
@@ -170,6 +172,7 @@ static void send_queued(struct dp_link *link)
             sent++; /* skip the frame the kernel refused (sendmmsg reports the first failure) */
     }
     link->queued = 0;
+    link->queued_bytes = 0;
 }
 
 static uint8_t *answer_slot(struct dp_link *link)
@@ -188,6 +191,13 @@ static void commit_answer(struct dp_link *link, uint32_t length)
     }
     link->out_iov[link->queued].iov_len = length;
     link->queued++;
+    link->queued_bytes += length;
+}
+
+/* Enough answers wait to be worth a system call: the initiator can start on them. */
+static int send_due(const struct dp_link *link)
+{
+    return link->queued == SEND_EVERY || link->queued_bytes >= SEND_BYTES;
 }
 
 static uint64_t monotonic_ns(void)
@@ -232,7 +242,7 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
                 return (int)link->ring_next;
             commit_answer(link, (uint32_t)length);
             ring_release(link);
-            if (link->queued == SEND_EVERY)
+            if (send_due(link))
                 send_queued(link);
             continue;
         }
@@ -261,7 +271,7 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
                 return (int)i;
             commit_answer(link, (uint32_t)length);
             link->next++;
-            if (link->queued == SEND_EVERY)
+            if (send_due(link))
                 send_queued(link);
         }
         if (link->queued)
