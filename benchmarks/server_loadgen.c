@@ -7,8 +7,10 @@
  * of the disk; every slot (client x window place) keeps one request in flight. The tag is
  * generation << 16 | slot, so an answer names its slot; an answer is counted only when its
  * tag is the slot's current one, it comes from the server's MAC to the slot's client, and a
- * read carries its data (AoEr11 §2, §3.1). AoE or ATA errors are counted. A request
- * unanswered after 250 ms is sent again under a new tag and counted as a retransmit.
+ * read carries its data (AoEr11 §2, §3.1): only an answer's headers are copied out, MSG_TRUNC
+ * gives its whole length, so the data a target sends costs the generator no copy. AoE or ATA
+ * errors are counted. A request unanswered after 250 ms is sent again under a new tag and
+ * counted as a retransmit.
  * With --warmup S it first runs S seconds unmeasured (a target's first contact with a client,
  * such as creating its overlay, is not its throughput), then prints "measuring" on a line of
  * its own and counts from zero. At the end it prints one JSON object (the keys of
@@ -47,7 +49,7 @@ enum {
 	SECTOR = 512,
 	MIN_FRAME = 60,
 	BATCH = 64,                  /* frames per recvmmsg */
-	RECEIVE_BYTES = 16384,       /* room for a 9000-byte MTU frame */
+	RECEIVE_BYTES = 64,          /* an answer's headers; MSG_TRUNC still reports its full length */
 	MAX_SLOTS = 65536,           /* the slot is the tag's low 16 bits */
 	LATENCY_BUCKETS = 100000,    /* 1 µs buckets up to 100 ms */
 };
@@ -363,7 +365,7 @@ int main(int argc, char **argv)
 			perror("server_loadgen: poll");
 			return 1;
 		}
-		received = recvmmsg(s, in, BATCH, MSG_DONTWAIT, NULL);
+		received = recvmmsg(s, in, BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
 		now = now_ns();
 		for (i = 0; i < received; i++) {
 			int index = accept_answer(receive_buffers[i], in[i].msg_len, now);
