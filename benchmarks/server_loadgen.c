@@ -42,8 +42,8 @@ enum {
 	AOE_ATA = 0,
 	ATA_EXTENDED = 0x40,         /* AoEr11 §3.1 aflags: E (LBA48) */
 	ATA_WRITE = 0x01,            /* W: data follows */
-	READ_SECTORS_EXT = 0x24,     /* ATA/ATAPI-7 §6.33 */
-	WRITE_SECTORS_EXT = 0x34,    /* ATA/ATAPI-7 §6.70 */
+	READ_SECTORS_EXT = 0x24,     /* ATA/ATAPI-7 V1 §6, READ SECTOR(S) EXT */
+	WRITE_SECTORS_EXT = 0x34,    /* ATA/ATAPI-7 V1 §6, WRITE SECTOR(S) EXT */
 	STATUS_ERR = 0x01,
 	HEADER = 36,                 /* Ethernet 14 + AoE 10 + ATA argument 12 */
 	SECTOR = 512,

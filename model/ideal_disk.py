@@ -2,7 +2,7 @@
 
 Every read returns, per sector, the last acknowledged write, or the image's
 data if the guest never wrote the sector. Around that exact rule the model
-admits only what a real disk admits (ATA/ATAPI-7 V1 §6.14, FLUSH CACHE):
+admits only what a real disk admits (ATA/ATAPI-7 V1 §6, FLUSH CACHE):
 
 - a write that failed leaves each of its sectors with the old or the new data;
 - a power cut (of the client, or of a server holding unflushed data) may undo

@@ -5,7 +5,7 @@ the caller says so, in any order, so the hardware's completion order is an
 input of every test. A write's data enters the cache when it completes; a read
 returns what the cache and medium hold when it completes. FLUSH CACHE makes
 durable every write that completed before the flush was submitted
-(ATA/ATAPI-7 V1 §6.14). A power cut keeps, for every sector independently, its
+(ATA/ATAPI-7 V1 §6, FLUSH CACHE). A power cut keeps, for every sector independently, its
 durable value or any one of the values written to it since (completed or still
 in flight): the cache may have written any of them to the medium on its own.
 """

@@ -18,7 +18,7 @@ covers the spec): a map commit may start whenever none is in progress; fills
 need neither demand nor tokens. Simplifications, each argued in README.md: a
 guest read is one event; the server keeps what it acknowledged (its own
 crashes are the AoE chapter's subject). A flush makes durable the value the
-sector had when the flush was submitted (ATA/ATAPI-7 V1 §6.14), as
+sector had when the flush was submitted (ATA/ATAPI-7 V1 §6, FLUSH CACHE), as
 `model/local_disk.py` does.
 """
 
@@ -233,7 +233,7 @@ def events(s: State, c: Choices, variant: Variant) -> list[Event]:
     commit_done_flush = {
         "flush_wait": z3.If(s.flush_wait == FLUSH_WAIT["COMMITTING"], FLUSH_WAIT["IDLE"], s.flush_wait),
     }
-    # FLUSH CACHE makes durable what had completed when it was submitted (ATA/ATAPI-7 V1 §6.14).
+    # FLUSH CACHE makes durable what had completed when it was submitted (ATA/ATAPI-7 V1 §6).
     flushed_at_risk = add(s.since_flush, s.flush_covers)
     pending = empty_set()
     pending = z3.If(s.fill == FILL["WRITING"], add(pending, s.fill_data), pending)

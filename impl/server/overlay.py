@@ -28,7 +28,7 @@ Recovery reads the journal from its start and stops at the first record that is 
   until a reset, so a record after `flushed_end` allocated sectors that were not the overlay's at
   the flush. A sector overwritten since the flush holds, by the disk's sector atomicity, the
   flushed data or a later write. So every write acknowledged before the last completed flush
-  survives and every sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6.14,
+  survives and every sector holds its flushed data or a later write (ATA/ATAPI-7 V1 §6, FLUSH CACHE;
   `spec.invariants.flush_is_durable`). When records were dropped the journal is rewritten
   (a checkpoint), so that they never count later.
 

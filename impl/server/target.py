@@ -282,10 +282,10 @@ class AoeTarget:
             # AoEr11 §3.1: a write carries all its sectors
             if writing and n - ATA_HEADER_BYTES < count * SECTOR_BYTES:
                 return error(AoeError.BAD_ARGUMENT)
-            # ATA/ATAPI-7 V1 §6.8: IDNF, address outside the medium
+            # ATA/ATAPI-7 V1 §7, Error register: IDNF, address outside the medium
             if lba + count > disk.sectors:
                 status, ata_error = STATUS_DRDY | STATUS_ERR, ERROR_IDNF
-            # ATA/ATAPI-7 V1 §6.8: ABRT, the device refuses the command (a read-only image; not in spec.aoe)
+            # ATA/ATAPI-7 V1 §7, Error register: ABRT, the device refuses the command (a read-only image; not in spec.aoe)
             elif writing and disk.read_only:
                 status, ata_error = STATUS_DRDY | STATUS_ERR, ERROR_ABRT
             else:
@@ -304,7 +304,7 @@ class AoeTarget:
         elif cmd == CHECK_POWER_MODE:
             count_out = CHECK_POWER_MODE_ACTIVE
         elif cmd in (FLUSH_CACHE, FLUSH_CACHE_EXT):
-            # ATA/ATAPI-7 V1 §6.14: every completed write is on stable storage before status
+            # ATA/ATAPI-7 V1 §6, FLUSH CACHE: every completed write is on stable storage before status
             try:
                 disk.flush()
                 counters.flushes += 1

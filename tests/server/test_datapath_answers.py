@@ -4,7 +4,7 @@ Two AoeTarget instances serve the same images from separate state directories: `
 every frame through `process_frame` (C whenever a route is established), `checked` always through
 `process_frame_checked`. After each frame both answers and both clients' counters must be equal;
 the tests also say which frames C answers, so a data path that quietly left everything to Python
-would fail them (AoEr11 §3.1, ATA/ATAPI-7 V1 §6.35, §6.36, §6.64, §6.65).
+would fail them (AoEr11 §3.1, ATA/ATAPI-7 V1 §6: READ SECTOR(S) (EXT), WRITE SECTOR(S) (EXT)).
 """
 
 import pytest

@@ -239,7 +239,7 @@ def test_zero_count_and_a_wrong_write_flag_are_bad_arguments(target, body):
 
 
 def test_flush_is_answered_only_after_fdatasync_of_the_overlay(target, monkeypatch):
-    """ATA/ATAPI-7 §6.14/§6.15: FLUSH CACHE (EXT) completes once the writes are on stable storage."""
+    """ATA/ATAPI-7 V1 §6: FLUSH CACHE (EXT) completes once the writes are on stable storage."""
     import os
 
     ata(target, WRITE_EXT, 0, 1, b"f" * 512)

@@ -4,7 +4,7 @@
  * A route is keyed by a request's first DP_ROUTE_KEY_BYTES (destination, client, ethertype,
  * version and flags, error, shelf, slot, AoE command): Python registers one after it answered
  * an ATA request on it with every check of spec.aoe.target, so what remains to check here is
- * what varies per request (AoEr11 §3.1, ATA/ATAPI-7 V1 §6.35, §6.36, §6.64, §6.65). */
+ * what varies per request (AoEr11 §3.1, ATA/ATAPI-7 V1 §6: READ SECTOR(S) (EXT), WRITE SECTOR(S) (EXT)). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -57,7 +57,7 @@ enum ata_phase {
     ATA_PHASE_DMA_STORING,
 };
 
-/* One 8-bit register with the value before the last write, for 48-bit commands (ATA/ATAPI-7 V1 §6.18). */
+/* One 8-bit register with the value before the last write, for 48-bit commands (ATA/ATAPI-7 V1 §7, Device Control: HOB). */
 struct ata_fifo_register {
     uint8_t current, previous;
 };

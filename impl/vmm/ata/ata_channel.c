@@ -26,7 +26,7 @@ static void write_fifo(struct ata_fifo_register *r, uint8_t value)
     r->current = value;
 }
 
-/* LBA and sector count as the command will use them (ATA/ATAPI-7 V1 §6.16, §6.18). */
+/* LBA and sector count as the command will use them (ATA/ATAPI-7 V1 §7: LBA and Sector Count registers, with HOB for 48-bit commands). */
 static void latch_address(struct ata_channel *ch)
 {
     ch->lba = 0;

@@ -18,9 +18,9 @@
 #include "storage_map.h"
 #include "storage_policy.h"
 
-#define STORAGE_MAX_GUEST_SECTORS 65536 /* ATA/ATAPI-7 V1 §6.20: the largest LBA48 transfer */
-#define STORAGE_ERROR_ABRT 0x04 /* ATA/ATAPI-7 V1 §6.2: command aborted */
-#define STORAGE_ERROR_IDNF 0x10 /* ATA/ATAPI-7 V1 §6.2: requested address not found */
+#define STORAGE_MAX_GUEST_SECTORS 65536 /* ATA/ATAPI-7 V1 §6, READ SECTOR(S) EXT: a count of 0 means 65536 */
+#define STORAGE_ERROR_ABRT 0x04 /* ATA/ATAPI-7 V1 §7, Error register: command aborted */
+#define STORAGE_ERROR_IDNF 0x10 /* ATA/ATAPI-7 V1 §7, Error register: address not found */
 
 /* Errors a call returns; every one leaves the state as it was. */
 enum storage_status {
