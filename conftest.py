@@ -1,12 +1,18 @@
 """Hypothesis profiles shared by every test folder.
 
 `ci` is the default and keeps `make test` within its time budget on 2 cores;
-`deep` is for long runs: `STORVISOR_HYPOTHESIS=deep make test`.
+`deep` is for long runs: `STORVISOR_HYPOTHESIS=deep make test`. Under `deep` a test
+may run for hours (the storage state machine's 10 000 sequences), so the per-test
+timeout of pyproject.toml, which stops a hang in CI, is raised for it.
 """
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+PROFILE = os.environ.get("STORVISOR_HYPOTHESIS", "ci")
+DEEP_TIMEOUT_SECONDS = 24 * 3600
 
 settings.register_profile(
     "ci",
@@ -24,4 +30,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
-settings.load_profile(os.environ.get("STORVISOR_HYPOTHESIS", "ci"))
+settings.load_profile(PROFILE)
+
+
+def pytest_collection_modifyitems(items):
+    """A timeout marker outranks the ini's `timeout` (pytest-timeout)."""
+    if PROFILE == "deep":
+        for item in items:
+            item.add_marker(pytest.mark.timeout(DEEP_TIMEOUT_SECONDS))
