@@ -65,7 +65,7 @@ def test_a_failing_sequence_is_kept_as_a_replayable_trace(tmp_path, monkeypatch)
     for event in (ev.DiskDone(1), ev.Tick(1), ev.GuestRequest("read", (0, 4)), ev.Network("deliver", (0,))):
         world.apply(event)
     monkeypatch.setattr(machine, "CORPUS", tmp_path)
-    monkeypatch.setattr(machine, "LAST_EVENTS", ([ev.Config("policy", "install"), ev.Config("link", "aoe")], world.events))
+    monkeypatch.setattr(machine, "LAST_FAILURE", ([ev.Config("policy", "install"), ev.Config("link", "aoe")], world.events))
     monkeypatch.delenv(machine.WRITE_CORPUS_ENV, raising=False)
     path = machine.write_failure_trace()
     assert path is not None and path.startswith(str(tmp_path))
@@ -73,3 +73,35 @@ def test_a_failing_sequence_is_kept_as_a_replayable_trace(tmp_path, monkeypatch)
     assert replayed.events == world.events
     monkeypatch.setenv(machine.WRITE_CORPUS_ENV, "0")
     assert machine.write_failure_trace() is None, "the mutation check keeps its failures out of the corpus"
+
+
+def test_only_a_failing_step_keeps_its_sequence_not_a_timeout(monkeypatch):
+    """pytest-timeout stops a long run with an exception outside Exception: that unfinished sequence
+    is not a regression case; a divergence is."""
+    from difftest import test_storage_manager as machine
+    from difftest.test_storage_manager import StorageComparison
+    from spec.storage.manager import Policy
+
+    monkeypatch.setattr(machine, "LAST_FAILURE", None)
+    comparison = StorageComparison()
+    comparison.boot(Policy.INSTALL)
+    comparison.apply(ev.Tick(1))
+
+    def stopped(event):
+        comparison.world.events.append(event)
+        pytest.fail("Timeout (>600.0s) from pytest-timeout.")
+
+    monkeypatch.setattr(comparison.world, "apply", stopped)
+    with pytest.raises(pytest.fail.Exception):
+        comparison.apply(ev.Tick(1))
+    assert machine.LAST_FAILURE is None
+
+    def diverged(event):
+        comparison.world.events.append(event)
+        raise Divergence("after line 2: example")
+
+    monkeypatch.setattr(comparison.world, "apply", diverged)
+    with pytest.raises(Divergence):
+        comparison.apply(ev.Tick(2))
+    assert machine.LAST_FAILURE == (comparison.config, [ev.Tick(1), ev.Tick(1), ev.Tick(2)])
+    comparison.teardown()

@@ -43,7 +43,7 @@ GEOMETRY = TESTS.geometry
 REACHED = {"spec": Counter(), "C": Counter()}
 CORPUS = Path(__file__).parent / "corpus" / "storage"
 DEEP_EXAMPLES = 10_000  # the deep profile runs at least this many sequences
-LAST_EVENTS = None  # (config lines, events) of the machine that ran last: after a failure, the shrunk one
+LAST_FAILURE = None  # (config lines, events) of the last sequence a step failed in: after shrinking, the shrunk one
 
 
 def observer(side: str):
@@ -62,14 +62,12 @@ class StorageComparison(RuleBasedStateMachine):
 
     @initialize(policy=st.sampled_from([Policy.NETWORK, Policy.CACHE, Policy.INSTALL]))
     def boot(self, policy):
-        global LAST_EVENTS
         self.world = StorageTraceWorld(policy=policy.value, link="aoe")
         self.pair = self.world.pair
         self.pair.spec.manager.observer = observer("spec")
         self.pair.core.manager.observer = observer("C")
         self.pair.spec.observer, self.pair.core.observer = observer("spec"), observer("C")
         self.config = [ev.Config("policy", policy.value), ev.Config("link", "aoe")]
-        LAST_EVENTS = (self.config, self.world.events)
         self.version = 0
         self.started = time.perf_counter()
         STATISTICS["storage"]["examples"] += 1
@@ -80,7 +78,14 @@ class StorageComparison(RuleBasedStateMachine):
             STATISTICS["storage"]["seconds"] += time.perf_counter() - self.started
 
     def apply(self, event) -> None:
-        self.world.apply(event)
+        """One line on both sides. A failure keeps the sequence; a timeout or an interrupt (not an
+        Exception) does not, as the sequence it stops is unfinished, not failing."""
+        global LAST_FAILURE
+        try:
+            self.world.apply(event)
+        except Exception:
+            LAST_FAILURE = (self.config, list(self.world.events))
+            raise
 
     @rule(target=lbas, lba=st.integers(0, GEOMETRY.data_sectors - 1))
     def add_lba(self, lba):
@@ -296,9 +301,9 @@ def test_a_fixed_walk_through_every_transition_agrees():
 
 def write_failure_trace() -> str | None:
     """Keep the last (shrunk) failing sequence as a corpus trace; returns its path."""
-    if LAST_EVENTS is None or os.environ.get(WRITE_CORPUS_ENV) == "0":
+    if LAST_FAILURE is None or os.environ.get(WRITE_CORPUS_ENV) == "0":
         return None
-    config, events = LAST_EVENTS
+    config, events = LAST_FAILURE
     text = format_trace(config + events, "Found by difftest/test_storage_manager.py; shrunk by Hypothesis.")
     CORPUS.mkdir(parents=True, exist_ok=True)
     path = CORPUS / ("shrunk-" + hashlib.sha256(text.encode()).hexdigest()[:12] + ".trace")
@@ -308,6 +313,8 @@ def write_failure_trace() -> str | None:
 
 def test_c_storage_manager_equals_the_spec_and_both_reach_every_transition():
     """Generated sequences, then the fixed walk; the union must take every block and policy transition."""
+    global LAST_FAILURE
+    LAST_FAILURE = None
     for counter in REACHED.values():
         counter.clear()
     profile = settings.default
