@@ -200,6 +200,7 @@ class World:
         def versions(lba: int) -> list[bytes]:
             return at_risk.get(lba, [self.local.durable_sector(lba)])
 
+        checked = set()  # maps already checked: with no map write at risk, all four ways give one map
         for newest in ((False, False), (False, True), (True, False), (True, True)):
             def medium(lba: int, count: int) -> bytes:
                 slot = next((s for s in (0, 1) if g.slot_lba(s) <= lba < g.slot_lba(s) + g.slot_sectors), None)
@@ -207,7 +208,10 @@ class World:
                 return b"".join(versions(s)[pick] for s in range(lba, lba + count))
 
             slots = tuple(medium(g.slot_lba(s), g.slot_sectors) for s in (0, 1))
-            present = recover_map(slots, g, self.identity).present
+            present = frozenset(recover_map(slots, g, self.identity).present)
+            if present in checked:
+                continue
+            checked.add(present)
             for lba in range(g.data_sectors):
                 local = g.block_of(lba) in present
                 candidates = versions(lba) if local else [self.link.server_data(lba, 1)]
