@@ -15,10 +15,7 @@ from difftest.trace import format_trace, load_trace, parse_trace
 
 CORPUS = Path(__file__).parent / "corpus" / "storage"
 TRACES = sorted(CORPUS.glob("*.trace"))
-OPEN_FAILURES = {  # shrunk failures not mended yet: kept, and expected to fail until they are (strict)
-    "shrunk-2220bab8d538": "policy network, a write between two server crashes: after the second, a read of"
-    " sector 0 returns data the ideal disk does not allow (guest_sees_ideal_disk, raised on the spec side)",
-}
+OPEN_FAILURES: dict[str, str] = {}  # shrunk failures not mended yet (trace name: why): kept, expected to fail (strict)
 
 
 def case(path: Path):

@@ -52,6 +52,7 @@ class World:
         self.clock = Clock()
         self.guest_request: StoreRequest | None = None
         self.server_volatile = False  # a guest write may sit only in the server's volatile cache
+        self.cut_during_request = False  # the ideal disk lost unflushed data while the guest's request ran
         self.devirtualized_with: list[str] | None = None
         self.boot()
 
@@ -71,6 +72,7 @@ class World:
 
     def start(self, request: StoreRequest) -> None:
         self.guest_request = request
+        self.cut_during_request = False
         self.manager.start(request)
 
     def poll(self) -> StoreResult | None:
@@ -90,7 +92,8 @@ class World:
                     inv.guest_sees_ideal_disk(lambda s: self.ideal.readable[s], lba, result.data),
                     f"read of {lba}+{count} differs at sectors {self.ideal.mismatches(lba, result.data)}",
                 )
-                self.ideal.read_done(lba, result.data)
+                if not self.cut_during_request:  # data served before a server crash says nothing of the disk after it
+                    self.ideal.read_done(lba, result.data)
             case WriteSectors(lba, data) if lba + len(data) // SECTOR_BYTES <= self.ideal.sector_count:
                 self.ideal.write_done(lba, data, result.ok)
                 self.server_volatile |= policy is Policy.NETWORK
@@ -224,6 +227,7 @@ class World:
         if self.server_volatile:
             self.ideal.power_cut()
             self.server_volatile = False
+            self.cut_during_request = self.guest_request is not None
 
     def devirtualize(self):
         """Ask the manager to de-virtualize; the world judges, from its own devices, whether it was quiescent."""
