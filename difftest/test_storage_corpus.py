@@ -15,13 +15,6 @@ from difftest.trace import format_trace, load_trace, parse_trace
 
 CORPUS = Path(__file__).parent / "corpus" / "storage"
 TRACES = sorted(CORPUS.glob("*.trace"))
-OPEN_FAILURES: dict[str, str] = {}  # shrunk failures not mended yet (trace name: why): kept, expected to fail (strict)
-
-
-def case(path: Path):
-    reason = OPEN_FAILURES.get(path.stem)
-    marks = [pytest.mark.xfail(raises=Divergence, strict=True, reason=reason)] if reason else []
-    return pytest.param(path, id=path.stem, marks=marks)
 
 
 def test_the_corpus_holds_the_hand_written_storage_scenarios():
@@ -29,11 +22,7 @@ def test_the_corpus_holds_the_hand_written_storage_scenarios():
     assert {"fill_racing_guest_write", "late_duplicate_write_response", "power_cut_between_data_and_map"} <= names
 
 
-def test_every_open_failure_is_in_the_corpus():
-    assert set(OPEN_FAILURES) <= {path.stem for path in TRACES}
-
-
-@pytest.mark.parametrize("path", [case(p) for p in TRACES])
+@pytest.mark.parametrize("path", TRACES, ids=[p.stem for p in TRACES])
 def test_storage_trace_replays_identically_on_spec_and_c(path):
     world = replay(load_trace(path))
     assert world.events, f"{path.name} has no events after its config"

@@ -211,7 +211,7 @@ class World:
                 return b"".join(versions(s)[pick] for s in range(lba, lba + count))
 
             slots = tuple(medium(g.slot_lba(s), g.slot_sectors) for s in (0, 1))
-            present = frozenset(recover_map(slots, g, self.identity).present)
+            present = recover_map(slots, g, self.identity).present
             if present in checked:
                 continue
             checked.add(present)
