@@ -5,15 +5,18 @@ as one `spec.aoe.target.AoeTarget` per client whose stores are separate and
 whose `TargetState` (config string, mask list, reservation) is one shared
 object, because those belong to the target, not to a client. A client the
 configuration does not list gets no answer at all. Every response must be the
-same bytes, and after every FLUSH CACHE answer the client's durable image (its
-overlay log as recovery after a crash would read it) equals the spec store's.
+same bytes, and after every FLUSH CACHE answer the client's durable image equals
+the spec store's: the overlay file as it stood at its last `fdatasync` that
+returned (all a power cut is sure to leave), recovered as after a reboot.
 """
 
 import os
 import tempfile
+from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -27,6 +30,7 @@ from difftest.server.requests import (
 from impl.server.catalogue import Catalogue
 from impl.server.config import ServerConfig, TargetConfig
 from impl.server.disks import DiskRegistry, overlay_path
+from impl.server import overlay as overlay_module
 from impl.server.overlay import Overlay
 from impl.server.target import FIRMWARE_TEXT, AoeTarget, identify_model, identify_serial
 from spec.aoe.durable_store import MemoryDurableStore
@@ -53,17 +57,37 @@ def is_flush(frame: bytes) -> bool:
     return len(frame) >= 36 and frame[19] == 0 and frame[27] in (0xE7, 0xEA)
 
 
-def durable_image(root: Path, client: bytes) -> bytes:
-    """What the server would serve this client after a crash now: its overlay log as recovery reads it."""
+@contextmanager
+def synced_files():
+    """Every file's bytes as of its last fdatasync that returned, by path: what stable storage holds."""
+    synced, real_fdatasync = {}, os.fdatasync
+
+    def fdatasync(descriptor):
+        real_fdatasync(descriptor)
+        with open(f"/proc/self/fd/{descriptor}", "rb") as f:
+            synced[os.readlink(f"/proc/self/fd/{descriptor}")] = f.read()
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        yield synced
+
+
+def durable_image(root: Path, client: bytes, synced: dict[str, bytes]) -> bytes:
+    """What the server would serve this client after a power cut now: its overlay file as the last
+    fdatasync left it, recovered as after a reboot (only flushed records count without their CRC)."""
     base = base_image()
-    path = overlay_path(str(root / "state"), client, IMAGE)
-    if not os.path.exists(path):
+    path = os.path.realpath(overlay_path(str(root / "state"), client, IMAGE))
+    if path not in synced:
         return base
-    overlay = Overlay(path, sha256(base).hexdigest(), DISK_SECTORS)
+    copy = root / "after-power-cut.overlay"
+    copy.write_bytes(synced[path])
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(overlay_module, "current_boot_id", lambda: b"\x01" * 16)  # another boot: the page cache is gone
+        overlay = Overlay(str(copy), sha256(base).hexdigest(), DISK_SECTORS)
     with open(root / "images" / f"{IMAGE}.img", "rb") as f:
         out = bytearray(len(base))
         overlay.read_into(0, DISK_SECTORS, out, f.fileno())
-    os.close(overlay.fd)
+    overlay.close()
     return bytes(out)
 
 
@@ -83,13 +107,14 @@ def run_both(frames: list[bytes], mtu: int) -> None:
         spec = spec_targets(mtu)
         port = Port(SERVER_MAC, mtu)
         try:
-            for number, frame in enumerate(frames):
-                source = frame[6:12]
-                expected = spec[source].process_frame(frame, port) if source in spec else []
-                got = server.process_frame(frame)
-                assert got == expected, f"frame {number} {frame.hex()}: server {[g.hex() for g in got]} spec {[e.hex() for e in expected]}"
-                if expected and is_flush(frame) and expected[0][27] == 0x40:
-                    assert durable_image(root, source) == spec_durable_image(spec[source]), f"frame {number}: flush_is_durable"
+            with synced_files() as synced:
+                for number, frame in enumerate(frames):
+                    source = frame[6:12]
+                    expected = spec[source].process_frame(frame, port) if source in spec else []
+                    got = server.process_frame(frame)
+                    assert got == expected, f"frame {number} {frame.hex()}: server {[g.hex() for g in got]} spec {[e.hex() for e in expected]}"
+                    if expected and is_flush(frame) and expected[0][27] == 0x40:
+                        assert durable_image(root, source, synced) == spec_durable_image(spec[source]), f"frame {number}: flush_is_durable"
         finally:
             disks.close()
 
