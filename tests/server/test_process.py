@@ -3,14 +3,17 @@ serving, many requests outstanding, and `kill -9` during a write stream."""
 
 import json
 import os
+import re
 import resource
 import signal
 import socket
+import time
 
 import pytest
 
-from impl.server.initiator import ata_body, client_mac, request_frame
-from spec.aoe.constants import AoeCommand, AoeError
+from impl.server.initiator import Initiator, UdpLink, ata_body, client_mac, request_frame
+from spec.aoe.constants import SECTOR_BYTES, AoeCommand, AoeError, AtaErrorBit, AtaStatus, HeaderFlag
+from spec.aoe.target import FLUSH_CACHE_EXT, READ_SECTORS_EXT, WRITE_SECTORS_EXT
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, run_cli
 
 BASE = image_bytes(IMAGE_SECTORS)
@@ -23,9 +26,12 @@ def test_quick_start_serves_reads_and_writes_and_stops_cleanly(server_process):
     client.write(4, b"q" * 1024)
     assert client.read(4, 2) == b"q" * 1024
     assert server.initiator(2).read(4, 2) == BASE[4 * 512 : 6 * 512]
+    for lba in range(100):
+        client.read(lba, 1)
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(10) == 0
-    assert "event=serving" in server.log()
+    events = [re.search(r"event=(\S+)", line).group(1) for line in server.log().splitlines()]
+    assert events == ["serving", "client-disk", "client-disk", "stopped"], "quiet by default: a line per client, none per request"
 
 
 def test_operator_commands_while_serving(server_process, tmp_path, images):
@@ -92,46 +98,167 @@ def test_clear_errors(tmp_path, images, server_process):
 
 
 def test_more_requests_outstanding_than_buffers_are_all_answered(server_process):
-    """Buffer count 16 is advertised; 64 at once are queued by the socket and answered, each correctly."""
+    """Four times the advertised buffer count (AoEr11 §3.2) of reads, then of full-frame writes, at
+    once: the socket queues them and every one is answered, correctly."""
     server = server_process()
     client = server.initiator(1)
+    query = client.query_config()
+    buffers, sectors = query.fields[0], query.fields[2]
     mac = client_mac(1)
-    for tag in range(64):
-        lba = tag % (IMAGE_SECTORS - 1)
-        client.send_only(request_frame(SERVER_MAC, mac, 0, 0, AoeCommand.ATA, tag, ata_body(0x24, lba, 2)))
+    many = 4 * buffers
+    for tag in range(many):
+        lba = tag % (IMAGE_SECTORS - sectors)
+        client.send_only(request_frame(SERVER_MAC, mac, 0, 0, AoeCommand.ATA, tag, ata_body(READ_SECTORS_EXT, lba, sectors)))
     responses = {r.tag: r for r in client.collect(2.0)}
-    assert sorted(responses) == list(range(64))
+    assert sorted(responses) == list(range(many))
     for tag, r in responses.items():
-        lba = tag % (IMAGE_SECTORS - 1)
-        assert r.data == BASE[lba * 512 : (lba + 2) * 512]
+        lba = tag % (IMAGE_SECTORS - sectors)
+        assert r.data == BASE[lba * SECTOR_BYTES : (lba + sectors) * SECTOR_BYTES]
+    written = {}
+    assert many * sectors <= IMAGE_SECTORS, "the writes need sectors of their own: outstanding ones are not ordered"
+    for tag in range(many, 2 * many):
+        lba = (tag - many) * sectors
+        data = tag.to_bytes(4, "big") * (sectors * SECTOR_BYTES // 4)
+        written[lba] = data
+        client.send_only(request_frame(SERVER_MAC, mac, 0, 0, AoeCommand.ATA, tag, ata_body(WRITE_SECTORS_EXT, lba, sectors, data, write=True)))
+    responses = {r.tag: r for r in client.collect(2.0)}
+    assert sorted(responses) == list(range(many, 2 * many))
+    assert all(r.fields[3] == AtaStatus.DRDY for r in responses.values()), "every write succeeded"
+    for lba, data in written.items():
+        assert client.read(lba, sectors) == data
+
+
+def test_a_configuration_file_assigns_images_addresses_and_clients(tmp_path, images, server_process):
+    """`serve --config`: each target's image at its shelf/slot, only to its clients; a read-only
+    target refuses writes (ATA ABRT) and its image is never written."""
+    config = tmp_path / "storvisor.toml"
+    config.write_text(f"""[server]
+images = "{images}"
+buffer_count = 8
+
+[[target]]
+shelf = 3
+slot = 1
+image = "base"
+clients = ["02:00:00:00:00:01"]
+
+[[target]]
+shelf = 3
+slot = 2
+image = "other"
+clients = ["*"]
+read_only = true
+""")
+    other = (images / "other.img").read_bytes()
+    server = server_process("--config", str(config))
+    links = {number: UdpLink(("127.0.0.1", server.port)) for number in (1, 2)}  # one address per client
+
+    def client(number: int, slot: int, **options) -> Initiator:
+        return Initiator(links[number], client_mac(number), SERVER_MAC, shelf=3, slot=slot, **options)
+
+    listed = client(1, 1)
+    assert listed.query_config().fields[0] == 8
+    assert listed.read(5, 1) == BASE[5 * SECTOR_BYTES : 6 * SECTOR_BYTES]
+    listed.write(5, b"w" * SECTOR_BYTES)
+    assert listed.read(5, 1) == b"w" * SECTOR_BYTES
+    with pytest.raises(Exception, match="no response"):
+        client(2, 1, timeout=0.2, tries=2).read(5, 1)  # not listed at shelf 3 slot 1: no answer at all
+    with pytest.raises(Exception, match="no response"):
+        client(1, 0, timeout=0.2, tries=2).read(5, 1)  # no target at shelf 3 slot 0
+    for number in (1, 2):
+        everyone = client(number, 2)
+        assert everyone.read(5, 1) == other[5 * SECTOR_BYTES : 6 * SECTOR_BYTES]
+        refused = everyone.ata(WRITE_SECTORS_EXT, 5, 1, b"r" * SECTOR_BYTES, write=True)
+        assert (refused.fields[3] & AtaStatus.ERR, refused.fields[1]) == (AtaStatus.ERR, AtaErrorBit.ABRT)
+        assert everyone.read(5, 1) == other[5 * SECTOR_BYTES : 6 * SECTOR_BYTES]
+    assert (images / "other.img").read_bytes() == other and (images / "base.img").read_bytes() == BASE
+
+
+STREAM_SECTORS = 64  # the stream's sectors: each is overwritten many times, flushed and not
+STREAM_WINDOW = 16  # writes outstanding at once, as an initiator with a queue keeps them
+FLUSH_EVERY = 50
+FLUSH_TAG = 1 << 31  # a flush's tag: the write it follows, with the top bit set
+
+
+def sector_of_write(number: int) -> bytes:
+    return number.to_bytes(4, "big") * (SECTOR_BYTES // 4)
+
+
+def stream_writes_then_kill(server, client, first: int, seconds: float) -> tuple[dict[int, int], dict[int, list[int]], int]:
+    """Writes `first`, `first`+1, ... to sectors number % STREAM_SECTORS, STREAM_WINDOW outstanding,
+    a FLUSH CACHE EXT after every FLUSH_EVERY, for `seconds`; then a full window more is sent and
+    the server is killed at once. Returns the newest acknowledged write per sector, every write
+    sent per sector (in order), and how many were acknowledged after the last flush's answer."""
+    mac = client.mac
+    outstanding, last_acknowledged, sent = set(), {}, {}
+    flush_tags, unflushed = set(), 0
+    number, deadline = first, time.monotonic() + seconds
+
+    def send(n: int) -> None:
+        lba = n % STREAM_SECTORS
+        client.send_only(request_frame(SERVER_MAC, mac, 0, 0, AoeCommand.ATA, n, ata_body(WRITE_SECTORS_EXT, lba, 1, sector_of_write(n), write=True)))
+        outstanding.add(n)
+        sent.setdefault(lba, []).append(n)
+        if (n - first) % FLUSH_EVERY == FLUSH_EVERY - 1:
+            flush_tags.add(n | FLUSH_TAG)
+            client.send_only(request_frame(SERVER_MAC, mac, 0, 0, AoeCommand.ATA, n | FLUSH_TAG, ata_body(FLUSH_CACHE_EXT, 0, 0)))
+
+    def take(responses) -> None:
+        nonlocal unflushed
+        for r in responses:
+            assert not r.flags & HeaderFlag.ERROR and not r.fields[3] & AtaStatus.ERR, f"request {r.tag:#x} failed"
+            if r.tag in flush_tags:
+                flush_tags.discard(r.tag)
+                unflushed = 0
+            elif r.tag in outstanding:
+                outstanding.discard(r.tag)
+                lba = r.tag % STREAM_SECTORS
+                last_acknowledged[lba] = max(r.tag, last_acknowledged.get(lba, r.tag))
+                unflushed += 1
+
+    while time.monotonic() < deadline or not unflushed:  # the kill must find writes acknowledged since the last flush
+        # a sector's next write waits for its previous one: the order they land in is then the order sent
+        while len(outstanding) < STREAM_WINDOW and number - STREAM_SECTORS not in outstanding:
+            send(number)
+            number += 1
+        take(client.collect(0.002))
+    for _ in range(STREAM_WINDOW):
+        if number - STREAM_SECTORS not in outstanding:
+            send(number)
+            number += 1
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    take(client.collect(0.2))  # answers the server sent before it died count as acknowledged
+    return last_acknowledged, sent, unflushed
+
+
+def check_sectors(reader, before: list[bytes], last_acknowledged: dict[int, int], sent: dict[int, list[int]]) -> list[bytes]:
+    """Each sector holds its newest acknowledged write or a write sent after it (never an older one),
+    and a sector the stream did not touch holds what it held before. Returns the sectors read."""
+    after = []
+    for lba in range(IMAGE_SECTORS):
+        sector = reader.read(lba, 1)
+        newest = last_acknowledged.get(lba)
+        allowed = {before[lba]} if newest is None else set()
+        allowed |= {sector_of_write(n) for n in sent.get(lba, ()) if newest is None or n >= newest}
+        assert sector in allowed, f"sector {lba}: lost its acknowledged write {newest} or holds an older one"
+        after.append(sector)
+    return after
 
 
 def test_kill_9_during_a_write_stream_loses_no_acknowledged_write(server_process):
-    """Every acknowledged write survives the process (it is in the OS), and no sector holds anything else."""
+    """The page cache outlives the process: every write answered before the kill survives, flushed
+    or not, over flushed sectors too; no sector goes back to an older write; and a recovered overlay
+    takes a second stream and a second kill the same way."""
     server = server_process()
+    before = [BASE[lba * SECTOR_BYTES : (lba + 1) * SECTOR_BYTES] for lba in range(IMAGE_SECTORS)]
     client = server.initiator(1)
-    mac = client_mac(1)
-    acknowledged = {}
-    for i in range(200):
-        lba = (i * 7) % IMAGE_SECTORS
-        client.write(lba, i.to_bytes(2, "big") * 256)
-        acknowledged[lba] = i
-        if i % 50 == 49:
-            client.flush()
-    in_flight = {}
-    for i in range(200, 232):  # sent, not waited for: the kill lands in the middle of them
-        lba = (i * 7) % IMAGE_SECTORS
-        client.send_only(request_frame(SERVER_MAC, mac, 0, 0, AoeCommand.ATA, i, ata_body(0x34, lba, 1, i.to_bytes(2, "big") * 256, write=True)))
-        in_flight.setdefault(lba, set()).add(i)
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait()
-    restarted = server_process(state=server.state, port=server.port)
-    reader = restarted.initiator(1)
-    for lba in range(IMAGE_SECTORS):
-        sector = reader.read(lba, 1)
-        allowed = {BASE[lba * 512 : (lba + 1) * 512]} if lba not in acknowledged else {acknowledged[lba].to_bytes(2, "big") * 256}
-        allowed |= {i.to_bytes(2, "big") * 256 for i in in_flight.get(lba, ())}
-        assert sector in allowed, f"sector {lba} holds neither its acknowledged write nor a write in flight"
+    for first in (0, 1 << 20):
+        last_acknowledged, sent, unflushed = stream_writes_then_kill(server, client, first, 0.5)
+        assert len(last_acknowledged) == STREAM_SECTORS and unflushed > 0, "the kill landed mid-stream, after unflushed writes"
+        server = server_process(state=server.state, port=server.port)
+        client = server.initiator(1)  # one address per server process: a new one would be an impostor for 30 s
+        before = check_sectors(client, before, last_acknowledged, sent)
 
 
 def test_malformed_frames_neither_crash_nor_stall_other_clients(server_process):
@@ -167,7 +294,11 @@ def test_a_udp_sender_cannot_claim_another_clients_mac(server_process):
     impostor = server.initiator(1, timeout=0.2, tries=2)  # same MAC, another UDP address
     with pytest.raises(Exception, match="no response"):
         impostor.read(7, 1)
-    assert owner.read(7, 1) == b"s" * 512
+    with pytest.raises(Exception, match="no response"):
+        impostor.write(7, b"i" * 512)
+    with pytest.raises(Exception, match="no response"):
+        impostor.flush()
+    assert owner.read(7, 1) == b"s" * 512, "the refused write reached the owner's disk"
     assert "event=mac-claimed-by-other-address" in server.log()
 
 
@@ -179,9 +310,9 @@ def test_an_overlay_over_a_changed_base_is_unavailable_until_reset(server_proces
     image.write_bytes(b"new base " * (IMAGE_SECTORS * 512 // 9) + bytes(IMAGE_SECTORS * 512 % 9))
     restarted = server_process(state=server.state, port=server.port)
     client = restarted.initiator(1)
-    response = client.ata(0x24, 0, 1)
+    response = client.ata(READ_SECTORS_EXT, 0, 1)
     assert response.error == AoeError.DEVICE_UNAVAILABLE
-    client.ata(0x24, 0, 1)
+    client.ata(READ_SECTORS_EXT, 0, 1)
     assert restarted.log().count("event=overlay-unusable") == 1
     reset = run_cli("reset", "02:00:00:00:00:01", "--state", restarted.state)
     assert reset.returncode == 0, reset.stderr
