@@ -3,14 +3,23 @@
 import pytest
 
 from impl.server.config import TargetConfig
-from impl.server.frames import ATA_ARG
+from impl.server.frames import ATA_ARG, VERSION_SHIFT
 from impl.server.initiator import ata_body, parse_response, request_frame
-from impl.server.target import ERROR_ABRT, ERROR_IDNF, STATUS_DRDY, STATUS_ERR
+from impl.server.target import FIRMWARE_TEXT
 from spec.aoe.constants import (
+    AOE_VERSION,
+    ATA_ARG_BYTES,
     BROADCAST_MAC,
+    BROADCAST_MAJOR,
+    BROADCAST_MINOR,
+    CHECK_POWER_MODE_ACTIVE,
     CONFIG_STRING_MAX,
+    SECTOR_BYTES,
     AoeCommand,
     AoeError,
+    AtaErrorBit,
+    AtaFlag,
+    AtaStatus,
     ConfigCommand,
     HeaderFlag,
     MaskCommand,
@@ -19,13 +28,26 @@ from spec.aoe.constants import (
     ReserveCommand,
     sectors_per_frame,
 )
-from spec.aoe.target import READ_SECTORS, READ_SECTORS_EXT, WRITE_SECTORS, WRITE_SECTORS_EXT
+from spec.aoe.identify import identify_device_data
+from spec.aoe.target import (
+    CHECK_POWER_MODE,
+    FLUSH_CACHE,
+    FLUSH_CACHE_EXT,
+    IDENTIFY_DEVICE,
+    READ_SECTORS,
+    READ_SECTORS_EXT,
+    WRITE_SECTORS,
+    WRITE_SECTORS_EXT,
+)
 from tests.server.conftest import CLIENT_A as A
 from tests.server.conftest import CLIENT_B as B
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, image_bytes, make_target
 
 READ_EXT, WRITE_EXT, READ28, WRITE28 = READ_SECTORS_EXT, WRITE_SECTORS_EXT, READ_SECTORS, WRITE_SECTORS
+STATUS_DRDY, STATUS_ERR = AtaStatus.DRDY, AtaStatus.ERR
+ERROR_ABRT, ERROR_IDNF = AtaErrorBit.ABRT, AtaErrorBit.IDNF
 BASE = image_bytes(IMAGE_SECTORS)
+MTU, JUMBO_MTU = 1500, 9000  # make_target's default, and jumbo frames
 
 
 def ask(target, command, body=b"", src=A, dst=SERVER_MAC, tag=7, major=0, minor=0, **options):
@@ -44,45 +66,48 @@ def status(r):
 def test_read_returns_the_base_image(target):
     r = ata(target, READ_EXT, 5, 2)
     assert (r.flags, r.error, status(r), r.tag) == (HeaderFlag.RESPONSE, 0, STATUS_DRDY, 7)
-    assert r.data == BASE[5 * 512 : 7 * 512]
+    assert r.data == BASE[5 * SECTOR_BYTES : 7 * SECTOR_BYTES]
     assert (r.src, r.dst) == (SERVER_MAC, A)
 
 
 def test_write_then_read_back(target):
     w = ata(target, WRITE_EXT, 9, 2, b"w" * 1024)
     assert status(w) == STATUS_DRDY and w.data == b""
-    assert ata(target, READ_EXT, 8, 2).data == BASE[8 * 512 : 9 * 512] + b"w" * 512
+    assert ata(target, READ_EXT, 8, 2).data == BASE[8 * SECTOR_BYTES : 9 * SECTOR_BYTES] + b"w" * SECTOR_BYTES
 
 
 def test_lba28_ignores_the_device_nibble(target):
     """ATA/ATAPI-7 §4.2: byte 3's high nibble is the device register, not LBA bits."""
     r = ata(target, READ28, (0xE0 << 24) | 3, 1)
-    assert r.data == BASE[3 * 512 : 4 * 512]
+    assert r.data == BASE[3 * SECTOR_BYTES : 4 * SECTOR_BYTES]
 
 
 def test_clients_have_separate_overlays(target):
-    ata(target, WRITE_EXT, 0, 1, b"a" * 512, src=A)
-    assert ata(target, READ_EXT, 0, 1, src=B).data == BASE[:512]
-    ata(target, WRITE_EXT, 0, 1, b"b" * 512, src=B)
-    assert ata(target, READ_EXT, 0, 1, src=A).data == b"a" * 512
+    ata(target, WRITE_EXT, 0, 1, b"a" * SECTOR_BYTES, src=A)
+    assert ata(target, READ_EXT, 0, 1, src=B).data == BASE[:SECTOR_BYTES]
+    ata(target, WRITE_EXT, 0, 1, b"b" * SECTOR_BYTES, src=B)
+    assert ata(target, READ_EXT, 0, 1, src=A).data == b"a" * SECTOR_BYTES
 
 
 @pytest.mark.parametrize("lba,count", [(IMAGE_SECTORS - 1, 2), (IMAGE_SECTORS, 1), (2**48 - 1, 1)])
 def test_out_of_range_is_idnf(target, lba, count):
     r = ata(target, READ_EXT, lba, count)
     assert (status(r), r.fields[1], r.data) == (STATUS_DRDY | STATUS_ERR, ERROR_IDNF, b"")
-    w = ata(target, WRITE_EXT, lba, count, b"x" * 512 * count)
+    w = ata(target, WRITE_EXT, lba, count, b"x" * SECTOR_BYTES * count)
     assert (status(w), w.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_IDNF)
 
 
 def test_more_sectors_than_a_frame_carries_is_bad_argument(target):
-    r = ata(target, READ_EXT, 0, sectors_per_frame(1500) + 1)
+    r = ata(target, READ_EXT, 0, sectors_per_frame(MTU) + 1)
     assert (r.flags, r.error) == (HeaderFlag.RESPONSE | HeaderFlag.ERROR, AoeError.BAD_ARGUMENT)
 
 
 def test_jumbo_frames_carry_more_sectors(tmp_path, images):
-    t = make_target(tmp_path, images, mtu=9000)
-    assert ata(t, READ_EXT, 0, 17).data == BASE[: 17 * 512]
+    t = make_target(tmp_path, images, mtu=JUMBO_MTU)
+    most = sectors_per_frame(JUMBO_MTU)
+    assert most > sectors_per_frame(MTU)
+    assert ata(t, READ_EXT, 0, most).data == BASE[: most * SECTOR_BYTES]
+    assert ata(t, READ_EXT, 0, most + 1).error == AoeError.BAD_ARGUMENT
     t.disks.close()
 
 
@@ -94,24 +119,30 @@ def test_write_without_its_data_is_bad_argument_and_changes_nothing(target):
 
 def test_write_to_read_only_image_is_aborted(tmp_path, images):
     t = make_target(tmp_path, images, [TargetConfig(0, 0, "base", None, read_only=True)])
-    w = ata(t, WRITE_EXT, 0, 1, b"x" * 512)
+    w = ata(t, WRITE_EXT, 0, 1, b"x" * SECTOR_BYTES)
     assert (status(w), w.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_ABRT)
-    assert ata(t, READ_EXT, 0, 1).data == BASE[:512]
-    assert status(ata(t, 0xEA)) == STATUS_DRDY
+    assert ata(t, READ_EXT, 0, 1).data == BASE[:SECTOR_BYTES]
+    assert status(ata(t, FLUSH_CACHE_EXT)) == STATUS_DRDY
     t.disks.close()
 
 
-def test_identify_reports_capacity(target):
-    r = ata(target, 0xEC, 0, 1)
-    words = [int.from_bytes(r.data[i : i + 2], "little") for i in range(0, 512, 2)]
-    assert words[60] | words[61] << 16 == IMAGE_SECTORS
-    assert words[100] == IMAGE_SECTORS and words[83] & 0x2400 == 0x2400  # LBA48 and FLUSH CACHE EXT
+def ata_text(data: bytes, first_word: int, words: int) -> str:
+    """An IDENTIFY string field: two characters a word, the first in the high byte (ATA/ATAPI-7 V1 §6.16)."""
+    field = data[2 * first_word : 2 * (first_word + words)]
+    return bytes(b for i in range(0, len(field), 2) for b in (field[i + 1], field[i])).decode("ascii").rstrip()
+
+
+def test_identify_is_the_specs_data_naming_the_client_and_the_image(target):
+    serial, model = "SV" + A.hex().upper(), "storvisor base"  # the server's README: serial SV<client MAC>, model storvisor <image>
+    r = ata(target, IDENTIFY_DEVICE, 0, 1)
+    assert (ata_text(r.data, 10, 10), ata_text(r.data, 27, 20)) == (serial, model)
+    assert r.data == identify_device_data(IMAGE_SECTORS, serial, model, FIRMWARE_TEXT)
 
 
 def test_check_power_mode_and_flushes(target):
-    assert ata(target, 0xE5).fields[2] == 0xFF
-    assert status(ata(target, 0xE7)) == STATUS_DRDY
-    assert status(ata(target, 0xEA)) == STATUS_DRDY
+    assert ata(target, CHECK_POWER_MODE).fields[2] == CHECK_POWER_MODE_ACTIVE
+    assert status(ata(target, FLUSH_CACHE)) == STATUS_DRDY
+    assert status(ata(target, FLUSH_CACHE_EXT)) == STATUS_DRDY
 
 
 def test_unknown_ata_command_is_aborted(target):
@@ -120,7 +151,7 @@ def test_unknown_ata_command_is_aborted(target):
 
 
 def test_unknown_aoe_command_and_wrong_version(target):
-    assert ask(target, 0xF0)[0].error == AoeError.UNRECOGNIZED_COMMAND
+    assert ask(target, AoeCommand.VENDOR_FIRST)[0].error == AoeError.UNRECOGNIZED_COMMAND
     assert ask(target, 9)[0].error == AoeError.UNRECOGNIZED_COMMAND
     assert ask(target, AoeCommand.QUERY_CONFIG, bytes(8), version=2)[0].error == AoeError.UNSUPPORTED_VERSION
 
@@ -132,7 +163,7 @@ def test_frames_not_for_us_are_dropped(target):
     assert ask(target, AoeCommand.QUERY_CONFIG, bytes(8), major=1) == []
     assert target.process_frame(b"\x00" * 23) == []
     assert target.process_frame(b"\xff" * 12 + b"\x08\x00" + bytes(40)) == []  # IPv4, not AoE
-    assert len(ask(target, AoeCommand.QUERY_CONFIG, bytes(8), dst=BROADCAST_MAC, major=0xFFFF, minor=0xFF)) == 1
+    assert len(ask(target, AoeCommand.QUERY_CONFIG, bytes(8), dst=BROADCAST_MAC, major=BROADCAST_MAJOR, minor=BROADCAST_MINOR)) == 1
 
 
 def test_truncated_arguments_are_bad_argument(target):
@@ -143,21 +174,21 @@ def test_truncated_arguments_are_bad_argument(target):
 def test_unlisted_clients_get_nothing(tmp_path, images):
     t = make_target(tmp_path, images, [TargetConfig(0, 0, "base", frozenset({A})), TargetConfig(0, 1, "other", frozenset({B}))])
     assert ask(t, AoeCommand.QUERY_CONFIG, bytes(8), src=B) == []
-    assert ata(t, READ_EXT, 0, 1, src=A).data == BASE[:512]
-    assert ata(t, READ_EXT, 0, 1, src=B, minor=1).data == image_bytes(IMAGE_SECTORS, seed=2)[:512]
-    found = ask(t, AoeCommand.QUERY_CONFIG, bytes(8), src=B, dst=BROADCAST_MAC, major=0xFFFF, minor=0xFF)
+    assert ata(t, READ_EXT, 0, 1, src=A).data == BASE[:SECTOR_BYTES]
+    assert ata(t, READ_EXT, 0, 1, src=B, minor=1).data == image_bytes(IMAGE_SECTORS, seed=2)[:SECTOR_BYTES]
+    found = ask(t, AoeCommand.QUERY_CONFIG, bytes(8), src=B, dst=BROADCAST_MAC, major=BROADCAST_MAJOR, minor=BROADCAST_MINOR)
     assert [(r.major, r.minor) for r in found] == [(0, 1)]
     t.disks.close()
 
 
 def config_request(ccmd, string=b""):
-    return bytes([0, 0, 0, 0, 0, 0x10 | ccmd]) + len(string).to_bytes(2, "big") + string
+    return bytes([0, 0, 0, 0, 0, AOE_VERSION << VERSION_SHIFT | ccmd]) + len(string).to_bytes(2, "big") + string
 
 
 def test_query_config_reports_buffers_sectors_and_string(target):
     (r,) = ask(target, AoeCommand.QUERY_CONFIG, config_request(ConfigCommand.READ))
     buffers, _firmware, sectors, vercmd, length = r.fields
-    assert (buffers, sectors, vercmd >> 4, length, r.data) == (16, 2, 1, 0, b"")
+    assert (buffers, sectors, vercmd >> VERSION_SHIFT, length, r.data) == (target.config.buffer_count, sectors_per_frame(MTU), AOE_VERSION, 0, b"")
 
 
 def test_config_string_commands(target):
@@ -174,7 +205,7 @@ def test_config_string_commands(target):
     assert q(ConfigCommand.FORCE_SET, b"other")[0].data == b"other"
     assert q(7, b"")[0].error == AoeError.BAD_ARGUMENT
     assert q(ConfigCommand.FORCE_SET, b"x" * (CONFIG_STRING_MAX + 1))[0].error == AoeError.BAD_ARGUMENT
-    bad_length = bytes([0, 0, 0, 0, 0, 0x10 | ConfigCommand.FORCE_SET]) + (10).to_bytes(2, "big") + b"abc"
+    bad_length = bytes([0, 0, 0, 0, 0, AOE_VERSION << VERSION_SHIFT | ConfigCommand.FORCE_SET]) + (10).to_bytes(2, "big") + b"abc"
     assert ask(target, AoeCommand.QUERY_CONFIG, bad_length)[0].error == AoeError.BAD_ARGUMENT
     assert q(ConfigCommand.READ, b"")[0].data == b"other"
 
@@ -205,14 +236,14 @@ def reserve_request(rcmd, macs=()):
 def test_reservation_keeps_others_out_until_released(target):
     (r,) = ask(target, AoeCommand.RESERVE_RELEASE, reserve_request(ReserveCommand.SET, [A]), src=A)
     assert (r.error, r.fields, r.data) == (0, (ReserveCommand.SET, 1), A)
-    assert ata(target, READ_EXT, 0, 1, src=A).data == BASE[:512]
+    assert ata(target, READ_EXT, 0, 1, src=A).data == BASE[:SECTOR_BYTES]
     (blocked,) = ask(target, AoeCommand.ATA, ata_body(READ_EXT, 0, 1), src=B)
     assert blocked.error == AoeError.TARGET_RESERVED
-    assert ata(target, 0xEC, 0, 1, src=B).data  # IDENTIFY stays allowed
+    assert ata(target, IDENTIFY_DEVICE, 0, 1, src=B).data  # AoEr11 §3.4: IDENTIFY stays allowed
     assert ask(target, AoeCommand.RESERVE_RELEASE, reserve_request(ReserveCommand.SET, [B]), src=B)[0].error == AoeError.TARGET_RESERVED
     assert ask(target, AoeCommand.RESERVE_RELEASE, reserve_request(ReserveCommand.READ), src=B)[0].data == A
     assert ask(target, AoeCommand.RESERVE_RELEASE, reserve_request(ReserveCommand.SET), src=A)[0].fields == (ReserveCommand.SET, 0)
-    assert ata(target, READ_EXT, 0, 1, src=B).data == BASE[:512]
+    assert ata(target, READ_EXT, 0, 1, src=B).data == BASE[:SECTOR_BYTES]
     assert ask(target, AoeCommand.RESERVE_RELEASE, bytes([ReserveCommand.FORCE_SET, 2]) + A)[0].error == AoeError.BAD_ARGUMENT
     assert ask(target, AoeCommand.RESERVE_RELEASE, reserve_request(3))[0].error == AoeError.BAD_ARGUMENT
 
@@ -220,8 +251,8 @@ def test_reservation_keeps_others_out_until_released(target):
 def test_duplicates_and_counters(target):
     ata(target, READ_EXT, 0, 1, tag=5)
     ata(target, READ_EXT, 0, 1, tag=5)  # a network duplicate: the same tag
-    ata(target, WRITE_EXT, 0, 1, b"z" * 512, tag=6)
-    ata(target, WRITE_EXT, 0, 1, b"z" * 512, tag=7)  # a retransmission: the same request, a new tag
+    ata(target, WRITE_EXT, 0, 1, b"z" * SECTOR_BYTES, tag=6)
+    ata(target, WRITE_EXT, 0, 1, b"z" * SECTOR_BYTES, tag=7)  # a retransmission: the same request, a new tag
     ata(target, READ_EXT, 1, 1, tag=8)
     c = target.disks.counters[A]
     assert (c.requests, c.duplicates, c.read_bytes, c.written_bytes) == (5, 2, 1536, 1024)
@@ -229,10 +260,10 @@ def test_duplicates_and_counters(target):
 
 def test_response_echoes_the_ata_registers(target):
     r = ata(target, READ_EXT, 0x12, 2)
-    assert r.fields[:3] == (0x40, 0, 2) and r.fields[4] == (0x12).to_bytes(6, "little") and ATA_ARG.size == 12
+    assert r.fields[:3] == (AtaFlag.EXTENDED, 0, 2) and r.fields[4] == (0x12).to_bytes(6, "little") and ATA_ARG.size == ATA_ARG_BYTES
 
 
-@pytest.mark.parametrize("body", [ata_body(READ_EXT, 0, 0), ata_body(READ_EXT, 0, 1, write=True), ata_body(WRITE_EXT, 0, 1, b"x" * 512)])
+@pytest.mark.parametrize("body", [ata_body(READ_EXT, 0, 0), ata_body(READ_EXT, 0, 1, write=True), ata_body(WRITE_EXT, 0, 1, b"x" * SECTOR_BYTES)])
 def test_zero_count_and_a_wrong_write_flag_are_bad_arguments(target, body):
     (r,) = ask(target, AoeCommand.ATA, body)
     assert r.error == AoeError.BAD_ARGUMENT
@@ -242,12 +273,12 @@ def test_flush_is_answered_only_after_fdatasync_of_the_overlay(target, monkeypat
     """ATA/ATAPI-7 V1 §6: FLUSH CACHE (EXT) completes once the writes are on stable storage."""
     import os
 
-    ata(target, WRITE_EXT, 0, 1, b"f" * 512)
+    ata(target, WRITE_EXT, 0, 1, b"f" * SECTOR_BYTES)
     synced = []
     real = os.fdatasync
     monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
     overlay_fd = target.disks.disks[(A, "base", False)].overlay.fd
-    for code in (0xE7, 0xEA):
+    for code in (FLUSH_CACHE, FLUSH_CACHE_EXT):
         assert status(ata(target, code)) == STATUS_DRDY
     assert synced == [overlay_fd] * 3, "the first flush syncs the data, then the header naming the grown journal; the second only the data"
 
@@ -255,13 +286,13 @@ def test_flush_is_answered_only_after_fdatasync_of_the_overlay(target, monkeypat
 def test_a_failing_flush_is_reported_as_aborted(target, monkeypatch):
     import os
 
-    ata(target, WRITE_EXT, 0, 1, b"f" * 512)
+    ata(target, WRITE_EXT, 0, 1, b"f" * SECTOR_BYTES)
 
     def broken(fd):
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fdatasync", broken)
-    r = ata(target, 0xEA)
+    r = ata(target, FLUSH_CACHE_EXT)
     assert (status(r), r.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_ABRT)
 
 
@@ -270,8 +301,8 @@ def test_a_write_the_filesystem_refuses_is_aborted_and_the_client_keeps_its_data
     error, and the sectors still read as before it; the next write that fits succeeds."""
     import resource
 
-    ata(target, WRITE_EXT, 0, 1, b"f" * 512)  # the overlay exists; the route is in the data path
-    ata(target, WRITE_EXT, 0, 1, b"g" * 512)
+    ata(target, WRITE_EXT, 0, 1, b"f" * SECTOR_BYTES)  # the overlay exists; the route is in the data path
+    ata(target, WRITE_EXT, 0, 1, b"g" * SECTOR_BYTES)
     overlay = target.disks.disks[(A, "base", False)].overlay
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (overlay.journal_end, hard))
@@ -280,8 +311,8 @@ def test_a_write_the_filesystem_refuses_is_aborted_and_the_client_keeps_its_data
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert (status(refused), refused.fields[1]) == (STATUS_DRDY | STATUS_ERR, ERROR_ABRT)
-    assert ata(target, READ_EXT, 8, 2).data == BASE[8 * 512 : 10 * 512]
-    assert ata(target, READ_EXT, 0, 1).data == b"g" * 512
+    assert ata(target, READ_EXT, 8, 2).data == BASE[8 * SECTOR_BYTES : 10 * SECTOR_BYTES]
+    assert ata(target, READ_EXT, 0, 1).data == b"g" * SECTOR_BYTES
     assert target.disks.counters[A].errors == 1
     assert status(ata(target, WRITE_EXT, 8, 2, b"i" * 1024)) == STATUS_DRDY
     assert ata(target, READ_EXT, 8, 2).data == b"i" * 1024
