@@ -161,6 +161,8 @@ class Operations:
             try:
                 try:
                     copy_overlay()
+                except OSError as e:  # the operator must see the new image named: its filesystem may be the full one
+                    raise OSError(e.errno, f"{partial}: copying client {format_mac(client)}'s disk into it: {e.strerror}") from None
                 finally:
                     overlay.lock.release()
                 os.fsync(fd)

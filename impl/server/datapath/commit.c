@@ -97,6 +97,14 @@ int dp_commit_begin(struct dp_overlay *overlay, int base_fd, int destination_fd)
     return rc;
 }
 
+/* The first chunk not yet copied (a write may have copied some ahead of the step); chunks if none. */
+static uint64_t skip_copied(struct dp_commit *commit)
+{
+    while (commit->next < commit->chunks && commit->done[commit->next])
+        commit->next++;
+    return commit->next;
+}
+
 int64_t dp_commit_step(struct dp_overlay *overlay)
 {
     struct dp_commit *commit = &overlay->commit;
@@ -104,12 +112,10 @@ int64_t dp_commit_step(struct dp_overlay *overlay)
     int64_t result = commit->error;
     if (result == 0 && !commit->done)
         result = -EINVAL;
-    while (result == 0 && commit->next < commit->chunks && commit->done[commit->next])
-        commit->next++;
-    if (result == 0 && commit->next < commit->chunks)
+    if (result == 0 && skip_copied(commit) < commit->chunks)
         result = copy_chunk(overlay, commit->next);
     if (result == 0)
-        result = (int64_t)(commit->chunks - commit->next);
+        result = (int64_t)(commit->chunks - skip_copied(commit)); /* the chunk just copied is not left */
     pthread_mutex_unlock(&commit->lock);
     return result;
 }
