@@ -6,15 +6,18 @@
  * Client c (0-based) uses source MAC 02:00:00:00:HH:LL with HHLL = c + 1 and its own region
  * of the disk; every slot (client x window place) keeps one request in flight. The tag is
  * generation << 16 | slot, so an answer names its slot; an answer is counted only when its
- * tag is the slot's current one, it comes from the server's MAC to the slot's client, and a
- * read carries its data (AoEr11 §2, §3.1): only an answer's headers are copied out, MSG_TRUNC
- * gives its whole length, so the data a target sends costs the generator no copy. AoE or ATA
- * errors are counted. A request unanswered after 250 ms is sent again under a new tag and
+ * tag is the slot's current one, it comes from the server's MAC to the slot's client, it is no
+ * AoE or ATA error, and a read carries its data (AoEr11 §2, §3.1) beginning with the LBA it was
+ * asked for: every sector of the benchmark's image, and of every write, starts with its own LBA
+ * (8 bytes, little-endian), so a target that answers zeros, the wrong sectors or another
+ * client's is caught. Only an answer's first bytes are copied out, MSG_TRUNC gives its whole
+ * length, so the data a target sends costs the generator no copy. Error answers and reads with
+ * the wrong data are counted apart and are not throughput. A request unanswered after 250 ms is sent again under a new tag and
  * counted as a retransmit.
  * With --warmup S it first runs S seconds unmeasured (a target's first contact with a client,
  * such as creating its overlay, is not its throughput), then prints "measuring" on a line of
  * its own and counts from zero. At the end it prints one JSON object (the keys of
- * impl/server/loadgen.py plus rejected and cpu_s, the CPU time of the measured part).
+ * impl/server/loadgen.py plus wrong_data, rejected and cpu_s, the CPU time of the measured part).
  *
  * Usage: server_loadgen --interface IF --server-mac MAC --workload seqread|seqwrite|randread|randwrite
  *        --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S] [--warmup S]
@@ -47,9 +50,10 @@ enum {
 	STATUS_ERR = 0x01,
 	HEADER = 36,                 /* Ethernet 14 + AoE 10 + ATA argument 12 */
 	SECTOR = 512,
+	LBA_STAMP = 8,               /* every sector begins with its LBA, little-endian */
 	MIN_FRAME = 60,
 	BATCH = 64,                  /* frames per recvmmsg */
-	RECEIVE_BYTES = 64,          /* an answer's headers; MSG_TRUNC still reports its full length */
+	RECEIVE_BYTES = 64,          /* an answer's headers and its data's LBA stamp; MSG_TRUNC reports the full length */
 	MAX_SLOTS = 65536,           /* the slot is the tag's low 16 bits */
 	LATENCY_BUCKETS = 100000,    /* 1 µs buckets up to 100 ms */
 };
@@ -71,7 +75,7 @@ static uint64_t span, *next_lba;
 static size_t request_bytes;
 static unsigned char server_mac[6];
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static long long done, errors, retransmits, rejected;
+static long long done, errors, wrong_data, retransmits, rejected;
 static unsigned latency_us[LATENCY_BUCKETS + 1];
 
 static long long now_ns(void)
@@ -114,7 +118,25 @@ static uint64_t next_address(int client)
 	return lba;
 }
 
-/* Give the slot a new tag and address and write them into its request. */
+static void stamp_lba(unsigned char *sector, uint64_t lba)
+{
+	int i;
+
+	for (i = 0; i < LBA_STAMP; i++)
+		sector[i] = (unsigned char)(lba >> (8 * i));
+}
+
+static uint64_t stamped_lba(const unsigned char *sector)
+{
+	uint64_t lba = 0;
+	int i;
+
+	for (i = 0; i < LBA_STAMP; i++)
+		lba |= (uint64_t)sector[i] << (8 * i);
+	return lba;
+}
+
+/* Give the slot a new tag and address and write them into its request (a write's sectors stamped). */
 static void prepare(int index, long long now, int retransmit)
 {
 	struct slot *s = &slots[index];
@@ -132,6 +154,8 @@ static void prepare(int index, long long now, int retransmit)
 	f[23] = (unsigned char)tag;
 	for (i = 0; i < 6; i++)
 		f[28 + i] = (unsigned char)(s->lba >> (8 * i));  /* LBA little-endian (AoEr11 §3.1) */
+	for (i = 0; writing && i < sectors; i++)
+		stamp_lba(f + HEADER + (size_t)i * SECTOR, s->lba + (uint64_t)i);
 }
 
 static void build_request(int index)
@@ -154,11 +178,12 @@ static void build_request(int index)
 	f[26] = (unsigned char)sectors;
 	f[27] = writing ? WRITE_SECTORS_EXT : READ_SECTORS_EXT;
 	for (i = HEADER; writing && i < request_bytes; i++)
-		f[i] = (unsigned char)i;
+		f[i] = (unsigned char)i;  /* each sector's first bytes are its LBA (prepare) */
 	s->frame = f;
 }
 
-/* An answer counts when it is the current one of its slot, between the right MACs, with a read's data. */
+/* The slot an answer frees (the current answer of its slot, between the right MACs), or -1. It counts
+ * as done when it is no error and a read carries its data, starting with the sector asked for. */
 static int accept_answer(const unsigned char *f, size_t length, long long now)
 {
 	uint32_t tag;
@@ -173,10 +198,16 @@ static int accept_answer(const unsigned char *f, size_t length, long long now)
 	s = &slots[tag & 0xFFFF];
 	if (s->tag != tag || memcmp(f + 6, server_mac, 6) != 0 || memcmp(f, s->frame + 6, 6) != 0)
 		return -1;  /* late (already sent again), or not ours */
-	if ((f[14] & FLAG_ERROR) || (f[27] & STATUS_ERR))
+	if ((f[14] & FLAG_ERROR) || (f[27] & STATUS_ERR)) {
 		errors++;
-	else if (!writing && length < HEADER + (size_t)sectors * SECTOR)
+		return (int)(tag & 0xFFFF);
+	}
+	if (!writing && length < HEADER + (size_t)sectors * SECTOR)
 		return -1;
+	if (!writing && stamped_lba(f + HEADER) != s->lba) {
+		wrong_data++;
+		return (int)(tag & 0xFFFF);
+	}
 	done++;
 	us = (now - s->sent_ns) / 1000;
 	latency_us[us < LATENCY_BUCKETS ? us : LATENCY_BUCKETS]++;
@@ -338,7 +369,7 @@ int main(int argc, char **argv)
 			if (measuring)
 				break;
 			measuring = 1;  /* warmed up: count from here */
-			done = errors = retransmits = rejected = 0;
+			done = errors = wrong_data = retransmits = rejected = 0;
 			memset(latency_us, 0, sizeof latency_us);
 			cpu_before = cpu_seconds();
 			start = now;
@@ -386,10 +417,10 @@ int main(int argc, char **argv)
 		double cpu = cpu_seconds() - cpu_before;
 
 		printf("{\"workload\": \"%s\", \"clients\": %d, \"window\": %d, \"sectors\": %d, \"ops_per_s\": %.1f, "
-		       "\"mb_per_s\": %.3f, \"p50_ms\": %.3f, \"errors\": %lld, \"retransmits\": %lld, \"rejected\": %lld, "
+		       "\"mb_per_s\": %.3f, \"p50_ms\": %.3f, \"errors\": %lld, \"wrong_data\": %lld, \"retransmits\": %lld, \"rejected\": %lld, "
 		       "\"seconds\": %.4f, \"cpu_s\": %.4f}\n",
 		       workload, clients, window, sectors, (double)done / elapsed,
-		       (double)done * sectors * SECTOR / elapsed / 1e6, median_ms(), errors, retransmits, rejected, elapsed, cpu);
+		       (double)done * sectors * SECTOR / elapsed / 1e6, median_ms(), errors, wrong_data, retransmits, rejected, elapsed, cpu);
 	}
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* A responder that answers AoE ATA requests without any I/O: the load generator's ceiling.
- * Reads go back with zero data, writes with an empty success. It never sleeps: it polls its
+ * Reads go back with zero data, each sector stamped with its LBA as the load generator checks
+ * (the benchmark image's sectors begin so), writes with an empty success. It never sleeps: it polls its
  * receive ring (packet_ring.h; recvmmsg() where no ring can be made), yielding the CPU when
  * nothing waits, so no request waits for it to be woken, takes every waiting frame and answers
  * them with one sendmmsg(). Built by
@@ -11,6 +12,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,11 +35,18 @@ static size_t answer(unsigned char *frame, size_t n, const unsigned char *mac)
 	frame[14] |= RESPONSE;
 	frame[25] = 0;  /* Error register */
 	frame[27] = DRDY;  /* Status register */
-	if ((frame[24] & 1) == 0) {  /* a read: zero data */
+	if ((frame[24] & 1) == 0) {  /* a read: zero data, each sector's first 8 bytes its LBA */
+		uint64_t lba = 0;
+		int i;
+
 		out += (size_t)frame[26] * SECTOR;
 		if (out > FRAME_BYTES)
 			return 0;
+		for (i = 0; i < 6; i++)
+			lba |= (uint64_t)frame[28 + i] << (8 * i);  /* AoEr11 §3.1: LBA little-endian */
 		memset(frame + ATA_HEADER, 0, out - ATA_HEADER);
+		for (i = 0; i < frame[26] * 8; i++)
+			frame[ATA_HEADER + (size_t)(i / 8) * SECTOR + i % 8] = (unsigned char)((lba + (uint64_t)(i / 8)) >> (8 * (i % 8)));
 	}
 	return out < MIN_FRAME ? MIN_FRAME : out;
 }

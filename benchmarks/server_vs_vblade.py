@@ -4,7 +4,17 @@ Each row runs three targets in turn, each alone on a fresh veth pair whose far
 end sits in a network namespace of its own: our server, vblade, and a null
 responder that answers without any I/O (the load generator's own ceiling).
 Prints MB/s or requests/s per target and the ratio ours/vblade; and our
-server's resident memory while it serves 64 clients.
+server's resident memory while it serves 64 clients. Only answers without an
+error count, and a read counts only when its data begins with the LBA asked for
+(every sector of the image, and of every write, starts with its own LBA); a row
+where a target answered with errors or the wrong data is marked INVALID.
+Each target serves its own copy of the image (vblade writes into its file).
+
+Two CPU figures per request: the target's own processes, and the target's and
+the load generator's together. Over a veth pair the kernel delivers a frame in
+the sender's context, so a target's own figure leaves out the copy into its
+receive ring (ours and the null responder's) that vblade, copying in its own
+read(), pays itself; the sum counts both ends' work wherever it ran.
 
     sudo .venv/bin/python -m benchmarks.server_vs_vblade [--seconds 2]
 
@@ -25,12 +35,13 @@ import subprocess
 import time
 
 from difftest.server.netns import ROOT, VethNamespace
+from spec.aoe.constants import SECTOR_BYTES
 
 BUILD = os.path.join(ROOT, "build", "server-bench")
 IMAGE_SECTORS = 1 << 19  # 256 MiB
 SECTORS_4K = 8
-BUFFER_COUNT = 128
-LOAD_CPU, TARGET_CPU = 0, 1  # with --pin: the load generator and the target each on a core of its own  # both targets advertise (and vblade sizes its socket buffer for) this many requests
+BUFFER_COUNT = 128  # both targets advertise (and vblade sizes its socket buffer for) this many requests
+LOAD_CPU, TARGET_CPU = 0, 1  # with --pin: the load generator's core, and vblade's and the null responder's
 
 
 # (label, mtu, workload, clients, window, sectors per request or None for a full frame, unit)
@@ -95,6 +106,17 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def stamped_image(path: str) -> None:
+    """IMAGE_SECTORS sectors, each beginning with its LBA (8 bytes, little-endian), as the load generator checks."""
+    chunk_sectors = (1 << 20) // SECTOR_BYTES
+    with open(path, "wb") as f:
+        for first in range(0, IMAGE_SECTORS, chunk_sectors):
+            chunk = bytearray(bytes([first // chunk_sectors & 0xFF]) * (1 << 20))
+            for i in range(chunk_sectors):
+                chunk[i * SECTOR_BYTES : i * SECTOR_BYTES + 8] = (first + i).to_bytes(8, "little")
+            f.write(chunk)
+
+
 def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup: float, pin: bool, workers: int | None) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
     with VethNamespace(mtu) as net:
@@ -104,11 +126,11 @@ def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup
             shutil.rmtree(state, ignore_errors=True)
             process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)] + (["--workers", str(workers)] if workers else []))
         elif target == "vblade":
-            process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image, log)
+            process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image.replace(".img", "-vblade.img"), log)
         else:
             process = net.start([programs["server_null_responder"], net.far_interface], log)
             time.sleep(0.1)
-        if pin:
+        if pin and target != "ours":  # our workers have pinned themselves, one per core
             os.sched_setaffinity(process.pid, {TARGET_CPU})
         argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
                 "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
@@ -124,7 +146,9 @@ def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup
             raise RuntimeError(f"load generator failed: {' '.join(argv)}")
         result = json.loads(output)
         served = result["ops_per_s"] * result["seconds"]
-        result["cpu_us"] = (cpu_seconds(process.pid) - cpu_before) / served * 1e6 if served else float("nan")
+        target_cpu = cpu_seconds(process.pid) - cpu_before
+        result["cpu_us"] = target_cpu / served * 1e6 if served else float("nan")
+        result["both_us"] = (target_cpu + result["cpu_s"]) / served * 1e6 if served else float("nan")  # with the load generator's
         result["rss_mb"] = resident_mb(process.pid) if process.poll() is None else float("nan")
         return result
 
@@ -145,19 +169,20 @@ def main(argv=None) -> int:
         print("server_vs_vblade: skipped (needs root, vblade and cc)")
         return 0
     os.makedirs(BUILD, exist_ok=True)
-    image = os.path.join(BUILD, "image.img")
+    image = os.path.join(BUILD, "stamped.img")
     if not os.path.exists(image):
-        with open(image, "wb") as f:
-            for chunk in range(IMAGE_SECTORS * 512 // (1 << 20)):
-                f.write(bytes([chunk & 0xFF]) * (1 << 20))
+        stamped_image(image)
+    shutil.copyfile(image, image.replace(".img", "-vblade.img"))  # vblade's writes go into its file
     programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
-    print(f"load generator {'on core %d, targets on core %d' % (LOAD_CPU, TARGET_CPU) if args.pin else 'and targets placed by the scheduler (our workers pin themselves)'}; "
+    placement = (f"load generator on core {LOAD_CPU}, vblade and the null responder on core {TARGET_CPU}, our workers one per core"
+                 f" (worker 0 beside the load generator)" if args.pin else "load generator and targets placed by the scheduler (our workers pin themselves, one per core)")
+    print(f"{placement}; "
           f"{args.seconds:g} s per row and target after {args.warmup:g} s of warm-up; each row {args.repeat} times (ours, vblade, null in turn), medians shown,"
           " the ratio's range over the rounds in brackets")
     print(f"{'row':47} {'ours':>10} {'vblade':>10} {'ratio':>7} {'(range)':>11} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
-          "  CPU µs/request ours/vblade  load generator's core % ours/vblade/null")
+          "  CPU µs/request ours/vblade  with the load generator's  load generator's core % ours/vblade/null")
     for number, row in ((ROWS.index(r), r) for r in rows):
         unit = row[-1]
         rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup, args.pin, args.workers) for target in TARGETS} for _ in range(args.repeat)]
@@ -171,11 +196,14 @@ def main(argv=None) -> int:
         print(f"{number:2} {row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) {value['null']:10.1f}  {unit:5}  "
               f"{results['ours']['p50_ms'] or 0:10.3f}  {sum(r['ours']['retransmits'] for r in rounds):>5}/{sum(r['vblade']['retransmits'] for r in rounds):<5}"
               f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:<6.1f}"
+              f"         {results['ours']['both_us']:6.1f} / {results['vblade']['both_us']:<6.1f}"
               f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
         for target in TARGETS:
-            errors, rejected = sum(r[target]["errors"] for r in rounds), sum(r[target]["rejected"] for r in rounds)
-            if errors or rejected:
-                print(f"{'':47} {target}: {errors} error answers, {rejected} answers rejected (late, or wrong tag/MAC/length)")
+            errors, wrong, rejected = (sum(r[target][key] for r in rounds) for key in ("errors", "wrong_data", "rejected"))
+            if errors or wrong:
+                print(f"{'':47} INVALID: {target} answered {errors} requests with an error and {wrong} reads with the wrong data")
+            if rejected:
+                print(f"{'':47} {target}: {rejected} answers rejected (late, or wrong tag/MAC/length)")
         if row[3] == 64:
             print(f"{'':47} our server's resident memory with 64 clients, all processes: {max(r['ours']['rss_mb'] for r in rounds):.0f} MB", flush=True)
     return 0
