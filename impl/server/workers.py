@@ -69,6 +69,7 @@ class ShardedServer:
         self.transports: list[RawTransport] = []
         self.links: list[WorkerLink] = []
         self.pids: list[int] = []
+        self.members: list[int] = []  # a descriptor of each fanout socket, held until every worker has exited
         self.listener = None
         self.running = False
         self.failed = False
@@ -76,6 +77,11 @@ class ShardedServer:
             self.catalogue = open_catalogue(config)
             self.transports = [RawTransport(config.interface) for _ in range(count)]
             join_fanout([t.sock for t in self.transports], os.getpid())
+            # A socket leaves the fanout group when its last descriptor closes, and the kernel then
+            # spreads every client over the members left, so a live worker's clients could reach
+            # another worker while it still has their overlays open. Every process keeps a
+            # descriptor of every member until it exits: a dead worker's frames wait unread.
+            self.members = [os.dup(t.sock.fileno()) for t in self.transports]
             self.shared = SharedTargetState(len(config.targets))
             for index in range(count):
                 parent_end, child_end = socket.socketpair()
@@ -198,6 +204,8 @@ class ShardedServer:
                 time.sleep(0.01)
         for link in self.links:
             link.connection.close()
+        for member in self.members:
+            os.close(member)  # every worker has exited: the group can go
         for transport in self.transports:
             transport.close()
         if self.listener is not None:
