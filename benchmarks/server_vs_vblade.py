@@ -40,6 +40,7 @@ from spec.aoe.constants import SECTOR_BYTES
 BUILD = os.path.join(ROOT, "build", "server-bench")
 IMAGE_SECTORS = 1 << 19  # 256 MiB
 SECTORS_4K = 8
+PAGE_BYTES = 4096
 BUFFER_COUNT = 128  # both targets advertise (and vblade sizes its socket buffer for) this many requests
 LOAD_CPU, TARGET_CPU = 0, 1  # with --pin: the load generator's core, and vblade's and the null responder's
 
@@ -117,8 +118,27 @@ def stamped_image(path: str) -> None:
             f.write(chunk)
 
 
+def copy_in_pages(source: str, destination: str) -> None:
+    """A new file with `source`'s bytes, written 4 KiB at a time and synced. The page cache then holds it
+    in single pages, as it holds a fresh overlay; a file the kernel read or wrote in large pieces is
+    cached in large folios, and a 4 KiB write into one walks all its blocks (measured: vblade's
+    64-client writes took 7-12 µs each instead of 4.5-5)."""
+    if os.path.exists(destination):
+        os.unlink(destination)
+    with open(source, "rb") as f:
+        data = f.read()
+    fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for offset in range(0, len(data), PAGE_BYTES):
+            os.pwrite(fd, data[offset : offset + PAGE_BYTES], offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup: float, pin: bool, workers: int | None) -> dict:
     label, mtu, workload, clients, window, sectors, unit = row
+    os.sync()  # no target writes while the page cache still writes back the one before
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
         if target == "ours":
@@ -172,7 +192,7 @@ def main(argv=None) -> int:
     image = os.path.join(BUILD, "stamped.img")
     if not os.path.exists(image):
         stamped_image(image)
-    shutil.copyfile(image, image.replace(".img", "-vblade.img"))  # vblade's writes go into its file
+    copy_in_pages(image, image.replace(".img", "-vblade.img"))  # vblade's writes go into its file
     programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     args.pin = args.pin and os.cpu_count() >= 2
