@@ -12,6 +12,7 @@ from spec.aoe.target import FLUSH_CACHE_EXT, WRITE_SECTORS_EXT
 STREAM_SECTORS = 64  # the stream's sectors: each is overwritten many times, flushed and not
 STREAM_WINDOW = 16  # writes outstanding at once, as an initiator with a queue keeps them
 FLUSH_EVERY = 50
+STALL_SECONDS = 10.0  # a busy machine may need longer than the stream's time to acknowledge every sector once
 FLUSH_TAG = 1 << 31  # a flush's tag: the write it follows, with the top bit set
 
 
@@ -51,7 +52,9 @@ def stream_writes_then_kill(process, client, first: int, seconds: float) -> tupl
                 last_acknowledged[lba] = max(r.tag, last_acknowledged.get(lba, r.tag))
                 unflushed += 1
 
-    while time.monotonic() < deadline or not unflushed:  # the kill must find writes acknowledged since the last flush
+    give_up = deadline + STALL_SECONDS
+    # the kill must find every sector written and writes acknowledged since the last flush
+    while (time.monotonic() < deadline or not unflushed or len(last_acknowledged) < STREAM_SECTORS) and time.monotonic() < give_up:
         # a sector's next write waits for its previous one: the order they land in is then the order sent
         while len(outstanding) < STREAM_WINDOW and number - STREAM_SECTORS not in outstanding:
             send(number)
