@@ -127,7 +127,7 @@ class ShardedServer:
     def client(self, mac: bytes, **options) -> Initiator:
         link = RawLink(self.net.host_interface)
         self.links.append(link)
-        return Initiator(link, mac, self.mac, **{"timeout": 0.3, "tries": 3, **options})
+        return Initiator(link, mac, self.mac, **options)  # the initiator's own patience: a busy machine may be slow to answer
 
     def silent(self, mac: bytes) -> Initiator:
         """A client that asks once: for checking that a request gets no answer."""
