@@ -125,18 +125,22 @@ def test_a_moved_sequence_number_asks_python_to_refresh(link):
     assert link.lib.dp_link_serve(link.target.datapath, link.link, IDLE_NS) == SERVE_IDLE
 
 
-requests = st.tuples(st.sampled_from(READS + WRITES + (0xEC, 0xE7)), st.integers(0, IMAGE_SECTORS), st.integers(0, 18), st.sampled_from([A, B]))
+NEXT = None  # an LBA drawn as NEXT: where the client's last transfer ended, so runs of sequential reads map windows (windows.c)
+requests = st.tuples(st.sampled_from(READS + WRITES + (0xEC, 0xE7)), st.one_of(st.integers(0, IMAGE_SECTORS), st.just(NEXT)), st.integers(0, 18),
+                     st.sampled_from([A, B]))
 
 
 @given(rounds=st.lists(st.lists(requests, min_size=1, max_size=ROUND), min_size=1, max_size=6))
 def test_rounds_of_requests_get_the_checked_paths_answers(tmp_path_factory, images_factory, rounds):
     served = Link(tmp_path_factory.mktemp("link"), images_factory())
     try:
-        tag = 0
+        tag, after = 0, {A: 0, B: 0}
         for requests_ in rounds:
             frames = []
             for cmd, lba, count, src in requests_:
                 tag += 1
+                lba = after[src] if lba is NEXT else lba
+                after[src] = lba + count
                 frames.append(ata(cmd, lba, count, src=src, tag=tag))
             served.round(frames)
     finally:

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "datapath.h"
+#include "windows.h"
 
 #define INITIAL_ROUTE_SLOTS 64u
 #define MAX_ROUTE_SLOTS (2u * DP_ROUTE_CACHE_ENTRIES) /* kept at most half full */
@@ -18,6 +19,8 @@
 struct route {
     struct dp_route_spec spec;
     uint32_t used;
+    uint64_t sequel; /* the sector after the route's last read: a read that starts there is sequential */
+    uint32_t run;    /* how many reads in a row were */
 };
 
 struct dp_server {
@@ -25,6 +28,7 @@ struct dp_server {
     struct route *routes;
     uint64_t capacity;
     uint64_t used;
+    struct dp_windows windows; /* base images mapped for sequential reads */
 };
 
 struct dp_server *dp_server_new(uint32_t max_sectors)
@@ -37,8 +41,10 @@ struct dp_server *dp_server_new(uint32_t max_sectors)
 
 void dp_server_free(struct dp_server *server)
 {
-    if (server)
+    if (server) {
         free(server->routes);
+        dp_windows_release(&server->windows);
+    }
     free(server);
 }
 
@@ -63,6 +69,7 @@ static struct route *find_route(struct route *routes, uint64_t capacity, const u
 
 void dp_routes_clear(struct dp_server *server)
 {
+    dp_windows_retire(&server->windows); /* a base image's descriptor may close after this */
     free(server->routes);
     server->routes = NULL;
     server->capacity = server->used = 0;
@@ -104,16 +111,57 @@ double dp_wall_clock(void)
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
+void dp_server_answers_sent(struct dp_server *server) { dp_windows_sent(&server->windows); }
+
+void dp_server_mapping_failed(struct dp_server *server) { dp_windows_retire(&server->windows); }
+
+unsigned dp_server_mapped_windows(const struct dp_server *server) { return dp_windows_mapped(&server->windows); }
+
+unsigned dp_window_limit(void) { return DP_WINDOWS; }
+
+uint64_t dp_window_bytes(void) { return DP_WINDOW_BYTES; }
+
+/* Where a read's sectors are in a mapped window of the base image, or NULL: it is copied with pread. */
+static const uint8_t *mapped_read(struct dp_server *server, struct route *route, uint64_t lba, uint32_t count)
+{
+    const struct dp_route_spec *r = &route->spec;
+    route->run = lba == route->sequel ? route->run + 1 : 0;
+    route->sequel = lba + count;
+    uint64_t offset = lba * DP_SECTOR_BYTES;
+    const uint8_t *at = dp_windows_find(&server->windows, r->base_fd, offset);
+    if (!at && route->run < DP_SEQUENTIAL_READS)
+        return NULL;
+    if (r->overlay && dp_overlay_run(r->overlay, lba, count, 0) < count)
+        return NULL; /* the client wrote some of them: overlay.c reads them */
+    return at ? at : dp_windows_map(&server->windows, r->base_fd, offset);
+}
+
+static size_t answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now,
+                     const uint8_t **data);
+
 size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity)
 {
-    return dp_answer_at(server, frame, length, out, capacity, dp_wall_clock());
+    return answer(server, frame, length, out, capacity, dp_wall_clock(), NULL);
 }
 
 size_t dp_answer_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now)
 {
+    return answer(server, frame, length, out, capacity, now, NULL);
+}
+
+size_t dp_answer_mapped_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now,
+                           const uint8_t **data)
+{
+    *data = NULL;
+    return answer(server, frame, length, out, capacity, now, data);
+}
+
+static size_t answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now,
+                     const uint8_t **data)
+{
     if (length < DP_ATA_HEADER_BYTES || server->used == 0)
         return 0;
-    const struct route *route = find_route(server->routes, server->capacity, frame);
+    struct route *route = find_route(server->routes, server->capacity, frame);
     const struct dp_route_spec *r = &route->spec;
     if (!route->used || *r->blocked)
         return 0;
@@ -141,10 +189,14 @@ size_t dp_answer_at(struct dp_server *server, const uint8_t *frame, size_t lengt
         answer_bytes += data_bytes;
         if (capacity < answer_bytes)
             return 0;
-        int rc = r->overlay ? dp_overlay_read(r->overlay, r->base_fd, lba, count, out + DP_ATA_HEADER_BYTES)
-                            : dp_read_exactly(r->base_fd, out + DP_ATA_HEADER_BYTES, data_bytes, lba * DP_SECTOR_BYTES);
+        const uint8_t *mapped = data ? mapped_read(server, route, lba, count) : NULL;
+        int rc = mapped              ? 0
+                 : r->overlay        ? dp_overlay_read(r->overlay, r->base_fd, lba, count, out + DP_ATA_HEADER_BYTES)
+                                     : dp_read_exactly(r->base_fd, out + DP_ATA_HEADER_BYTES, data_bytes, lba * DP_SECTOR_BYTES);
         if (rc)
             return 0;
+        if (mapped)
+            *data = mapped;
         r->counters->read_bytes += data_bytes;
     }
     r->counters->requests++;

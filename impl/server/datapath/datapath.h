@@ -104,6 +104,20 @@ uint64_t dp_route_count(const struct dp_server *server);
 size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity);
 /* The same, with the time (seconds since the epoch) the client's last activity is set to. */
 size_t dp_answer_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now);
+/* The same for the batch loop: a read whose sectors all lie in a mapped window of the base image
+ * (windows.c) is built without its data, and *data says where the data is (else NULL); the answer
+ * must be sent before dp_server_answers_sent. */
+size_t dp_answer_mapped_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now,
+                           const uint8_t **data);
+/* Every answer dp_answer_mapped_at pointed into a window has been sent: their windows may be unmapped. */
+void dp_server_answers_sent(struct dp_server *server);
+/* Sending an answer from a window failed (EFAULT: the file could not be read): map nothing used so far again. */
+void dp_server_mapping_failed(struct dp_server *server);
+/* How many windows are mapped now (at most DP_WINDOWS). */
+unsigned dp_server_mapped_windows(const struct dp_server *server);
+/* DP_WINDOWS and DP_WINDOW_BYTES (windows.h), for the tests. */
+unsigned dp_window_limit(void);
+uint64_t dp_window_bytes(void);
 double dp_wall_clock(void);
 
 /* One AF_PACKET socket served in batches of recvmmsg/sendmmsg. */

@@ -30,7 +30,7 @@ struct dp_link {
     uint32_t frame_bytes;
     uint32_t pad_to; /* answers shorter than this are zero-padded (IEEE 802.3 §3.2.8; veth does not pad) */
     struct mmsghdr *in, *out;
-    struct iovec *in_iov, *out_iov;
+    struct iovec *in_iov, *out_iov; /* out: two per answer, its headers and (when it lies in a mapped window) its data */
     uint8_t *in_buffers, *out_buffers;
     uint32_t received; /* frames of the current batch */
     uint32_t next;     /* the first frame of the batch not answered yet */
@@ -43,6 +43,7 @@ struct dp_link {
     uint32_t ring_frame_bytes;
     uint32_t ring_frames;
     uint32_t ring_next; /* the slot the next frame arrives in */
+    struct dp_server *server; /* the one served last: its windows hold the data of mapped answers */
 };
 
 struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32_t pad_to)
@@ -57,7 +58,7 @@ struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32
     link->in = calloc(batch, sizeof *link->in);
     link->out = calloc(batch, sizeof *link->out);
     link->in_iov = calloc(batch, sizeof *link->in_iov);
-    link->out_iov = calloc(batch, sizeof *link->out_iov);
+    link->out_iov = calloc(2 * (size_t)batch, sizeof *link->out_iov);
     link->in_buffers = malloc((size_t)batch * frame_bytes); /* pages are touched only as long frames use them */
     link->out_buffers = malloc((size_t)batch * frame_bytes);
     if (!link->in || !link->out || !link->in_iov || !link->out_iov || !link->in_buffers || !link->out_buffers) {
@@ -68,8 +69,8 @@ struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32
         link->in_iov[i] = (struct iovec){link->in_buffers + (size_t)i * frame_bytes, frame_bytes};
         link->in[i].msg_hdr.msg_iov = &link->in_iov[i];
         link->in[i].msg_hdr.msg_iovlen = 1;
-        link->out_iov[i].iov_base = link->out_buffers + (size_t)i * frame_bytes;
-        link->out[i].msg_hdr.msg_iov = &link->out_iov[i];
+        link->out_iov[2 * i].iov_base = link->out_buffers + (size_t)i * frame_bytes;
+        link->out[i].msg_hdr.msg_iov = &link->out_iov[2 * i];
         link->out[i].msg_hdr.msg_iovlen = 1;
     }
     return link;
@@ -168,11 +169,16 @@ static void send_queued(struct dp_link *link)
             sent += (uint32_t)done;
         else if (done < 0 && errno == EINTR)
             continue;
-        else
+        else {
+            if (done < 0 && errno == EFAULT && link->out[sent].msg_hdr.msg_iovlen == 2 && link->server)
+                dp_server_mapping_failed(link->server); /* its window could not be read: the retransmit is read with pread */
             sent++; /* skip the frame the kernel refused (sendmmsg reports the first failure) */
+        }
     }
     link->queued = 0;
     link->queued_bytes = 0;
+    if (link->server)
+        dp_server_answers_sent(link->server);
 }
 
 static uint8_t *answer_slot(struct dp_link *link)
@@ -182,14 +188,18 @@ static uint8_t *answer_slot(struct dp_link *link)
     return link->out_buffers + (size_t)link->queued * link->frame_bytes;
 }
 
-static void commit_answer(struct dp_link *link, uint32_t length)
+/* Queue the answer built in the current slot; `data`, when not NULL, holds its bytes after the ATA header. */
+static void commit_answer(struct dp_link *link, uint32_t length, const uint8_t *data)
 {
     uint8_t *answer = link->out_buffers + (size_t)link->queued * link->frame_bytes;
+    struct iovec *iov = &link->out_iov[2 * link->queued];
     if (length < link->pad_to) {
         memset(answer + length, 0, link->pad_to - length);
         length = link->pad_to;
     }
-    link->out_iov[link->queued].iov_len = length;
+    iov[0].iov_len = data ? DP_ATA_HEADER_BYTES : length;
+    iov[1] = (struct iovec){(void *)data, data ? length - DP_ATA_HEADER_BYTES : 0};
+    link->out[link->queued].msg_hdr.msg_iovlen = data ? 2 : 1;
     link->queued++;
     link->queued_bytes += length;
 }
@@ -237,10 +247,11 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
             idle_since = 0;
             struct tpacket2_hdr *h = ring_slot(link, link->ring_next);
             uint8_t *out = answer_slot(link);
-            size_t length = dp_answer_at(server, (uint8_t *)h + h->tp_mac, h->tp_snaplen, out, link->frame_bytes, now);
+            const uint8_t *data;
+            size_t length = dp_answer_mapped_at(server, (uint8_t *)h + h->tp_mac, h->tp_snaplen, out, link->frame_bytes, now, &data);
             if (!length)
                 return (int)link->ring_next;
-            commit_answer(link, (uint32_t)length);
+            commit_answer(link, (uint32_t)length, data);
             ring_release(link);
             if (send_due(link))
                 send_queued(link);
@@ -257,6 +268,10 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
 
 int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
 {
+    if (link->server != server) {
+        send_queued(link); /* what the last server pointed into leaves while its windows are mapped */
+        link->server = server;
+    }
     if (link->ring)
         return serve_ring(server, link, idle_ns);
     uint64_t idle_since = 0;
@@ -266,10 +281,11 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
             uint32_t i = link->next;
             const uint8_t *frame = link->in_buffers + (size_t)i * link->frame_bytes;
             uint8_t *out = answer_slot(link);
-            size_t length = dp_answer_at(server, frame, link->in[i].msg_len, out, link->frame_bytes, now);
+            const uint8_t *data;
+            size_t length = dp_answer_mapped_at(server, frame, link->in[i].msg_len, out, link->frame_bytes, now, &data);
             if (!length)
                 return (int)i;
-            commit_answer(link, (uint32_t)length);
+            commit_answer(link, (uint32_t)length, data);
             link->next++;
             if (send_due(link))
                 send_queued(link);
@@ -309,7 +325,7 @@ int dp_link_queue(struct dp_link *link, const uint8_t *answer, uint32_t length)
     if (length > link->frame_bytes)
         return -EMSGSIZE;
     memcpy(answer_slot(link), answer, length);
-    commit_answer(link, length);
+    commit_answer(link, length, NULL);
     return 0;
 }
 
