@@ -80,7 +80,7 @@ def serve_until_idle(lib, link, target, shared) -> dict:
     while True:
         index = lib.dp_link_serve(target.datapath, link, IDLE_NS)
         if index == SERVE_IDLE:
-            return {"handed": handed, "refreshes": refreshes}
+            return {"handed": handed, "refreshes": refreshes, "windows": lib.dp_server_mapped_windows(target.datapath)}
         if index == SERVE_REFRESH:
             shared.refresh(target.targets)  # as Server.refresh_from_worker_0, before the frame waiting in the ring
             lib.dp_link_watch(link, shared.sequence_address, shared.seen)
@@ -287,6 +287,14 @@ def test_a_mixed_batch_in_the_ring_gets_the_checked_paths_answers_in_order(jumbo
     report = jumbo.round(batch)
     assert len(report["handed"]) == 7, "IDENTIFY, Query Config twice, IDNF, FLUSH, the cut write and the runt go to Python; the rest is C's"
     jumbo.assert_same_disks(A, B)
+
+
+def test_a_sequential_reader_is_answered_from_a_mapped_window_as_the_checked_path_answers(jumbo):
+    most = sectors_per_frame(JUMBO_MTU)
+    jumbo.round([jumbo.ata(READ_EXT, 0, 1), jumbo.ata(WRITE_EXT, 100, 2)])  # the route, and A's overlay: sectors 100-101 are A's
+    report = jumbo.round([jumbo.ata(READ_EXT, lba, most) for lba in range(0, IMAGE_SECTORS - most, most)])
+    assert report["windows"] == 1 and report["handed"] == [], "every read answered by C, the base image's from a window (datapath/windows.c)"
+    jumbo.assert_same_disks(A)
 
 
 def tag_of(frame: bytes) -> int:
