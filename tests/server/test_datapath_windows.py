@@ -61,24 +61,40 @@ def test_a_window_never_answers_for_sectors_the_client_wrote(link):
     link.round([ata(READ_EXT, 0, RUN, src=B, tag=6)])  # B reads the base image, not A's writes
 
 
-def test_windows_stay_within_their_limit_and_are_unmapped_when_routes_are_dropped(tmp_path):
-    window_sectors = library().dp_window_bytes() // 512
-    limit = library().dp_window_limit()
+@pytest.fixture
+def large(tmp_path):
+    """A sparse image with room for twice as many windows as may be mapped, served."""
     images = tmp_path / "images"
     images.mkdir()
-    with open(images / "base.img", "wb") as f:  # sparse: room for twice as many windows as may be mapped
-        f.truncate(2 * limit * window_sectors * 512)
+    with open(images / "base.img", "wb") as f:
+        f.truncate(2 * library().dp_window_limit() * library().dp_window_bytes())
     served = Link(tmp_path, images)
-    try:
-        served.round([ata(READ_EXT, 0, 1, tag=1)])
-        tag = 100
-        for window in range(2 * limit):
-            tag = read_in_order(served, window * window_sectors, SEQUENTIAL_READS, tag=tag)
-            assert mapped(served) == min(window + 1, limit)
-        served.lib.dp_routes_clear(served.target.datapath)
-        assert mapped(served) == 0, "every answer was sent: nothing keeps a window once a base image may close"
-    finally:
-        served.close()
+    served.round([ata(READ_EXT, 0, 1, tag=1)])  # the route
+    yield served
+    served.close()
+
+
+def test_more_runs_than_windows_keep_the_windows_they_have_and_the_rest_are_copied(large):
+    limit, window_sectors = library().dp_window_limit(), library().dp_window_bytes() // 512
+    tag = 100
+    for window in range(2 * limit):
+        tag = read_in_order(large, window * window_sectors, SEQUENTIAL_READS, tag=tag)
+        assert mapped(large) == min(window + 1, limit)
+    assert large.lib.dp_server_windows_made(large.target.datapath) == limit, "windows used moments ago are not taken: no mapping and unmapping per read"
+    large.lib.dp_routes_clear(large.target.datapath)
+    assert mapped(large) == 0, "every answer was sent: nothing keeps a window once a base image may close"
+
+
+def test_a_reader_streaming_on_takes_the_window_idle_longest(large):
+    limit, window_sectors = library().dp_window_limit(), library().dp_window_bytes() // 512
+    tag = 100
+    for window in range(limit - 1):
+        tag = read_in_order(large, window * window_sectors, SEQUENTIAL_READS, tag=tag)
+    first = (limit - 1) * window_sectors
+    reads = (window_sectors + library().dp_window_idle_reads()) // RUN  # through the last free window and well into the next
+    read_in_order(large, first, reads, tag=tag)
+    assert mapped(large) == limit
+    assert large.lib.dp_server_windows_made(large.target.datapath) == limit + 1, "the first window, idle since, was taken for the next"
 
 
 def test_a_base_image_cut_short_under_a_window_loses_one_answer_then_gets_the_checked_error(link, images):

@@ -117,9 +117,13 @@ void dp_server_mapping_failed(struct dp_server *server) { dp_windows_retire(&ser
 
 unsigned dp_server_mapped_windows(const struct dp_server *server) { return dp_windows_mapped(&server->windows); }
 
+uint64_t dp_server_windows_made(const struct dp_server *server) { return dp_windows_made(&server->windows); }
+
 unsigned dp_window_limit(void) { return DP_WINDOWS; }
 
 uint64_t dp_window_bytes(void) { return DP_WINDOW_BYTES; }
+
+unsigned dp_window_idle_reads(void) { return DP_WINDOW_IDLE_READS; }
 
 /* Where a read's sectors are in a mapped window of the base image, or NULL: it is copied with pread. */
 static const uint8_t *mapped_read(struct dp_server *server, struct route *route, uint64_t lba, uint32_t count)

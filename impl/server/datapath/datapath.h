@@ -115,9 +115,12 @@ void dp_server_answers_sent(struct dp_server *server);
 void dp_server_mapping_failed(struct dp_server *server);
 /* How many windows are mapped now (at most DP_WINDOWS). */
 unsigned dp_server_mapped_windows(const struct dp_server *server);
-/* DP_WINDOWS and DP_WINDOW_BYTES (windows.h), for the tests. */
+/* How many windows it has mapped so far (each reuse of a slot counts). */
+uint64_t dp_server_windows_made(const struct dp_server *server);
+/* DP_WINDOWS, DP_WINDOW_BYTES and DP_WINDOW_IDLE_READS (windows.h), for the tests. */
 unsigned dp_window_limit(void);
 uint64_t dp_window_bytes(void);
+unsigned dp_window_idle_reads(void);
 double dp_wall_clock(void);
 
 /* One AF_PACKET socket served in batches of recvmmsg/sendmmsg. */

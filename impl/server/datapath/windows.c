@@ -6,7 +6,10 @@
  * Only the kernel touches a mapping (in sendmmsg): a page that cannot be read, or a file cut
  * short under it, makes that send fail with EFAULT (no SIGBUS), and the link then retires every
  * window, so the request's retransmit is read with pread and answered with its error.
- * A window stays mapped until every answer that points into it has been sent. */
+ * A window stays mapped until every answer that points into it has been sent, and is taken for
+ * another only once DP_WINDOW_IDLE_READS reads went by without it: with more sequential readers
+ * than windows, the first keep theirs and the others are copied, instead of every reader mapping
+ * and unmapping a window for each read. */
 #include <stddef.h>
 #include <sys/mman.h>
 
@@ -27,10 +30,12 @@ static int all_sent(const struct dp_windows *windows, const struct dp_window *w)
 const uint8_t *dp_windows_find(struct dp_windows *windows, int fd, uint64_t offset)
 {
     uint64_t index = offset / DP_WINDOW_BYTES;
+    windows->clock++;
     for (unsigned i = 0; i < DP_WINDOWS; i++) {
         struct dp_window *w = &windows->slots[i];
         if (w->map && !w->retired && w->fd == fd && w->index == index) {
             w->last_use = ++windows->uses;
+            w->last_read = windows->clock;
             return w->map + (offset - index * DP_WINDOW_BYTES);
         }
     }
@@ -40,24 +45,25 @@ const uint8_t *dp_windows_find(struct dp_windows *windows, int fd, uint64_t offs
 const uint8_t *dp_windows_map(struct dp_windows *windows, int fd, uint64_t offset)
 {
     struct dp_window *victim = NULL;
-    for (unsigned i = 0; i < DP_WINDOWS; i++) { /* an empty slot, else the least recently used one already sent */
+    for (unsigned i = 0; i < DP_WINDOWS; i++) { /* an empty slot, else the least recently used one, sent and idle */
         struct dp_window *w = &windows->slots[i];
         if (!w->map) {
             victim = w;
             break;
         }
-        if (all_sent(windows, w) && (!victim || w->last_use < victim->last_use))
+        if (all_sent(windows, w) && windows->clock - w->last_read >= DP_WINDOW_IDLE_READS && (!victim || w->last_use < victim->last_use))
             victim = w;
     }
     if (!victim)
-        return NULL; /* every window still has answers to send: this read is copied */
+        return NULL; /* every window is in use: this read is copied */
     if (victim->map)
         unmap(victim);
     uint64_t index = offset / DP_WINDOW_BYTES;
     void *map = mmap(NULL, DP_WINDOW_MAP_BYTES, PROT_READ, MAP_SHARED, fd, (off_t)(index * DP_WINDOW_BYTES));
     if (map == MAP_FAILED)
         return NULL;
-    *victim = (struct dp_window){.map = map, .fd = fd, .index = index, .last_use = ++windows->uses};
+    *victim = (struct dp_window){.map = map, .fd = fd, .index = index, .last_use = ++windows->uses, .last_read = windows->clock};
+    windows->made++;
     return victim->map + (offset - index * DP_WINDOW_BYTES);
 }
 
@@ -99,3 +105,5 @@ unsigned dp_windows_mapped(const struct dp_windows *windows)
         mapped += windows->slots[i].map != NULL;
     return mapped;
 }
+
+uint64_t dp_windows_made(const struct dp_windows *windows) { return windows->made; }

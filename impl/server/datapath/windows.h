@@ -8,6 +8,7 @@
 #define DP_WINDOW_MAP_BYTES (DP_WINDOW_BYTES + (128u << 10)) /* and its mapping's length: a read of up to 255 sectors that starts in it ends in it */
 #define DP_SEQUENTIAL_READS 4 /* reads of a route in a row, each starting where the one before ended: the last maps its window */
 #define DP_WINDOWS 8 /* per server process: at most 8 x 2.1 MiB of the images resident through mappings */
+#define DP_WINDOW_IDLE_READS 256 /* reads that passed a window by before it may be taken for another */
 
 struct dp_window {
     const uint8_t *map; /* NULL: the slot is free */
@@ -15,12 +16,15 @@ struct dp_window {
     int retired;        /* the file may close: no new answer uses it */
     uint64_t index;
     uint64_t last_use;  /* the number of the last answer pointed into it */
+    uint64_t last_read; /* the clock when a read last found it */
 };
 
 struct dp_windows {
     struct dp_window slots[DP_WINDOWS];
     uint64_t uses; /* answers pointed into a window so far */
     uint64_t sent; /* of those, how many have been sent (or dropped) */
+    uint64_t made; /* windows mapped so far */
+    uint64_t clock; /* reads that looked for a window */
     int retiring;  /* retired windows wait for their answers to be sent */
 };
 
@@ -36,5 +40,6 @@ void dp_windows_retire(struct dp_windows *windows);
 /* Unmap every window (nothing queued points into them any more). */
 void dp_windows_release(struct dp_windows *windows);
 unsigned dp_windows_mapped(const struct dp_windows *windows);
+uint64_t dp_windows_made(const struct dp_windows *windows);
 
 #endif
