@@ -53,10 +53,10 @@ def test_reads_that_do_not_follow_each_other_map_nothing(link):
 
 
 def test_a_window_never_answers_for_sectors_the_client_wrote(link):
-    link.round([ata(READ_EXT, 200, 1, tag=1), ata(WRITE_EXT, 50, 3, tag=2, data=b"\xa5" * 3 * 512)])  # A's overlay
+    link.round([ata(READ_EXT, 200, 1, tag=1), ata(WRITE_EXT, 100, 3, tag=2, data=b"\xa5" * 3 * 512)])  # A's overlay
     tag = read_in_order(link, 0, SEQUENTIAL_READS)
     assert mapped(link) == 1
-    read_in_order(link, SEQUENTIAL_READS * RUN, 6, tag=tag)  # over A's sectors 50-52: the overlay's data
+    read_in_order(link, SEQUENTIAL_READS * RUN, 6, tag=tag)  # on in the window, over A's sectors 100-102: the overlay's data
     link.round([ata(WRITE_EXT, 10, 2, tag=3, data=b"\x5a" * 2 * 512), ata(READ_EXT, 0, RUN, tag=4), ata(READ_EXT, RUN, RUN, tag=5)])
     link.round([ata(READ_EXT, 0, RUN, src=B, tag=6)])  # B reads the base image, not A's writes
 

@@ -1,8 +1,9 @@
 /* Windows of base images mapped into memory, so a sequential reader's answers are sent from the
  * page cache itself: sendmmsg copies the data once, where pread would copy it into a buffer
  * first (measured: 7.4 -> 6.7 µs of CPU per 8.5 KiB answer). Random reads keep pread: a window
- * is mapped only after DP_SEQUENTIAL_READS reads of a route each started where the last ended, so resident memory
- * grows by at most DP_WINDOWS mappings, however large the images and however many the clients.
+ * is mapped only after DP_SEQUENTIAL_READS reads of a route each started where the last ended,
+ * and resident memory grows by at most DP_WINDOWS mappings, however large the images and however
+ * many the clients.
  * Only the kernel touches a mapping (in sendmmsg): a page that cannot be read, or a file cut
  * short under it, makes that send fail with EFAULT (no SIGBUS), and the link then retires every
  * window, so the request's retransmit is read with pread and answered with its error.
