@@ -9,6 +9,7 @@ C side wrote: Python's reader checks each record's field CRC (and after a reboot
 with zlib. The map's word and leaf boundaries are checked against a set of sectors directly.
 """
 
+import ctypes
 import os
 import struct
 import tempfile
@@ -226,3 +227,50 @@ def test_a_large_overlay_keeps_every_sector_across_reopening_and_compaction(tmp_
     check(overlay)
     overlay.close()
     os.close(base_fd)
+
+
+@given(
+    allocated=st.lists(st.tuples(st.integers(0, SECTORS - 1), st.integers(1, MAX_COUNT)), max_size=4),
+    start=st.integers(0, SECTORS - 1),
+    counts=st.lists(st.integers(1, MAX_COUNT), min_size=1, max_size=16),
+)
+@settings(deadline=None)
+def test_a_run_of_writes_leaves_the_file_each_write_alone_would(allocated, start, counts):
+    """dp_overlay_write_run (one pwritev for a run of writes, each starting where the one before
+    ended) leaves the overlay file byte for byte as the same writes one by one, over sectors some of
+    which were written before: the same data in place, the same records in the same order."""
+    lib = library()
+    counts = [c for i, c in enumerate(counts) if start + sum(counts[: i + 1]) <= SECTORS]
+    if not counts:
+        return
+    pieces = [b"".join(sector_pattern(2 + i, start + sum(counts[:i]) + k) for k in range(c)) for i, c in enumerate(counts)]
+    files = []
+    with tempfile.TemporaryDirectory() as directory:
+        for one_by_one in (True, False):
+            overlay = Overlay(os.path.join(directory, f"{one_by_one}.overlay"), IDENTITY, SECTORS)
+            for lba, count in allocated:
+                count = min(count, SECTORS - lba)
+                overlay.write(lba, b"".join(sector_pattern(1, lba + k) for k in range(count)))
+            if one_by_one:
+                for i, piece in enumerate(pieces):
+                    assert lib.dp_overlay_write(overlay.handle, start + sum(counts[:i]), piece, counts[i]) == 0
+            else:
+                data = (ctypes.c_char_p * len(pieces))(*pieces)
+                sizes = (ctypes.c_uint32 * len(counts))(*counts)
+                assert lib.dp_overlay_write_run(overlay.handle, start, data, sizes, len(counts)) == 0
+            files.append((Path(directory, f"{one_by_one}.overlay").read_bytes(), overlay.journal_end, list(overlay.runs())))
+            overlay.close()
+    assert files[0] == files[1]
+
+
+def test_a_run_past_the_image_or_longer_than_the_limit_is_refused_and_writes_nothing(tmp_path):
+    lib = library()
+    overlay = Overlay(str(tmp_path / "client.overlay"), IDENTITY, SECTORS)
+    before = (tmp_path / "client.overlay").read_bytes()
+    limit = lib.dp_write_run_frames()
+    too_many = (ctypes.c_char_p * (limit + 1))(*([b"x" * SECTOR_BYTES] * (limit + 1)))
+    ones = (ctypes.c_uint32 * (limit + 1))(*([1] * (limit + 1)))
+    assert lib.dp_overlay_write_run(overlay.handle, 0, too_many, ones, limit + 1) == -22  # EINVAL
+    assert lib.dp_overlay_write_run(overlay.handle, SECTORS - 1, too_many, ones, 2) == -22
+    assert (tmp_path / "client.overlay").read_bytes() == before and overlay.sectors_written() == 0
+    overlay.close()

@@ -103,6 +103,8 @@ SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_overlay_run": (ctypes.c_uint64, [P, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int]),
     "dp_overlay_covers_any": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_uint64]),
     "dp_overlay_write": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint32]),
+    "dp_overlay_write_run": (ctypes.c_int, [P, ctypes.c_uint64, ctypes.POINTER(ctypes.c_char_p), U32P, ctypes.c_uint32]),
+    "dp_write_run_frames": (ctypes.c_uint, []),
     "dp_overlay_read": (ctypes.c_int, [P, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint32, P]),
     "dp_commit_begin": (ctypes.c_int, [P, ctypes.c_int, ctypes.c_int]),
     "dp_commit_step": (ctypes.c_int64, [P]),

@@ -68,6 +68,12 @@ int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64
 /* Write the data in place, then append allocation records for its sectors not allocated before; when
  * it returns 0 the write is in the OS. Else -errno, and no sector newly allocated by it. */
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count);
+#define DP_WRITE_RUN_FRAMES 16 /* writes done with one pwritev at most */
+/* The same for n writes (at most DP_WRITE_RUN_FRAMES), each starting where the one before ended: their
+ * data with one pwritev, then the records each write alone would append, in order. */
+int dp_overlay_write_run(struct dp_overlay *overlay, uint64_t lba, const uint8_t *const *data, const uint32_t *counts, uint32_t n);
+/* DP_WRITE_RUN_FRAMES, for the tests. */
+unsigned dp_write_run_frames(void);
 /* Fill `out` with count sectors from lba: the overlay's where written, else the base image's. 0 or -errno. */
 int dp_overlay_read(const struct dp_overlay *overlay, int base_fd, uint64_t lba, uint32_t count, uint8_t *out);
 /* Start copying base image + overlay, as they are now, into destination_fd (sized already). 0, -EBUSY, -ENOMEM. */

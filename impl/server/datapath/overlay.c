@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "datapath.h"
@@ -100,56 +101,92 @@ static void encode_record(uint8_t *record, uint32_t seed, uint64_t lba, uint32_t
     memcpy(record + DP_RECORD_FIELDS_BYTES, &fields_crc, 4);
 }
 
+/* Allocation records waiting to be appended with one pwrite, and the sectors they allocate. */
+struct journal_batch {
+    uint8_t records[JOURNAL_BATCH * DP_RECORD_BYTES];
+    uint64_t firsts[JOURNAL_BATCH];
+    uint32_t counts[JOURNAL_BATCH];
+    unsigned n;
+};
+
 /* Append the batch's records, then count their sectors as allocated: a record in the file is in the map too. */
-static int append_records(struct dp_overlay *overlay, const uint8_t *records, const uint64_t *firsts,
-                          const uint32_t *counts, unsigned n)
+static int append_records(struct dp_overlay *overlay, struct journal_batch *batch)
 {
-    int rc = write_exactly(overlay->fd, records, (size_t)n * DP_RECORD_BYTES, overlay->journal_end);
+    if (batch->n == 0)
+        return 0;
+    int rc = write_exactly(overlay->fd, batch->records, (size_t)batch->n * DP_RECORD_BYTES, overlay->journal_end);
     if (rc)
         return rc; /* the next append overwrites what part of it landed */
-    overlay->journal_end += (uint64_t)n * DP_RECORD_BYTES;
-    for (unsigned i = 0; i < n; i++)
-        dp_allocation_set(&overlay->map, firsts[i], counts[i]);
+    overlay->journal_end += (uint64_t)batch->n * DP_RECORD_BYTES;
+    for (unsigned i = 0; i < batch->n; i++)
+        dp_allocation_set(&overlay->map, batch->firsts[i], batch->counts[i]);
+    batch->n = 0;
     return 0;
 }
 
 /* One record per run of sectors of this write that were not allocated before it. */
-static int allocate_new_sectors(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count)
+static int allocate_new_sectors(struct dp_overlay *overlay, struct journal_batch *batch, uint64_t lba, const uint8_t *data,
+                                uint32_t count)
 {
-    uint8_t records[JOURNAL_BATCH * DP_RECORD_BYTES];
-    uint64_t firsts[JOURNAL_BATCH];
-    uint32_t counts[JOURNAL_BATCH];
-    unsigned n = 0;
     uint32_t i = 0;
     while (i < count) {
         i += (uint32_t)dp_allocation_run(&overlay->map, lba + i, count - i, 1);
         if (i == count)
             break;
         uint32_t fresh = (uint32_t)dp_allocation_run(&overlay->map, lba + i, count - i, 0);
-        encode_record(records + n * DP_RECORD_BYTES, overlay->record_seed, lba + i, fresh, data + (size_t)i * DP_SECTOR_BYTES);
-        firsts[n] = lba + i;
-        counts[n++] = fresh;
+        encode_record(batch->records + batch->n * DP_RECORD_BYTES, overlay->record_seed, lba + i, fresh,
+                      data + (size_t)i * DP_SECTOR_BYTES);
+        batch->firsts[batch->n] = lba + i;
+        batch->counts[batch->n++] = fresh;
         i += fresh;
-        if (n == JOURNAL_BATCH) {
-            int rc = append_records(overlay, records, firsts, counts, n);
+        if (batch->n == JOURNAL_BATCH) {
+            int rc = append_records(overlay, batch);
             if (rc)
                 return rc;
-            n = 0;
         }
     }
-    return n ? append_records(overlay, records, firsts, counts, n) : 0;
+    return 0;
 }
+
+int dp_overlay_write_run(struct dp_overlay *overlay, uint64_t lba, const uint8_t *const *data, const uint32_t *counts, uint32_t n)
+{
+    struct iovec pieces[DP_WRITE_RUN_FRAMES];
+    uint64_t total = 0;
+    if (n == 0 || n > DP_WRITE_RUN_FRAMES)
+        return -EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        if (counts[i] == 0)
+            return -EINVAL;
+        pieces[i] = (struct iovec){(void *)data[i], (size_t)counts[i] * DP_SECTOR_BYTES};
+        total += counts[i];
+    }
+    if (lba + total > overlay->map.sectors || lba + total < lba)
+        return -EINVAL;
+    int rc = dp_allocation_reserve(&overlay->map, lba, total); /* room first: a record in the file is in the map */
+    if (rc)
+        return rc;
+    dp_commit_before_write(overlay, lba, total);
+    ssize_t written = pwritev(overlay->fd, pieces, (int)n, (off_t)(DP_OVERLAY_DATA_OFFSET + lba * DP_SECTOR_BYTES));
+    if (written < 0)
+        return -errno;
+    if ((uint64_t)written != total * DP_SECTOR_BYTES)
+        return -EIO; /* a full disk; what did land is not allocated */
+    struct journal_batch batch;
+    batch.n = 0;
+    for (uint32_t i = 0; i < n; i++) { /* the records a write of each piece alone would append, in order */
+        rc = allocate_new_sectors(overlay, &batch, lba, data[i], counts[i]);
+        if (rc)
+            return rc;
+        lba += counts[i];
+    }
+    return append_records(overlay, &batch);
+}
+
+unsigned dp_write_run_frames(void) { return DP_WRITE_RUN_FRAMES; }
 
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count)
 {
-    if (count == 0 || lba + count > overlay->map.sectors || lba + count < lba)
-        return -EINVAL;
-    int rc = dp_allocation_reserve(&overlay->map, lba, count); /* room first: a record in the file is in the map */
-    if (rc)
-        return rc;
-    dp_commit_before_write(overlay, lba, count);
-    rc = write_exactly(overlay->fd, data, (size_t)count * DP_SECTOR_BYTES, DP_OVERLAY_DATA_OFFSET + lba * DP_SECTOR_BYTES);
-    return rc ? rc : allocate_new_sectors(overlay, lba, data, count);
+    return dp_overlay_write_run(overlay, lba, &data, &count, 1);
 }
 
 int dp_read_exactly(int fd, uint8_t *out, size_t length, uint64_t offset)
