@@ -9,6 +9,7 @@ round sends at most four and reads every answer before the next.
 """
 
 import ctypes
+import resource
 import select
 import socket
 
@@ -17,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from impl.server.datapath import SERVE_IDLE, SERVE_REFRESH, library
-from impl.server.initiator import ata_body, request_frame
+from impl.server.initiator import ata_body, parse_response, request_frame
 from impl.server.transport import MAX_FRAME_BYTES
-from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES, SECTOR_BYTES, AoeCommand
+from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES, SECTOR_BYTES, AoeCommand, AtaErrorBit, AtaStatus
 from tests.server.conftest import IMAGE_SECTORS, SERVER_MAC, make_target
 from tests.server.test_datapath_answers import READ_EXT, READS, WRITE_EXT, WRITES, A, B
 
@@ -123,6 +124,31 @@ def test_a_moved_sequence_number_asks_python_to_refresh(link):
     assert link.lib.dp_link_serve(link.target.datapath, link.link, IDLE_NS) == SERVE_REFRESH
     link.lib.dp_link_watch(link.link, ctypes.addressof(sequence), 1)
     assert link.lib.dp_link_serve(link.target.datapath, link.link, IDLE_NS) == SERVE_IDLE
+
+
+def test_a_run_the_filesystem_refuses_is_written_again_a_write_at_a_time(link):
+    """Writes waiting in one batch that continue each other go to the overlay with one pwritev
+    (answer.c, write_run). When the run fails (here its allocation record meets the file size limit,
+    a full disk) none of them is answered as done: each is written alone, as every write is, and the
+    one that still fails gets the checked path's error while the one that fits succeeds."""
+    link.round([ata(READ_EXT, 0, 1, tag=1), ata(WRITE_EXT, 0, 8, tag=2)])  # A's overlay: sectors 0-7 are A's
+    link.round([ata(READ_EXT, 0, 1, tag=3)])  # the route again, now with the overlay
+    runs = link.lib.dp_server_write_runs(link.target.datapath)
+    link.round([ata(WRITE_EXT, 0, 4, tag=4), ata(WRITE_EXT, 4, 4, tag=5)])
+    assert link.lib.dp_server_write_runs(link.target.datapath) == runs + 1, "a batch of two writes, the second where the first ended"
+    served, checked = (t.disks.disks[(A, "base", False)].overlay for t in (link.target, link.checked))
+    assert served.journal_end == checked.journal_end
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (served.journal_end, hard))  # the data region fits, the journal cannot grow
+    try:
+        answers = link.round([ata(WRITE_EXT, 6, 2, tag=6), ata(WRITE_EXT, 8, 2, tag=7)])  # A's sectors, then new ones
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert link.lib.dp_server_write_runs(link.target.datapath) == runs + 1
+    statuses = [parse_response(a) for a in answers]
+    assert statuses[0].fields[3] == AtaStatus.DRDY, "the overwrite needs no record: done alone"
+    assert statuses[1].fields[3] & AtaStatus.ERR and statuses[1].fields[1] == AtaErrorBit.ABRT
+    link.round([ata(READ_EXT, 0, 12, tag=8)])  # 6-7 hold the write, 8-9 still the base image's
 
 
 NEXT = None  # an LBA drawn as NEXT: where the client's last transfer ended, so runs of sequential reads map windows (windows.c)

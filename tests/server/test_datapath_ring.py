@@ -80,7 +80,8 @@ def serve_until_idle(lib, link, target, shared) -> dict:
     while True:
         index = lib.dp_link_serve(target.datapath, link, IDLE_NS)
         if index == SERVE_IDLE:
-            return {"handed": handed, "refreshes": refreshes, "windows": lib.dp_server_mapped_windows(target.datapath)}
+            return {"handed": handed, "refreshes": refreshes, "windows": lib.dp_server_mapped_windows(target.datapath),
+                    "write_runs": lib.dp_server_write_runs(target.datapath)}
         if index == SERVE_REFRESH:
             shared.refresh(target.targets)  # as Server.refresh_from_worker_0, before the frame waiting in the ring
             lib.dp_link_watch(link, shared.sequence_address, shared.seen)
@@ -294,6 +295,35 @@ def test_a_sequential_reader_is_answered_from_a_mapped_window_as_the_checked_pat
     jumbo.round([jumbo.ata(READ_EXT, 0, 1), jumbo.ata(WRITE_EXT, 100, 2)])  # the route, and A's overlay: sectors 100-101 are A's
     report = jumbo.round([jumbo.ata(READ_EXT, lba, most) for lba in range(0, IMAGE_SECTORS - most, most)])
     assert report["windows"] == 1 and report["handed"] == [], "every read answered by C, the base image's from a window (datapath/windows.c)"
+    jumbo.assert_same_disks(A)
+
+
+def test_writes_waiting_in_the_ring_that_continue_each_other_are_written_as_runs(jumbo):
+    """A run: writes of one client waiting one after another, each starting where the one before ended
+    (datapath/answer.c, write_run). Anything else between them (a read, another client, a write to where
+    the last one started) ends the run; the answers and the disks are the checked path's all the same."""
+    most = sectors_per_frame(JUMBO_MTU)
+    jumbo.round([jumbo.ata(READ_EXT, 0, 1), jumbo.ata(WRITE_EXT, 0, 1), jumbo.ata(READ_EXT, 0, 1, src=B), jumbo.ata(WRITE_EXT, 0, 1, src=B)])
+    before = jumbo.round([jumbo.ata(READ_EXT, 0, 1), jumbo.ata(READ_EXT, 0, 1, src=B)])  # the routes again, now with the overlays
+    writes = lambda first, n, src=A: [jumbo.ata(WRITE_EXT, lba, most, src=src) for lba in range(first, first + n * most, most)]
+    frames = [
+        *writes(0, 6),  # a run of six, over sector 0 (A's already) and fresh ones
+        jumbo.ata(READ_EXT, 0, most),
+        *writes(6 * most, 3),  # a run of three: the read ended the first
+        jumbo.ata(WRITE_EXT, 10, 2, src=B),
+        jumbo.ata(WRITE_EXT, 9 * most, most),  # alone: a write to where it started comes next
+        *writes(9 * most, 6),  # the same again (a retransmit) and five after it: a run of six
+    ]
+    report = jumbo.round(frames)
+    assert report["handed"] == [] and report["write_runs"] - before["write_runs"] == 3
+    jumbo.assert_same_disks(A, B)
+
+
+def test_a_run_is_at_most_the_data_paths_limit_of_writes(jumbo):
+    jumbo.round([jumbo.ata(READ_EXT, 0, 1), jumbo.ata(WRITE_EXT, 0, 1)])
+    before = jumbo.round([jumbo.ata(READ_EXT, 0, 1)])
+    report = jumbo.round([jumbo.ata(WRITE_EXT, lba, 1) for lba in range(100, 120)])  # twenty one-sector writes
+    assert report["handed"] == [] and report["write_runs"] - before["write_runs"] == 2, "sixteen (DP_WRITE_RUN_FRAMES), then four"
     jumbo.assert_same_disks(A)
 
 

@@ -119,6 +119,7 @@ SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_window_bytes": (ctypes.c_uint64, []),
     "dp_window_idle_reads": (ctypes.c_uint, []),
     "dp_server_windows_made": (ctypes.c_uint64, [P]),
+    "dp_server_write_runs": (ctypes.c_uint64, [P]),
     "dp_answer": (ctypes.c_size_t, [P, ctypes.c_char_p, ctypes.c_size_t, P, ctypes.c_size_t]),
     "dp_link_new": (P, [ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]),
     "dp_link_free": (None, [P]),

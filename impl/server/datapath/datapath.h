@@ -110,12 +110,21 @@ uint64_t dp_route_count(const struct dp_server *server);
 size_t dp_answer(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity);
 /* The same, with the time (seconds since the epoch) the client's last activity is set to. */
 size_t dp_answer_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now);
-/* The same for the batch loop: a read whose sectors all lie in a mapped window of the base image
- * (windows.c) is built without its data, and *data says where the data is (else NULL); the answer
- * must be sent before dp_server_answers_sent. */
-size_t dp_answer_mapped_at(struct dp_server *server, const uint8_t *frame, size_t length, uint8_t *out, size_t capacity, double now,
-                           const uint8_t **data);
-/* Every answer dp_answer_mapped_at pointed into a window has been sent: their windows may be unmapped. */
+/* The frames waiting after the one being answered: the k-th after it (k >= 1), or NULL. */
+typedef const uint8_t *(*dp_peek_fn)(void *context, uint32_t k, uint32_t *length);
+/* The batch loop's answer to `frame`, and when it is a write that frames waiting after it continue
+ * (the same route, each starting where the one before ended), theirs too: their data goes to the
+ * overlay with one pwritev, their records as each write alone would append them. At most `limit`
+ * frames; answer i is built at out + i * stride, its length in lengths[i]. A read whose sectors all
+ * lie in a mapped window of the base image (windows.c) is built without its data, and data[i] says
+ * where the data is (else NULL); the answer must be sent before dp_server_answers_sent.
+ * Returns how many frames were answered; 0: `frame` goes to Python. */
+uint32_t dp_answer_frames(struct dp_server *server, const uint8_t *frame, size_t length, dp_peek_fn peek, void *context,
+                          uint32_t limit, uint8_t *out, size_t stride, size_t capacity, double now, uint32_t *lengths,
+                          const uint8_t **data);
+/* How many runs of two or more writes dp_answer_frames wrote with one pwritev. */
+uint64_t dp_server_write_runs(const struct dp_server *server);
+/* Every answer dp_answer_frames pointed into a window has been sent: their windows may be unmapped. */
 void dp_server_answers_sent(struct dp_server *server);
 /* Sending an answer from a window failed (EFAULT: the file could not be read): map nothing used so far again. */
 void dp_server_mapping_failed(struct dp_server *server);

@@ -3,8 +3,10 @@
  * memory-mapped ring (PACKET_RX_RING, TPACKET_V2; Linux's Documentation/networking/
  * packet_mmap.rst): the kernel copies each frame into the ring as it arrives, and the loop reads
  * it there without a system call; other sockets (and kernels without rings) use recvmmsg.
- * An answer leaves only after its request's work returned (a write's pwritev). A frame the data path cannot answer
- * stops the batch and goes to Python, which queues its answers and lets the batch go on.
+ * An answer leaves only after its request's work returned (a write's pwritev). Writes waiting one
+ * after another that continue each other are done together (answer.c, write runs). A frame the
+ * data path cannot answer stops the batch and goes to Python, which queues its answers and lets
+ * the batch go on.
  * Answers leave every SEND_EVERY (fewer when long), not only at the batch's end: the initiator
  * starts on the first ones while the rest are read, instead of sleeping until the whole batch is done.
  * While frames keep coming the loop polls instead of sleeping: a wake-up across CPUs costs
@@ -229,6 +231,45 @@ static int idle_for(uint64_t *idle_since, uint64_t idle_ns)
     return 0;
 }
 
+/* Worker 0 published new target state (a reservation, a mask list): Python reloads it before the next frame. */
+static int state_moved(const struct dp_link *link) { return link->sequence && *link->sequence != link->seen; }
+
+/* The k-th frame waiting after the current one, for a run of writes (answer.c); none once the state moved. */
+static const uint8_t *peek_ring(void *context, uint32_t k, uint32_t *length)
+{
+    const struct dp_link *link = context;
+    const struct tpacket2_hdr *h = ring_slot(link, (link->ring_next + k) % link->ring_frames);
+    if (state_moved(link) || !(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+        return NULL;
+    *length = h->tp_snaplen;
+    return (const uint8_t *)h + h->tp_mac;
+}
+
+/* The same for a batch taken with recvmmsg. */
+static const uint8_t *peek_batch(void *context, uint32_t k, uint32_t *length)
+{
+    const struct dp_link *link = context;
+    uint32_t i = link->next + k;
+    if (state_moved(link) || i >= link->received)
+        return NULL;
+    *length = link->in[i].msg_len;
+    return link->in_buffers + (size_t)i * link->frame_bytes;
+}
+
+/* Answer the current frame, with the writes after it that continue it, into the queue: how many (0: Python's). */
+static uint32_t answer_frames(struct dp_server *server, struct dp_link *link, const uint8_t *frame, uint32_t length, dp_peek_fn peek,
+                              double now)
+{
+    uint8_t *out = answer_slot(link);
+    uint32_t lengths[DP_WRITE_RUN_FRAMES];
+    const uint8_t *data[DP_WRITE_RUN_FRAMES];
+    uint32_t n = dp_answer_frames(server, frame, length, peek, link, link->batch - link->queued, out, link->frame_bytes,
+                                  link->frame_bytes, now, lengths, data);
+    for (uint32_t i = 0; i < n; i++)
+        commit_answer(link, lengths[i], data[i]);
+    return n;
+}
+
 static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
 {
     uint64_t idle_since = 0;
@@ -236,7 +277,7 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
     double now = dp_wall_clock();
     for (;;) {
         if (ring_has_frame(link)) {
-            if (link->sequence && *link->sequence != link->seen) {
+            if (state_moved(link)) {
                 send_queued(link); /* what was answered before the change leaves first */
                 return DP_SERVE_REFRESH;
             }
@@ -246,20 +287,18 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
             }
             idle_since = 0;
             struct tpacket2_hdr *h = ring_slot(link, link->ring_next);
-            uint8_t *out = answer_slot(link);
-            const uint8_t *data;
-            size_t length = dp_answer_mapped_at(server, (uint8_t *)h + h->tp_mac, h->tp_snaplen, out, link->frame_bytes, now, &data);
-            if (!length)
+            uint32_t n = answer_frames(server, link, (uint8_t *)h + h->tp_mac, h->tp_snaplen, peek_ring, now);
+            if (!n)
                 return (int)link->ring_next;
-            commit_answer(link, (uint32_t)length, data);
-            ring_release(link);
+            while (n--)
+                ring_release(link);
             if (send_due(link))
                 send_queued(link);
             continue;
         }
         if (link->queued)
             send_queued(link);
-        if (link->sequence && *link->sequence != link->seen)
+        if (state_moved(link))
             return DP_SERVE_REFRESH;
         if (idle_for(&idle_since, idle_ns))
             return DP_SERVE_IDLE;
@@ -280,19 +319,16 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
         while (link->next < link->received) {
             uint32_t i = link->next;
             const uint8_t *frame = link->in_buffers + (size_t)i * link->frame_bytes;
-            uint8_t *out = answer_slot(link);
-            const uint8_t *data;
-            size_t length = dp_answer_mapped_at(server, frame, link->in[i].msg_len, out, link->frame_bytes, now, &data);
-            if (!length)
+            uint32_t n = answer_frames(server, link, frame, link->in[i].msg_len, peek_batch, now);
+            if (!n)
                 return (int)i;
-            commit_answer(link, (uint32_t)length, data);
-            link->next++;
+            link->next += n;
             if (send_due(link))
                 send_queued(link);
         }
         if (link->queued)
             send_queued(link);
-        if (link->sequence && *link->sequence != link->seen)
+        if (state_moved(link))
             return DP_SERVE_REFRESH;
         int n = recvmmsg(link->fd, link->in, link->batch, MSG_DONTWAIT, NULL);
         if (n > 0) {
