@@ -238,8 +238,10 @@ static int state_moved(const struct dp_link *link) { return link->sequence && *l
 static const uint8_t *peek_ring(void *context, uint32_t k, uint32_t *length)
 {
     const struct dp_link *link = context;
+    if (k >= link->ring_frames || state_moved(link)) /* past the ring's end lies the current frame again */
+        return NULL;
     const struct tpacket2_hdr *h = ring_slot(link, (link->ring_next + k) % link->ring_frames);
-    if (state_moved(link) || !(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+    if (!(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
         return NULL;
     *length = h->tp_snaplen;
     return (const uint8_t *)h + h->tp_mac;
