@@ -66,7 +66,8 @@ uint64_t dp_overlay_run(const struct dp_overlay *overlay, uint64_t lba, uint64_t
 /* Whether any sector of lba..lba+count-1 was written. */
 int dp_overlay_covers_any(const struct dp_overlay *overlay, uint64_t lba, uint64_t count);
 /* Write the data in place, then append allocation records for its sectors not allocated before; when
- * it returns 0 the write is in the OS. Else -errno, and no sector newly allocated by it. */
+ * it returns 0 the write is in the OS. Else -errno; records are appended 16 to a pwrite, so those that
+ * landed before the failure stay allocated, each over its data already in place. */
 int dp_overlay_write(struct dp_overlay *overlay, uint64_t lba, const uint8_t *data, uint32_t count);
 #define DP_WRITE_RUN_FRAMES 16 /* writes done with one pwritev at most */
 /* The same for n writes (at most DP_WRITE_RUN_FRAMES), each starting where the one before ended: their
