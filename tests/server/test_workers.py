@@ -94,7 +94,10 @@ class Worker:
         os.close(self.fd)
 
 
-class ShardedServer:
+class WorkersInNamespace:
+    """`storvisor serve --workers 2` in a network namespace, started (and restarted) on one state
+    directory, with raw-Ethernet initiators on the host's end of its veth pair."""
+
     def __init__(self, tmp_path, mtu: int = ETHERNET_MTU):
         self.tmp_path = tmp_path
         self.net = VethNamespace(mtu)
@@ -155,14 +158,14 @@ class ShardedServer:
 
 @pytest.fixture
 def server(tmp_path):
-    s = ShardedServer(tmp_path)
+    s = WorkersInNamespace(tmp_path)
     yield s
     s.close()
 
 
 @pytest.fixture
 def jumbo_server(tmp_path):
-    s = ShardedServer(tmp_path, JUMBO_MTU)
+    s = WorkersInNamespace(tmp_path, JUMBO_MTU)
     yield s
     s.close()
 
