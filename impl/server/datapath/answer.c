@@ -139,12 +139,12 @@ static const uint8_t *mapped_read(struct dp_server *server, struct route *route,
     route->run = lba == route->sequel ? route->run + 1 : 0;
     route->sequel = lba + count;
     uint64_t offset = lba * DP_SECTOR_BYTES;
-    const uint8_t *at = dp_windows_find(&server->windows, r->base_fd, offset);
-    if (!at && route->run < DP_SEQUENTIAL_READS)
+    struct dp_window *window = dp_windows_find(&server->windows, r->base_fd, offset);
+    if (!window && route->run < DP_SEQUENTIAL_READS)
         return NULL;
     if (r->overlay && dp_overlay_run(r->overlay, lba, count, 0) < count)
         return NULL; /* the client wrote some of them: overlay.c reads them */
-    return at ? at : dp_windows_map(&server->windows, r->base_fd, offset);
+    return window ? dp_windows_use(&server->windows, window, offset) : dp_windows_map(&server->windows, r->base_fd, offset);
 }
 
 /* A plain transfer on a registered route, checked as far as it can be without doing it. */

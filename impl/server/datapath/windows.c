@@ -28,19 +28,24 @@ static int all_sent(const struct dp_windows *windows, const struct dp_window *w)
     return w->last_use <= windows->sent;
 }
 
-const uint8_t *dp_windows_find(struct dp_windows *windows, int fd, uint64_t offset)
+struct dp_window *dp_windows_find(struct dp_windows *windows, int fd, uint64_t offset)
 {
     uint64_t index = offset / DP_WINDOW_BYTES;
     windows->clock++;
     for (unsigned i = 0; i < DP_WINDOWS; i++) {
         struct dp_window *w = &windows->slots[i];
         if (w->map && !w->retired && w->fd == fd && w->index == index) {
-            w->last_use = ++windows->uses;
             w->last_read = windows->clock;
-            return w->map + (offset - index * DP_WINDOW_BYTES);
+            return w;
         }
     }
     return NULL;
+}
+
+const uint8_t *dp_windows_use(struct dp_windows *windows, struct dp_window *w, uint64_t offset)
+{
+    w->last_use = ++windows->uses;
+    return w->map + (offset - w->index * DP_WINDOW_BYTES);
 }
 
 const uint8_t *dp_windows_map(struct dp_windows *windows, int fd, uint64_t offset)

@@ -28,8 +28,10 @@ struct dp_windows {
     int retiring;  /* retired windows wait for their answers to be sent */
 };
 
-/* Where the file's byte `offset` is in a window mapped already, or NULL. */
-const uint8_t *dp_windows_find(struct dp_windows *windows, int fd, uint64_t offset);
+/* The window mapped already that holds the file's byte `offset`, or NULL; a read found it (it is not idle). */
+struct dp_window *dp_windows_find(struct dp_windows *windows, int fd, uint64_t offset);
+/* Where that byte is in the window `w` found, for an answer that will point there. */
+const uint8_t *dp_windows_use(struct dp_windows *windows, struct dp_window *w, uint64_t offset);
 /* Map the window of `offset` (in a free slot, or one whose answers were all sent) and return where the
  * byte is; NULL when no slot is free or mmap fails: the read is copied instead. */
 const uint8_t *dp_windows_map(struct dp_windows *windows, int fd, uint64_t offset);
