@@ -151,6 +151,23 @@ def test_a_run_the_filesystem_refuses_is_written_again_a_write_at_a_time(link):
     link.round([ata(READ_EXT, 0, 12, tag=8)])  # 6-7 hold the write, 8-9 still the base image's
 
 
+def test_a_link_serves_another_server_once_the_one_before_is_freed(tmp_path, images):
+    """A link may go on with another server after a serve came back idle, when the server before may
+    have been freed: the link must not touch it (under AddressSanitizer a use is reported)."""
+    served = Link(tmp_path, images)
+    first = served.target
+    try:
+        served.target = make_target(tmp_path / "first", images, mtu=9000)
+        served.round([ata(READ_EXT, lba, 17, tag=lba) for lba in range(0, ROUND * 17, 17)])  # the second and later by C
+        served.target.disks.close()
+        served.target.close()  # dp_server_free
+        served.target = first
+        served.round([ata(READ_EXT, lba, 17, tag=100 + lba) for lba in range(0, ROUND * 17, 17)])
+    finally:
+        served.target = first
+        served.close()
+
+
 NEXT = None  # an LBA drawn as NEXT: where the client's last transfer ended, so runs of sequential reads map windows (windows.c)
 requests = st.tuples(st.sampled_from(READS + WRITES + (0xEC, 0xE7)), st.one_of(st.integers(0, IMAGE_SECTORS), st.just(NEXT)), st.integers(0, 18),
                      st.sampled_from([A, B]))

@@ -156,7 +156,8 @@ int dp_link_use_ring(struct dp_link *link, uint32_t receive_bytes, uint32_t fram
 /* Watch a sequence number another process publishes at `sequence`: serve returns DP_SERVE_REFRESH while it
  * differs from `seen` (call again with the new `seen` after reloading). */
 void dp_link_watch(struct dp_link *link, const volatile uint64_t *sequence, uint64_t seen);
-/* Answer frames until one needs Python (its index, >= 0) or a dp_serve_result. */
+/* Answer frames until one needs Python (its index, >= 0) or a dp_serve_result. A dp_serve_result
+ * leaves nothing queued: the next serve may name another server, and the one before may be freed. */
 int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_ns);
 /* The frame `dp_link_serve` handed to Python. */
 const uint8_t *dp_link_frame(const struct dp_link *link, uint32_t index, uint32_t *length);

@@ -310,7 +310,8 @@ static int serve_ring(struct dp_server *server, struct dp_link *link, uint64_t i
 int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_ns)
 {
     if (link->server != server) {
-        send_queued(link); /* what the last server pointed into leaves while its windows are mapped */
+        if (link->queued) /* the server before is freed only once a serve came back with nothing queued */
+            send_queued(link); /* what it pointed into leaves while its windows are mapped */
         link->server = server;
     }
     if (link->ring)
