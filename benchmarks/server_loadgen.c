@@ -1,6 +1,8 @@
 /* The benchmark's AoE load generator: many clients, each with a window of outstanding ATA requests.
  *
- * One process on one AF_PACKET socket. It sleeps in poll() until answers arrive, takes
+ * One process on one socket: AF_PACKET on an interface, or with --udp a UDP socket connected to
+ * the target, each request one datagram holding the whole Ethernet frame (QEMU's -netdev dgram
+ * and the storage server's UDP transport), the same bytes as on the wire. It sleeps in poll() until answers arrive, takes
  * every waiting frame with one recvmmsg() and sends the requests that replace them with one
  * sendmmsg(), so it needs far less than a core and its ceiling sits well above the targets'.
  * Client c (0-based) uses source MAC 02:00:00:00:HH:LL with HHLL = c + 1 and its own region
@@ -19,14 +21,16 @@
  * its own and counts from zero. At the end it prints one JSON object (the keys of
  * impl/server/loadgen.py plus wrong_data, rejected and cpu_s, the CPU time of the measured part).
  *
- * Usage: server_loadgen --interface IF --server-mac MAC --workload seqread|seqwrite|randread|randwrite
+ * Usage: server_loadgen (--interface IF | --udp HOST:PORT) --server-mac MAC --workload seqread|seqwrite|randread|randwrite
  *        --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S] [--warmup S]
- * Built by benchmarks/server_vs_vblade.py (cc -O2 -Wall -Wextra -Werror). Root: raw sockets. */
+ * Built by benchmarks/server_vs_vblade.py and benchmarks/server_udp.py (cc -O2 -Wall -Wextra -Werror).
+ * Root for --interface (raw sockets); --udp needs none (without root, net.core.rmem_max and wmem_max cap its buffers). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -214,6 +218,31 @@ static int accept_answer(const unsigned char *f, size_t length, long long now)
 	return (int)(tag & 0xFFFF);
 }
 
+/* HOST:PORT (IPv4 dotted quad) into `address`; 0 when it is not one. */
+static int udp_address(const char *text, struct sockaddr_in *address)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	char *end;
+	long port;
+
+	if (!colon || (size_t)(colon - text) >= sizeof host)
+		return 0;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = 0;
+	port = strtol(colon + 1, &end, 10);
+	address->sin_family = AF_INET;
+	address->sin_port = htons((uint16_t)port);
+	return *end == 0 && port > 0 && port < 65536 && inet_pton(AF_INET, host, &address->sin_addr) == 1;
+}
+
+/* A socket buffer of `bytes`: the FORCE option lifts net.core's cap for root; others get the capped size. */
+static void large_buffer(int s, int force, int plain, int bytes)
+{
+	if (setsockopt(s, SOL_SOCKET, force, &bytes, sizeof bytes) < 0)
+		setsockopt(s, SOL_SOCKET, plain, &bytes, sizeof bytes);
+}
+
 static double cpu_seconds(void)
 {
 	struct rusage usage;
@@ -238,7 +267,7 @@ static double median_ms(void)
 
 static void usage(const char *program)
 {
-	fprintf(stderr, "usage: %s --interface IF --server-mac MAC --workload seqread|seqwrite|randread|randwrite"
+	fprintf(stderr, "usage: %s (--interface IF | --udp HOST:PORT) --server-mac MAC --workload seqread|seqwrite|randread|randwrite"
 		" --disk-sectors N [--clients N] [--window N] [--sectors N | --mtu N] [--seconds S] [--warmup S]\n", program);
 	exit(2);
 }
@@ -249,7 +278,8 @@ int main(int argc, char **argv)
 	static struct mmsghdr in[BATCH], out[MAX_SLOTS];
 	static struct iovec in_iov[BATCH], out_iov[MAX_SLOTS];
 	struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETHERTYPE_AOE) };
-	const char *interface = NULL, *workload = NULL;
+	struct sockaddr_in target = { 0 };
+	const char *interface = NULL, *udp = NULL, *workload = NULL;
 	double seconds = 3, warmup = 0, cpu_before = 0;
 	uint64_t disk_sectors = 0;
 	int mtu = 1500, s, i, one = 1, buffer = 32 << 20, have_mac = 0, slot_count, pending;
@@ -261,6 +291,8 @@ int main(int argc, char **argv)
 
 		if (!strcmp(key, "--interface"))
 			interface = value;
+		else if (!strcmp(key, "--udp"))
+			udp = value;
 		else if (!strcmp(key, "--server-mac"))
 			have_mac = sscanf(value, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &server_mac[0], &server_mac[1],
 					  &server_mac[2], &server_mac[3], &server_mac[4], &server_mac[5]) == 6;
@@ -283,7 +315,7 @@ int main(int argc, char **argv)
 		else
 			usage(argv[0]);
 	}
-	if (i != argc || !interface || !have_mac || !workload || !disk_sectors || clients < 1 || window < 1 ||
+	if (i != argc || !interface == !udp || (udp && !udp_address(udp, &target)) || !have_mac || !workload || !disk_sectors || clients < 1 || window < 1 ||
 	    (long)clients * window > MAX_SLOTS)
 		usage(argv[0]);
 	if (!strcmp(workload, "seqread") || !strcmp(workload, "seqwrite"))
@@ -302,15 +334,25 @@ int main(int argc, char **argv)
 	if (request_bytes < MIN_FRAME)
 		request_bytes = MIN_FRAME;  /* IEEE 802.3 §3.2.8; veth does not pad */
 
-	s = socket(AF_PACKET, SOCK_RAW, htons(ETHERTYPE_AOE));
-	address.sll_ifindex = (int)if_nametoindex(interface);
-	if (s < 0 || address.sll_ifindex == 0 || bind(s, (struct sockaddr *)&address, sizeof address) < 0) {
-		perror("server_loadgen");
-		return 1;
+	if (udp) {  /* connected: only the target's datagrams arrive, and each send needs no address */
+		s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (s < 0 || connect(s, (struct sockaddr *)&target, sizeof target) < 0) {
+			perror("server_loadgen");
+			return 1;
+		}
+		large_buffer(s, SO_RCVBUFFORCE, SO_RCVBUF, buffer);
+		large_buffer(s, SO_SNDBUFFORCE, SO_SNDBUF, buffer);
+	} else {
+		s = socket(AF_PACKET, SOCK_RAW, htons(ETHERTYPE_AOE));
+		address.sll_ifindex = (int)if_nametoindex(interface);
+		if (s < 0 || address.sll_ifindex == 0 || bind(s, (struct sockaddr *)&address, sizeof address) < 0) {
+			perror("server_loadgen");
+			return 1;
+		}
+		setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+		setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer);
+		setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &buffer, sizeof buffer);
 	}
-	setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
-	setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer);
-	setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &buffer, sizeof buffer);
 
 	slot_count = clients * window;
 	slots = calloc((size_t)slot_count, sizeof *slots);
@@ -357,8 +399,8 @@ int main(int argc, char **argv)
 			if (sent < 0) {
 				if (errno == EINTR)
 					continue;
-				if (errno == ENOBUFS || errno == EAGAIN)
-					break;  /* lost: the retransmit sends it again */
+				if (errno == ENOBUFS || errno == EAGAIN || errno == ECONNREFUSED)
+					break;  /* lost (UDP: refused while the target's port was closed): the retransmit sends it again */
 				perror("server_loadgen: sendmmsg");
 				return 1;
 			}
