@@ -3,17 +3,22 @@
  * (the benchmark image's sectors begin so), writes with an empty success. It never sleeps: it polls its
  * receive ring (packet_ring.h; recvmmsg() where no ring can be made), yielding the CPU when
  * nothing waits, so no request waits for it to be woken, takes every waiting frame and answers
- * them with one sendmmsg(). Built by
- * benchmarks/server_vs_vblade.py.
- * Usage: server_null_responder IFNAME  (root; raw Ethernet on that interface) */
+ * them with one sendmmsg(). With --udp it listens on a UDP address instead, each datagram one
+ * whole Ethernet frame (the storage server's UDP transport), and answers every request to the
+ * address it came from, as the server's default MAC 02:53:56:00:00:01. Built by
+ * benchmarks/server_vs_vblade.py and benchmarks/server_udp.py.
+ * Usage: server_null_responder IFNAME  (root; raw Ethernet on that interface)
+ *        server_null_responder --udp HOST:PORT  (no root needed) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +27,74 @@
 
 enum { ETHERTYPE_AOE = 0x88A2, ATA_HEADER = 36, RESPONSE = 0x08, DRDY = 0x40, SECTOR = 512, MIN_FRAME = 60,
        BATCH = 64, FRAME_BYTES = 16384 };
+
+static const unsigned char UDP_MAC[6] = { 0x02, 0x53, 0x56, 0x00, 0x00, 0x01 };  /* storvisor serve's default */
+
+/* HOST:PORT (IPv4 dotted quad) into `address`; 0 when it is not one. */
+static int udp_address(const char *text, struct sockaddr_in *address)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	char *end;
+	long port;
+
+	if (!colon || (size_t)(colon - text) >= sizeof host)
+		return 0;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = 0;
+	port = strtol(colon + 1, &end, 10);
+	address->sin_family = AF_INET;
+	address->sin_port = htons((uint16_t)port);
+	return *end == 0 && port > 0 && port < 65536 && inet_pton(AF_INET, host, &address->sin_addr) == 1;
+}
+
+/* A socket buffer of `bytes`: the FORCE option lifts net.core's cap for root; others get the capped size. */
+static void large_buffer(int s, int force, int plain, int bytes)
+{
+	if (setsockopt(s, SOL_SOCKET, force, &bytes, sizeof bytes) < 0)
+		setsockopt(s, SOL_SOCKET, plain, &bytes, sizeof bytes);
+}
+
+/* The AF_PACKET socket on interface `name` and its MAC, or -1. */
+static int open_raw(const char *name, unsigned char *mac)
+{
+	struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETHERTYPE_AOE) };
+	socklen_t length = sizeof address;
+	int s, one = 1, buffer = 32 << 20;
+
+	s = socket(AF_PACKET, SOCK_RAW, htons(ETHERTYPE_AOE));
+	address.sll_ifindex = (int)if_nametoindex(name);
+	if (s < 0 || address.sll_ifindex == 0 || bind(s, (struct sockaddr *)&address, sizeof address) < 0) {
+		perror("null responder");
+		return -1;
+	}
+	setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+	setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer);
+	getsockname(s, (struct sockaddr *)&address, &length);
+	memcpy(mac, address.sll_addr, 6);
+	return s;
+}
+
+/* The UDP socket bound to HOST:PORT and the MAC it answers as, or -1. */
+static int open_udp(const char *text, unsigned char *mac)
+{
+	struct sockaddr_in address = { 0 };
+	int s;
+
+	if (!udp_address(text, &address)) {
+		fprintf(stderr, "null responder: %s is no IPv4 HOST:PORT\n", text);
+		return -1;
+	}
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&address, sizeof address) < 0) {
+		perror("null responder");
+		return -1;
+	}
+	large_buffer(s, SO_RCVBUFFORCE, SO_RCVBUF, 32 << 20);
+	large_buffer(s, SO_SNDBUFFORCE, SO_SNDBUF, 32 << 20);
+	memcpy(mac, UDP_MAC, 6);
+	return s;
+}
 
 /* Turn the request in `frame` into its answer in place; its length, or 0 for no answer. */
 static size_t answer(unsigned char *frame, size_t n, const unsigned char *mac)
@@ -57,32 +130,27 @@ int main(int argc, char **argv)
 	static struct mmsghdr in[BATCH], out[BATCH];
 	static struct iovec in_iov[BATCH], out_iov[BATCH];
 	static struct packet_ring ring;
+	static struct sockaddr_in peers[BATCH];  /* UDP: each request's sender, its answer's destination */
 	unsigned char mac[6];
-	struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETHERTYPE_AOE) };
-	socklen_t length = sizeof address;
-	int s, i, one = 1, buffer = 32 << 20;
+	int s, i, udp = argc == 3 && !strcmp(argv[1], "--udp");
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s IFNAME\n", argv[0]);
+	if (argc != 2 && !udp) {
+		fprintf(stderr, "usage: %s IFNAME | --udp HOST:PORT\n", argv[0]);
 		return 2;
 	}
-	s = socket(AF_PACKET, SOCK_RAW, htons(ETHERTYPE_AOE));
-	address.sll_ifindex = (int)if_nametoindex(argv[1]);
-	if (s < 0 || address.sll_ifindex == 0 || bind(s, (struct sockaddr *)&address, sizeof address) < 0) {
-		perror("null responder");
+	s = udp ? open_udp(argv[2], mac) : open_raw(argv[1], mac);
+	if (s < 0)
 		return 1;
-	}
-	setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
-	setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer);
-	getsockname(s, (struct sockaddr *)&address, &length);
-	memcpy(mac, address.sll_addr, 6);
 	for (i = 0; i < BATCH; i++) {
 		in_iov[i].iov_base = out_iov[i].iov_base = frames[i];
 		in_iov[i].iov_len = FRAME_BYTES;
 		in[i].msg_hdr.msg_iov = &in_iov[i];
 		in[i].msg_hdr.msg_iovlen = 1;
+		if (udp)
+			in[i].msg_hdr.msg_name = &peers[i];
 	}
-	packet_ring_open(&ring, s);
+	if (!udp)
+		packet_ring_open(&ring, s);  /* a UDP socket has no ring: it receives with recvmmsg */
 	for (;;) {
 		int received = 0, answers = 0;
 
@@ -98,6 +166,8 @@ int main(int argc, char **argv)
 				received++;
 			}
 		} else {
+			for (i = 0; udp && i < BATCH; i++)
+				in[i].msg_hdr.msg_namelen = sizeof peers[i];  /* recvmmsg set it to the last sender's length */
 			received = recvmmsg(s, in, BATCH, MSG_DONTWAIT, NULL);
 		}
 		if (received <= 0) {
@@ -114,6 +184,8 @@ int main(int argc, char **argv)
 			out_iov[answers].iov_len = n;
 			out[answers].msg_hdr.msg_iov = &out_iov[answers];
 			out[answers].msg_hdr.msg_iovlen = 1;
+			out[answers].msg_hdr.msg_name = in[i].msg_hdr.msg_name;  /* UDP: back to its sender; raw: none */
+			out[answers].msg_hdr.msg_namelen = in[i].msg_hdr.msg_namelen;
 			answers++;
 		}
 		if (answers > 0)
