@@ -119,6 +119,15 @@ def stamped_image(path: str) -> None:
             f.write(chunk)
 
 
+def stamped_image_file() -> str:
+    """build/server-bench/stamped.img, made on first use (the folder too)."""
+    os.makedirs(BUILD, exist_ok=True)
+    image = os.path.join(BUILD, "stamped.img")
+    if not os.path.exists(image):
+        stamped_image(image)
+    return image
+
+
 def copy_in_pages(source: str, destination: str) -> None:
     """A new file with `source`'s bytes, written 4 KiB at a time and synced. The page cache then holds it
     in single pages, as it holds a fresh overlay; a file the kernel read or wrote in large pieces is
@@ -189,10 +198,7 @@ def main(argv=None) -> int:
     if os.geteuid() != 0 or not shutil.which("vblade") or not shutil.which("cc"):
         print("server_vs_vblade: skipped (needs root, vblade and cc)")
         return 0
-    os.makedirs(BUILD, exist_ok=True)
-    image = os.path.join(BUILD, "stamped.img")
-    if not os.path.exists(image):
-        stamped_image(image)
+    image = stamped_image_file()
     copy_in_pages(image, image.replace(".img", "-vblade.img"))  # vblade's writes go into its file
     programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
