@@ -1,0 +1,170 @@
+"""The storage server's UDP transport against its ceiling: the same C load generator over loopback.
+
+Each row runs two targets in turn on 127.0.0.1, each on a UDP port of its own:
+our server (`storvisor serve --transport udp`, each datagram one whole Ethernet
+frame, as QEMU's `-netdev dgram` sends them) on a fresh state directory, and
+the null responder, which answers the same frames without any I/O (the most the
+load generator and loopback carry: the ceiling). Prints MB/s or requests/s per
+target, the ratio ours/ceiling with its range over the rounds, our median
+latency, our server's CPU time per request (user + system of its process from
+/proc/PID/stat over the measured interval) and the load generator's own CPU
+share of one core. Only answers without an error count, and a read counts only
+when its data begins with the LBA asked for (every sector of the image, and of
+every write, starts with its own LBA); a row where a target answered with
+errors or the wrong data is marked INVALID. Our server only reads the image:
+its writes go to overlays in its state directory, made afresh for every run.
+
+    .venv/bin/python -m benchmarks.server_udp [--seconds 2] [--repeat 3] [--rows 0,3]
+
+Over loopback the kernel delivers a datagram mostly in the sender's context, so
+a target's CPU figure includes handing its answers to the load generator, and
+the generator's includes handing it the requests. Each round starts with a
+warm-up the figures leave out (our server creates a client's overlay, durably,
+on its first write).
+
+Needs cc, not root: without root the sockets' buffers are capped by
+net.core.rmem_max and wmem_max, and a burst that overflows them is lost and
+sent again after 250 ms (the retransmits column). Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+from benchmarks.server_vs_vblade import BUILD, IMAGE_SECTORS, ROOT, SECTORS_4K, build, cpu_seconds, stamped_image_file
+
+SERVER_MAC = "02:53:56:00:00:01"  # our server's default on UDP, and the null responder's
+HOST = "127.0.0.1"
+TARGETS = ("ours", "null")
+
+# (label, mtu, workload, clients, window, sectors per request or None for a full frame, unit)
+ROWS = [
+    ("sequential read, MTU 1500", 1500, "seqread", 1, 16, None, "MB/s"),
+    ("sequential read, MTU 9000", 9000, "seqread", 1, 16, None, "MB/s"),
+    ("sequential write, MTU 9000", 9000, "seqwrite", 1, 16, None, "MB/s"),
+    ("4 KiB random read, 16 outstanding", 9000, "randread", 1, 16, SECTORS_4K, "req/s"),
+    ("4 KiB random write, 16 outstanding", 9000, "randwrite", 1, 16, SECTORS_4K, "req/s"),
+    ("8 clients, 4 KiB random read, 4 each", 9000, "randread", 8, 4, SECTORS_4K, "req/s"),
+    ("64 clients, 4 KiB random read, 2 each", 9000, "randread", 64, 2, SECTORS_4K, "req/s"),
+]
+
+
+def free_port() -> int:
+    """A UDP port on HOST nothing listens on now (every target gets a new one: our server ties a client's
+    MAC to the address it came from for 30 s, so a port must not meet a generator of an earlier run)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_target(target: str, image: str, mtu: int, port: int, null_responder: str) -> subprocess.Popen:
+    """Our server (on a fresh state directory) or the null responder, listening on HOST:port."""
+    log = open(os.path.join(BUILD, f"udp-{target}.log"), "w")
+    if target == "null":
+        process = subprocess.Popen([null_responder, "--udp", f"{HOST}:{port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(0.1)  # it binds at once; it has no readiness signal, and the warm-up sends again what it missed
+        if process.poll() is not None:
+            raise RuntimeError(f"null responder did not start: {open(log.name).read()}")
+        return process
+    state = os.path.join(BUILD, "udp-state")
+    shutil.rmtree(state, ignore_errors=True)
+    process = subprocess.Popen([sys.executable, "-m", "impl.cli", "serve", "--image", image, "--state", state, "--transport", "udp",
+                                "--listen", f"{HOST}:{port}", "--mtu", str(mtu), "--mac", SERVER_MAC],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(os.path.join(state, "control.sock")):  # made once the server listens
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start: {open(log.name).read()}")
+        time.sleep(0.02)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_row(row: tuple, target: str, image: str, programs: dict[str, str], seconds: float, warmup: float) -> dict:
+    """One round of one row against one target: the load generator's JSON, with our figures added."""
+    _label, mtu, workload, clients, window, sectors, _unit = row
+    os.sync()  # no target writes while the page cache still writes back the one before
+    port = free_port()
+    process = start_target(target, image, mtu, port, programs["server_null_responder"])
+    try:
+        argv = [programs["server_loadgen"], "--udp", f"{HOST}:{port}", "--server-mac", SERVER_MAC,
+                "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
+                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds), "--warmup", str(warmup)]
+        if sectors:
+            argv += ["--sectors", str(sectors)]
+        generator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if warmup > 0:
+            generator.stdout.readline()  # "measuring": the warm-up is over
+        cpu_before = cpu_seconds(process.pid)
+        output = generator.stdout.read()
+        if generator.wait() != 0:
+            raise RuntimeError(f"load generator failed: {' '.join(argv)}")
+        target_cpu = cpu_seconds(process.pid) - cpu_before
+        if process.poll() is not None:
+            raise RuntimeError(f"{target} exited during the run (status {process.returncode}); see {BUILD}/udp-{target}.log")
+    finally:
+        stop(process)
+    result = json.loads(output)
+    served = result["ops_per_s"] * result["seconds"]
+    result["cpu_us"] = target_cpu / served * 1e6 if served else float("nan")
+    result["value"] = result["mb_per_s"] if row[-1] == "MB/s" else result["ops_per_s"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="the storage server over UDP against the null responder")
+    parser.add_argument("--seconds", type=float, default=2.0, help="load per row and target")
+    parser.add_argument("--rows", help="comma-separated row numbers (default: all)")
+    parser.add_argument("--warmup", type=float, default=0.5,
+                        help="seconds of load before measuring, so a client's first contact (its overlay being created) is not counted (default 0.5)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per row; the median round is shown (default 3)")
+    args = parser.parse_args(argv)
+    if not shutil.which("cc"):
+        print("server_udp: skipped (needs cc)")
+        return 0
+    image = stamped_image_file()
+    programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
+    numbers = [int(i) for i in args.rows.split(",")] if args.rows else range(len(ROWS))
+    print(f"UDP on {HOST}, one datagram per Ethernet frame; {args.seconds:g} s per row and target after {args.warmup:g} s of warm-up;"
+          f" each row {args.repeat} times (ours, null in turn), medians shown, the ratio's range over the rounds in brackets")
+    print(f"{'row':41} {'ours':>10} {'ceiling':>10} {'ratio':>7} {'(range)':>11}  unit   ours p50 ms  retransmits ours/null"
+          "  CPU µs/request ours  load generator's core % ours/null")
+    for number in numbers:
+        row = ROWS[number]
+        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup) for target in TARGETS} for _ in range(args.repeat)]
+        results = {t: sorted((r[t] for r in rounds), key=lambda result: result["value"])[len(rounds) // 2] for t in TARGETS}  # the median round of each
+        value = {t: r["value"] for t, r in results.items()}
+        ratio = value["ours"] / value["null"] if value["null"] else float("inf")
+        ratios = [r["ours"]["value"] / r["null"]["value"] if r["null"]["value"] else float("inf") for r in rounds]
+        print(f"{number:2} {row[0]:38} {value['ours']:10.1f} {value['null']:10.1f} {ratio:6.2f}x ({min(ratios):.2f}–{max(ratios):.2f})  {row[-1]:5}  "
+              f"{results['ours']['p50_ms'] or 0:10.3f}  {sum(r['ours']['retransmits'] for r in rounds):>16}/{sum(r['null']['retransmits'] for r in rounds):<4}"
+              f"  {results['ours']['cpu_us']:19.1f}"
+              f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
+        for target in TARGETS:
+            errors, wrong, rejected = (sum(r[target][key] for r in rounds) for key in ("errors", "wrong_data", "rejected"))
+            if errors or wrong:
+                print(f"{'':41} INVALID: {target} answered {errors} requests with an error and {wrong} reads with the wrong data")
+            if rejected:
+                print(f"{'':41} {target}: {rejected} answers rejected (late, or wrong tag/MAC/length)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
