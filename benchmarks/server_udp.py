@@ -66,24 +66,28 @@ def free_port() -> int:
 
 def start_target(target: str, image: str, mtu: int, port: int, null_responder: str) -> subprocess.Popen:
     """Our server (on a fresh state directory) or the null responder, listening on HOST:port."""
-    log = open(os.path.join(BUILD, f"udp-{target}.log"), "w")
-    if target == "null":
-        process = subprocess.Popen([null_responder, "--udp", f"{HOST}:{port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        time.sleep(0.1)  # it binds at once; it has no readiness signal, and the warm-up sends again what it missed
-        if process.poll() is not None:
-            raise RuntimeError(f"null responder did not start: {open(log.name).read()}")
-        return process
+    log_path = os.path.join(BUILD, f"udp-{target}.log")
     state = os.path.join(BUILD, "udp-state")
-    shutil.rmtree(state, ignore_errors=True)
-    process = subprocess.Popen([sys.executable, "-m", "impl.cli", "serve", "--image", image, "--state", state, "--transport", "udp",
-                                "--listen", f"{HOST}:{port}", "--mtu", str(mtu), "--mac", SERVER_MAC],
-                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if target == "null":
+        argv = [null_responder, "--udp", f"{HOST}:{port}"]
+    else:
+        shutil.rmtree(state, ignore_errors=True)
+        argv = [sys.executable, "-m", "impl.cli", "serve", "--image", image, "--state", state, "--transport", "udp",
+                "--listen", f"{HOST}:{port}", "--mtu", str(mtu), "--mac", SERVER_MAC]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if target == "ours":
+        ready = lambda: os.path.exists(os.path.join(state, "control.sock"))  # made once the server listens
+    else:
+        time.sleep(0.1)  # it binds at once; it has no readiness signal, and the warm-up sends again what it missed
+        ready = lambda: True
     deadline = time.monotonic() + 20
-    while not os.path.exists(os.path.join(state, "control.sock")):  # made once the server listens
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server did not start: {open(log.name).read()}")
+    while process.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.02)
+    if process.poll() is not None or not ready():
+        stop(process)
+        with open(log_path) as log:
+            raise RuntimeError(f"{target} did not start: {log.read()}")
     return process
 
 
