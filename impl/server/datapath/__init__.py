@@ -14,6 +14,8 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from spec.aoe.constants import MAC_BYTES
+
 SOURCE = Path(__file__).resolve().parent
 BUILD = SOURCE.parents[2] / "build" / "server"
 LIBRARY = BUILD / "libstorvisor-datapath.so"
@@ -24,6 +26,7 @@ RECENT_REQUESTS = 128  # requests per client remembered for counting duplicates
 RECENT_SLOTS = 512  # the set of their keys (two each), at most half full
 ROUTE_KEY_BYTES = 20  # a request's bytes up to its tag: destination, client, ethertype, version/flags, error, shelf, slot, command
 SERVE_IDLE, SERVE_REFRESH, SERVE_ERROR = -1, -2, -3  # enum dp_serve_result
+PEER_NAME_BYTES = 28  # a UDP sender's address as the data path keeps it: struct sockaddr_in6, the longest
 
 
 class DataPathError(Exception):
@@ -52,6 +55,17 @@ class Counters(ctypes.Structure):
         ("recent_next", ctypes.c_uint64),
         ("recent", RecentRequest * RECENT_REQUESTS),
         ("recent_set", RecentSlot * RECENT_SLOTS),
+    ]
+
+
+class Refusals(ctypes.Structure):
+    """struct dp_refusals: how many frames a UDP sender sent with a MAC another address owns, and the last one's."""
+
+    _fields_ = [
+        ("count", ctypes.c_uint64),
+        ("mac", ctypes.c_uint8 * MAC_BYTES),
+        ("owner", ctypes.c_uint8 * PEER_NAME_BYTES),
+        ("sender", ctypes.c_uint8 * PEER_NAME_BYTES),
     ]
 
 
@@ -129,6 +143,12 @@ SIGNATURES = {  # name: (result, arguments), as datapath.h declares them
     "dp_link_frame": (U8P, [P, ctypes.c_uint32, U32P]),
     "dp_link_queue": (ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_uint32]),
     "dp_link_done": (None, [P]),
+    "dp_link_use_peers": (ctypes.c_int, [P, P]),
+    "dp_peers_new": (P, [ctypes.c_double, ctypes.c_uint32]),
+    "dp_peers_free": (None, [P]),
+    "dp_peers_claim": (ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_double]),
+    "dp_peers_count": (ctypes.c_uint32, [P]),
+    "dp_peers_refusals": (ctypes.POINTER(Refusals), [P]),
 }
 
 

@@ -139,7 +139,7 @@ uint64_t dp_window_bytes(void);
 unsigned dp_window_idle_reads(void);
 double dp_wall_clock(void);
 
-/* One AF_PACKET socket served in batches of recvmmsg/sendmmsg. */
+/* One socket served in batches of recvmmsg/sendmmsg: AF_PACKET, or UDP with a dp_peers table. */
 struct dp_link;
 
 enum dp_serve_result {
@@ -165,5 +165,26 @@ const uint8_t *dp_link_frame(const struct dp_link *link, uint32_t index, uint32_
 int dp_link_queue(struct dp_link *link, const uint8_t *answer, uint32_t length);
 /* Python is done with the frame it was handed; the next serve goes on after it. */
 void dp_link_done(struct dp_link *link);
+
+/* UDP: which sender address owns each client MAC (peers.c). */
+struct dp_peers;
+/* What the last refused frame claimed: its MAC, the address that owns it (zeros: the table was full), its sender. */
+struct dp_refusals {
+    uint64_t count;
+    uint8_t mac[DP_MAC_BYTES];
+    uint8_t owner[DP_PEER_NAME_BYTES];
+    uint8_t sender[DP_PEER_NAME_BYTES];
+};
+/* A MAC belongs to its address until that address is silent for takeover_seconds; at most `limit` MACs. */
+struct dp_peers *dp_peers_new(double takeover_seconds, uint32_t limit);
+void dp_peers_free(struct dp_peers *peers);
+/* Whether the sender `name` may use `mac` at `now` (monotonic seconds): 1, and it is heard; 0, refused and counted. */
+int dp_peers_claim(struct dp_peers *peers, const uint8_t *mac, const uint8_t *name, uint32_t name_bytes, double now);
+uint32_t dp_peers_count(const struct dp_peers *peers);
+const struct dp_refusals *dp_peers_refusals(const struct dp_peers *peers);
+/* A UDP socket: receive every frame with its sender's address, serve only frames whose source MAC the
+ * sender owns in `peers` (the others are dropped), and send each answer to its request's sender.
+ * 0, or -ENOMEM. The link must not use a ring. */
+int dp_link_use_peers(struct dp_link *link, struct dp_peers *peers);
 
 #endif

@@ -6,6 +6,7 @@
 #define DP_TAG_OFFSET 0x14
 #define DP_HEADER_BYTES 0x18
 #define DP_ATA_HEADER_BYTES 0x24
+#define DP_MAC_BYTES 0x6
 #define DP_SECTOR_BYTES 0x200
 #define DP_LBA28_MASK 0xfffffff
 #define DP_LBA48_MASK 0xffffffffffff
@@ -23,5 +24,6 @@
 #define DP_RECENT_REQUESTS 0x80
 #define DP_RECENT_SLOTS 0x200
 #define DP_ROUTE_CACHE_ENTRIES 0x10000
+#define DP_PEER_NAME_BYTES 0x1c
 
 #endif

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from impl.server import frames, overlay
-from impl.server.datapath import RECENT_REQUESTS, RECENT_SLOTS, ROUTE_KEY_BYTES
+from impl.server.datapath import PEER_NAME_BYTES, RECENT_REQUESTS, RECENT_SLOTS, ROUTE_KEY_BYTES
 from impl.server.target import ROUTE_CACHE_ENTRIES, TAG_OFFSET
 from impl.vmm.tools.generated_header import write_or_check
 from spec.aoe import constants as c
@@ -20,6 +20,7 @@ VALUES = {
     "TAG_OFFSET": TAG_OFFSET,
     "HEADER_BYTES": frames.HEADER_BYTES,
     "ATA_HEADER_BYTES": frames.ATA_HEADER_BYTES,
+    "MAC_BYTES": c.MAC_BYTES,
     "SECTOR_BYTES": c.SECTOR_BYTES,
     "LBA28_MASK": c.LBA28_MASK,
     "LBA48_MASK": c.LBA48_MASK,
@@ -37,6 +38,7 @@ VALUES = {
     "RECENT_REQUESTS": RECENT_REQUESTS,
     "RECENT_SLOTS": RECENT_SLOTS,
     "ROUTE_CACHE_ENTRIES": ROUTE_CACHE_ENTRIES,
+    "PEER_NAME_BYTES": PEER_NAME_BYTES,
 }
 
 

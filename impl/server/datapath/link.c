@@ -3,6 +3,8 @@
  * memory-mapped ring (PACKET_RX_RING, TPACKET_V2; Linux's Documentation/networking/
  * packet_mmap.rst): the kernel copies each frame into the ring as it arrives, and the loop reads
  * it there without a system call; other sockets (and kernels without rings) use recvmmsg.
+ * A UDP socket's frames come with their senders' addresses: a frame is served only when its
+ * sender owns its source MAC (peers.c), and each answer goes back to its request's sender.
  * An answer leaves only after its request's work returned (a write's pwritev). Writes waiting one
  * after another that continue each other are done together (answer.c, write runs). A frame the
  * data path cannot answer stops the batch and goes to Python, which queues its answers and lets
@@ -46,6 +48,8 @@ struct dp_link {
     uint32_t ring_frames;
     uint32_t ring_next; /* the slot the next frame arrives in */
     struct dp_server *server; /* the one served last: its windows hold the data of mapped answers */
+    struct dp_peers *peers;   /* UDP: who owns each MAC; NULL on AF_PACKET */
+    uint8_t *in_names, *out_names;
 };
 
 struct dp_link *dp_link_new(int fd, uint32_t batch, uint32_t frame_bytes, uint32_t pad_to)
@@ -151,6 +155,8 @@ void dp_link_free(struct dp_link *link)
     free(link->out_iov);
     free(link->in_buffers);
     free(link->out_buffers);
+    free(link->in_names);
+    free(link->out_names);
     free(link);
 }
 
@@ -158,6 +164,44 @@ void dp_link_watch(struct dp_link *link, const volatile uint64_t *sequence, uint
 {
     link->sequence = sequence;
     link->seen = seen;
+}
+
+int dp_link_use_peers(struct dp_link *link, struct dp_peers *peers)
+{
+    link->in_names = calloc(link->batch, DP_PEER_NAME_BYTES);
+    link->out_names = calloc(link->batch, DP_PEER_NAME_BYTES);
+    if (!link->in_names || !link->out_names)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < link->batch; i++) {
+        link->in[i].msg_hdr.msg_name = link->in_names + (size_t)i * DP_PEER_NAME_BYTES;
+        link->out[i].msg_hdr.msg_name = link->out_names + (size_t)i * DP_PEER_NAME_BYTES;
+    }
+    link->peers = peers;
+    return 0;
+}
+
+static const uint8_t *sender(const struct dp_link *link, uint32_t i, uint32_t *bytes)
+{
+    *bytes = link->in[i].msg_hdr.msg_namelen < DP_PEER_NAME_BYTES ? link->in[i].msg_hdr.msg_namelen : DP_PEER_NAME_BYTES;
+    return link->in_names + (size_t)i * DP_PEER_NAME_BYTES;
+}
+
+/* Whether frames i and j of the batch came from the same address. */
+static int same_sender(const struct dp_link *link, uint32_t i, uint32_t j)
+{
+    uint32_t a, b;
+    const uint8_t *x = sender(link, i, &a), *y = sender(link, j, &b);
+    return a == b && memcmp(x, y, a) == 0;
+}
+
+/* UDP: whether frame i's sender owns its source MAC (frames too short to have one are Python's to drop). */
+static int sender_owns_mac(struct dp_link *link, uint32_t i, double clock)
+{
+    uint32_t bytes;
+    const uint8_t *name = sender(link, i, &bytes);
+    if (link->in[i].msg_len < DP_MAC_BYTES * 2)
+        return 1;
+    return dp_peers_claim(link->peers, link->in_buffers + (size_t)i * link->frame_bytes + DP_MAC_BYTES, name, bytes, clock);
 }
 
 /* Send the queued answers with as few sendmmsg calls as the kernel allows; what it refuses is
@@ -198,6 +242,12 @@ static void commit_answer(struct dp_link *link, uint32_t length, const uint8_t *
     if (length < link->pad_to) {
         memset(answer + length, 0, link->pad_to - length);
         length = link->pad_to;
+    }
+    if (link->peers) { /* to the sender of the frame being answered */
+        uint32_t bytes;
+        const uint8_t *name = sender(link, link->next, &bytes);
+        memcpy(link->out_names + (size_t)link->queued * DP_PEER_NAME_BYTES, name, bytes);
+        link->out[link->queued].msg_hdr.msg_namelen = bytes;
     }
     iov[0].iov_len = data ? DP_ATA_HEADER_BYTES : length;
     iov[1] = (struct iovec){(void *)data, data ? length - DP_ATA_HEADER_BYTES : 0};
@@ -252,8 +302,8 @@ static const uint8_t *peek_batch(void *context, uint32_t k, uint32_t *length)
 {
     const struct dp_link *link = context;
     uint32_t i = link->next + k;
-    if (state_moved(link) || i >= link->received)
-        return NULL;
+    if (state_moved(link) || i >= link->received || (link->peers && !same_sender(link, link->next, i)))
+        return NULL; /* UDP: another sender's frame is not the client's, whatever MAC it names */
     *length = link->in[i].msg_len;
     return link->in_buffers + (size_t)i * link->frame_bytes;
 }
@@ -317,10 +367,14 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
     if (link->ring)
         return serve_ring(server, link, idle_ns);
     uint64_t idle_since = 0;
-    double now = dp_wall_clock();
+    double now = dp_wall_clock(), clock = monotonic_ns() / 1e9;
     for (;;) {
         while (link->next < link->received) {
             uint32_t i = link->next;
+            if (link->peers && !sender_owns_mac(link, i, clock)) {
+                link->next++; /* another address's client: dropped, as a frame for another host */
+                continue;
+            }
             const uint8_t *frame = link->in_buffers + (size_t)i * link->frame_bytes;
             uint32_t n = answer_frames(server, link, frame, link->in[i].msg_len, peek_batch, now);
             if (!n)
@@ -333,12 +387,15 @@ int dp_link_serve(struct dp_server *server, struct dp_link *link, uint64_t idle_
             send_queued(link);
         if (state_moved(link))
             return DP_SERVE_REFRESH;
+        for (uint32_t i = 0; link->peers && i < link->batch; i++)
+            link->in[i].msg_hdr.msg_namelen = DP_PEER_NAME_BYTES; /* the kernel wrote the last one's length there */
         int n = recvmmsg(link->fd, link->in, link->batch, MSG_DONTWAIT, NULL);
         if (n > 0) {
             link->received = (uint32_t)n;
             link->next = 0;
             idle_since = 0;
             now = dp_wall_clock(); /* a client's last activity: to the batch, not the frame */
+            clock = monotonic_ns() / 1e9;
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
