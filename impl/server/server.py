@@ -5,9 +5,8 @@ transport, answers each in order, sends the batch's answers together, and
 looks at the control socket when no frame has come for a moment. A batch is
 what had arrived when it was read (at most 64 frames), so one client's
 malformed frame or slow request never holds another's answer back for longer
-than one batch. Plain reads and writes are answered by the C data path
-(`datapath/`); on raw Ethernet it runs the whole loop and hands Python only
-the frames it does not answer itself.
+than one batch. The C data path (`datapath/`) runs the loop and answers plain
+reads and writes itself; it hands Python only the frames it does not answer.
 """
 
 import ctypes
@@ -17,7 +16,6 @@ import resource
 import selectors
 import signal
 import socket
-import time
 from dataclasses import dataclass
 
 from spec.aoe.constants import SECTOR_BYTES
@@ -36,8 +34,6 @@ from .target import AoeTarget
 from .transport import RawTransport, UdpTransport, peer_text
 
 log = logging.getLogger("storvisor.server")
-MAC_TAKEOVER_SECONDS = 30.0  # a client restarted on a new UDP port gets its MAC back after this silence
-MAX_MAC_OWNERS = 65536
 BUSY_POLL_SECONDS = 0.0002  # keep polling this long after the last frame before sleeping in select
 BUSY_POLL_NS = int(BUSY_POLL_SECONDS * 1e9)
 
@@ -108,8 +104,7 @@ class Server:
             raise
         self.transport.open_batches(ATA_HEADER_BYTES + self.target.max_sectors * SECTOR_BYTES)  # the longest answer
         self.running = False
-        self.mac_owners: dict[bytes, tuple[object, float]] = {}
-        self.refused_frames = 0
+        self.logged_refusals = 0
         # several workers: worker 0 publishes what the commands only it receives set, the others take it in
         self.publish_shared = self.refresh_shared = None
         if worker is not None and worker.index == 0:
@@ -160,15 +155,17 @@ class Server:
         (a write's `pwritev` returned, a flush's `fdatasync` returned), never
         before. Polling a little before sleeping again keeps the loop awake
         through a stream of requests, so an initiator's send does not have to
-        wake it (a wake-up across CPUs costs more than answering a request)."""
-        if self.transport.name == "raw":
+        wake it (a wake-up across CPUs costs more than answering a request).
+
+        The data path's loop (`datapath/link.c`) answers plain transfers and hands
+        over every other frame, which is answered here in its place in the batch."""
+        try:
             self.serve_link()
-        else:
-            self.serve_datagrams()
+        finally:
+            if self.transport.name == "udp":
+                self.log_refusals()
 
     def serve_link(self) -> None:
-        """Raw Ethernet: the data path's loop (`datapath/link.c`) answers plain transfers and hands
-        over every other frame, which is answered here in its place in the batch."""
         lib, target, link = self.transport.lib, self.target, self.transport.link
         serve, frame_at, queue, done = lib.dp_link_serve, lib.dp_link_frame, lib.dp_link_queue, lib.dp_link_done
         datapath, process_frame_checked = target.datapath, target.process_frame_checked
@@ -192,63 +189,18 @@ class Server:
                 queue(link, response, len(response))
             done(link)
 
-    def serve_datagrams(self) -> None:
-        """UDP: Python's batches, each frame's sender checked here, plain transfers answered by the data path."""
-        transport = self.transport
-        answer_into, process_frame_checked = self.target.answer_into, self.target.process_frame_checked
-        receive, outgoing, queue, send_queued = transport.receive_batch, transport.outgoing, transport.queue, transport.send_queued
-        addresses, answer_bytes = transport.outgoing_addresses, transport.outgoing_bytes
-        capacity = len(outgoing)
-        idle_since = None
-        while True:
-            batch = receive()
-            if not batch:
-                now = time.perf_counter()
-                if idle_since is None:
-                    idle_since = now
-                elif now - idle_since > BUSY_POLL_SECONDS:
-                    return
-                os.sched_yield()  # an initiator sharing this CPU gets to send its next request
-                continue
-            idle_since = None
-            queued = 0
-            for frame, peer in batch:
-                if not self.peer_owns_mac(frame, peer):
-                    continue
-                length = answer_into(frame, addresses[queued], answer_bytes)
-                if length:
-                    queue(queued, length, peer)
-                    queued += 1
-                    if queued == capacity:
-                        send_queued(queued)
-                        queued = 0
-                    continue
-                for response in process_frame_checked(frame):
-                    outgoing[queued][: len(response)] = response
-                    queue(queued, len(response), peer)
-                    queued += 1
-                    if queued == capacity:
-                        send_queued(queued)
-                        queued = 0
-            if queued:
-                send_queued(queued)
+    @property
+    def refused_frames(self) -> int:
+        """UDP: frames dropped because their MAC belongs to another sender address."""
+        return self.transport.refusals().count if self.transport.name == "udp" else 0
 
-    def peer_owns_mac(self, frame: bytes, peer) -> bool:
-        """UDP: a client MAC belongs to the address that used it, until that address is silent for
-        MAC_TAKEOVER_SECONDS, so no sender can reach another client's overlay by claiming its MAC."""
-        mac = frame[6:12]
-        now = time.monotonic()
-        owner = self.mac_owners.get(mac)
-        if owner is not None and owner[0] != peer and now - owner[1] < MAC_TAKEOVER_SECONDS:
-            self.refused_frames += 1
-            if self.refused_frames & (self.refused_frames - 1) == 0:  # log the 1st, 2nd, 4th, ... only
-                log.warning("event=mac-claimed-by-other-address mac=%s owner=%s sender=%s refused=%d",
-                            format_mac(mac), peer_text(owner[0]), peer_text(peer), self.refused_frames)
-            return False
-        if owner is None and len(self.mac_owners) >= MAX_MAC_OWNERS:
-            self.mac_owners = {m: o for m, o in self.mac_owners.items() if now - o[1] < MAC_TAKEOVER_SECONDS}
-        self.mac_owners[mac] = (peer, now)
-        return True
+    def log_refusals(self) -> None:
+        """Log the 1st, 2nd, 4th, 8th, ... frame refused for naming another address's MAC, with the last one's addresses."""
+        refusals = self.transport.refusals()
+        if refusals.count.bit_length() > self.logged_refusals.bit_length():
+            self.logged_refusals = refusals.count
+            log.warning("event=mac-claimed-by-other-address mac=%s owner=%s sender=%s refused=%d",
+                        format_mac(bytes(refusals.mac)), peer_text(refusals.owner), peer_text(refusals.sender), refusals.count)
 
     def refresh_from_worker_0(self) -> None:
         """Take in the mask lists and reservations worker 0 published; the data path watches for the next change."""

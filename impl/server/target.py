@@ -179,12 +179,6 @@ class AoeTarget:
             return [out.raw[:length]]
         return self.process_frame_checked(frame)
 
-    def answer_into(self, frame: bytes, out_address: int, capacity: int) -> int:
-        """The data path's answer to a plain transfer on an established route, built at `out_address`
-        (room for `capacity` bytes, at least `answer_bytes`): its length, or 0 when
-        `process_frame_checked` must answer. The server's loop passes its send buffers: no copy."""
-        return self.answer(self.datapath, frame, len(frame), out_address, capacity)
-
     def process_frame_checked(self, frame: bytes) -> list[bytes]:
         n = len(frame)
         # AoEr11 §2: a frame too short for the AoE header cannot be answered

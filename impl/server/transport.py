@@ -5,12 +5,17 @@ datagram is one whole Ethernet frame; the answer goes back to the sender's
 address. Raw Ethernet is an AF_PACKET socket bound to one interface and to the
 AoE ethertype (needs root or CAP_NET_RAW).
 
-Both move frames in batches: one recvmmsg takes every waiting frame, each
+Both move frames in batches through the C data path (`datapath/link.c`): one
+recvmmsg (or a receive ring on raw Ethernet) takes every waiting frame, each
 answer is built in a buffer of the batch, and one sendmmsg sends them all, so
 a burst of requests costs one receive and one send system call instead of one
-of each per frame. UDP batches are Python's (`mmsg.FrameBatches`: each frame's
-sender is checked in Python); raw Ethernet batches are the C data path's
-(`datapath/link.c`), which answers plain transfers without Python at all.
+of each per frame, and plain transfers are answered without Python at all.
+
+On UDP a datagram's Ethernet source says nothing about who sent it, so a client
+MAC belongs to the address that used it first until that address has been
+silent for MAC_TAKEOVER_SECONDS (`datapath/peers.c`): a QEMU restarted on a new
+port gets its disk back, and no other sender reaches that client's overlay
+meanwhile. Frames naming a MAC another address owns are dropped.
 """
 
 import errno
@@ -23,7 +28,6 @@ from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
 from spec.aoe.constants import ETHERNET_HEADER_BYTES, ETHERTYPE_AOE
 
 from .datapath import library
-from .mmsg import FrameBatches
 
 log = logging.getLogger("storvisor.server")
 RECEIVE_BUFFER_BYTES = 8 << 20  # room for many clients' outstanding requests (AoEr11 §3.2 buffer count)
@@ -34,11 +38,15 @@ BATCH_FRAMES = 64  # frames taken from the socket per system call
 RING_FRAMES = 512  # raw Ethernet: receive ring slots, room for many clients' outstanding requests
 VLAN_TAG_BYTES = 4
 SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (network order), IPv4 address: a UDP peer as recvmmsg reports it
+MAC_TAKEOVER_SECONDS = 30.0  # UDP: a client restarted on a new port gets its MAC back after this silence
+MAX_MAC_OWNERS = 65536  # UDP: MACs remembered at once; a new one waits while all are heard within the takeover time
 
 
 def peer_text(peer) -> str:
-    """A UDP peer's address, as HOST:PORT, for the log."""
-    _family, port, host = SOCKADDR_IN.unpack(peer)
+    """A UDP peer's address, as HOST:PORT, for the log ("-" for none)."""
+    if not any(peer):
+        return "-"
+    _family, port, host = SOCKADDR_IN.unpack(bytes(peer[: SOCKADDR_IN.size]))
     return f"{socket.inet_ntoa(host)}:{int.from_bytes(port, 'big')}"
 
 
@@ -46,7 +54,27 @@ class TransportError(Exception):
     """The transport cannot be opened; the message says what to change."""
 
 
-class UdpTransport:
+class LinkTransport:
+    """A socket served by the data path's batch loop (`self.link`, `datapath/link.c`)."""
+
+    name = ""
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def open_batches(self, answer_bytes: int) -> None:
+        """The batches exist since the socket was opened; every answer must fit in their buffers."""
+        if answer_bytes > MAX_FRAME_BYTES:
+            raise ValueError(f"an answer of {answer_bytes} bytes does not fit the {self.name} transport's {MAX_FRAME_BYTES}-byte buffers")
+
+    def close(self) -> None:
+        if getattr(self, "link", None):
+            self.lib.dp_link_free(self.link)
+            self.link = None
+        self.sock.close()
+
+
+class UdpTransport(LinkTransport):
     name = "udp"
 
     def __init__(self, host: str, port: int):
@@ -61,27 +89,22 @@ class UdpTransport:
             raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
         self.sock.setblocking(False)
         self.address = "%s:%d" % self.sock.getsockname()
+        self.lib = library()
+        self.peers = self.lib.dp_peers_new(MAC_TAKEOVER_SECONDS, MAX_MAC_OWNERS)
+        self.link = self.lib.dp_link_new(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, 0)  # QEMU's NICs pad short frames
+        if not self.peers or not self.link or self.lib.dp_link_use_peers(self.link, self.peers):
+            self.close()
+            raise MemoryError("no memory for the UDP transport's batches")
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def open_batches(self, answer_bytes: int) -> None:
-        """Buffers for BATCH_FRAMES frames each way; every answer fits in `answer_bytes`."""
-        self.batches = FrameBatches(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, max(answer_bytes, MAX_FRAME_BYTES), names=True)
-        self.receive_batch = self.batches.receive
-        self.outgoing = self.batches.outgoing
-        self.outgoing_addresses = self.batches.outgoing_addresses
-        self.outgoing_bytes = self.batches.send_bytes
-
-    def queue(self, i: int, length: int, peer) -> None:
-        """outgoing[i] holds an answer of `length` bytes for `peer` (the sender address `receive_batch` gave)."""
-        self.batches.set_length(i, length, peer)
-
-    def send_queued(self, n: int) -> None:
-        self.batches.send(n)
+    def refusals(self):
+        """How many frames named a MAC another address owns, and what the last one claimed (`datapath.Refusals`)."""
+        return self.lib.dp_peers_refusals(self.peers).contents
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
+        if getattr(self, "peers", None):
+            self.lib.dp_peers_free(self.peers)
+            self.peers = None
 
 
 def interface_mtu(interface: str) -> int:
@@ -89,7 +112,7 @@ def interface_mtu(interface: str) -> int:
         return int(f.read())
 
 
-class RawTransport:
+class RawTransport(LinkTransport):
     name = "raw"
 
     def __init__(self, interface: str):
@@ -131,17 +154,3 @@ class RawTransport:
         self.ring = not error  # else recvmmsg, as on UDP
         if error:
             log.warning("event=receive-ring-unavailable interface=%s reason=%r: receiving with recvmmsg", self.interface, os.strerror(-error))
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def open_batches(self, answer_bytes: int) -> None:
-        """The batches exist since the socket was opened; every answer must fit in their buffers."""
-        if answer_bytes > MAX_FRAME_BYTES:
-            raise ValueError(f"an answer of {answer_bytes} bytes does not fit the raw transport's {MAX_FRAME_BYTES}-byte buffers")
-
-    def close(self) -> None:
-        if getattr(self, "link", None):
-            self.lib.dp_link_free(self.link)
-            self.link = None
-        self.sock.close()
