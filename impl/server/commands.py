@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     serve_parser.add_argument("--mtu", type=int, help="MTU of the UDP transport's virtual Ethernet (default 1500; jumbo 9000)")
     serve_parser.add_argument("--mac", help="the server's MAC address on the UDP transport")
     serve_parser.add_argument("--buffer-count", type=int, help="requests per client the server advertises it queues (default 16)")
-    serve_parser.add_argument("--workers", type=int, help="raw transport: processes sharing the clients by MAC (default: one per CPU; 1: a single process)")
+    serve_parser.add_argument("--workers", type=int, help="processes sharing the clients by MAC (default: one per CPU on raw Ethernet, one on UDP; 1: a single process)")
     serve_parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail too")
     serve_parser.set_defaults(run=run_serve)
     for name, helptext, extra in (
@@ -116,8 +116,6 @@ def apply_overrides(config: ServerConfig, args) -> None:
         config.workers = args.workers
     if config.transport == "raw" and not config.interface:
         raise ConfigError("the raw transport needs --interface NAME")
-    if config.transport == "udp" and config.workers > 1:
-        raise ConfigError("--workers: several workers need the raw transport (UDP has one)")
 
 
 def run_serve(args) -> int:

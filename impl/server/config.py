@@ -55,7 +55,7 @@ class ServerConfig:
     mtu: int = DEFAULT_MTU
     buffer_count: int = DEFAULT_BUFFER_COUNT
     log_level: str = "info"
-    workers: int = 0  # raw transport: processes sharing the clients; 0: one per CPU (UDP always has one)
+    workers: int = 0  # processes sharing the clients by MAC; 0: one per CPU on raw Ethernet, one on UDP
     targets: list[TargetConfig] = field(default_factory=list)
     path: str = ""  # the configuration file, for messages that point into it
 
@@ -168,8 +168,6 @@ def load(path: str) -> ServerConfig:
     config.buffer_count = server.integer("buffer_count", DEFAULT_BUFFER_COUNT, 2, 65535)
     config.log_level = server.get("log_level", str, "info")
     config.workers = server.integer("workers", 0, 0, MAX_WORKERS)
-    if config.transport == "udp" and config.workers > 1:
-        raise server.fail("workers", "several workers need the raw transport (UDP has one)")
     if config.log_level not in LOG_LEVELS:
         raise server.fail("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     targets = document.get("target", [])

@@ -31,7 +31,7 @@ from .operations import Operations
 from .shared_state import SharedTargetState
 from .statelock import StateLock
 from .target import AoeTarget
-from .transport import RawTransport, UdpTransport, peer_text
+from .transport import LinkTransport, RawTransport, UdpTransport, peer_text
 
 log = logging.getLogger("storvisor.server")
 BUSY_POLL_SECONDS = 0.0002  # keep polling this long after the last frame before sleeping in select
@@ -64,7 +64,7 @@ class WorkerRole:
 
     index: int
     count: int
-    transport: RawTransport
+    transport: LinkTransport
     control: socket.socket
     shared: SharedTargetState
     catalogue: Catalogue
@@ -83,13 +83,11 @@ class Server:
             self.catalogue = open_catalogue(config) if worker is None else worker.catalogue
             if worker is not None:
                 self.transport = worker.transport
-                mac, mtu = self.transport.mac, self.transport.mtu
             elif config.transport == "raw":
                 self.transport = RawTransport(config.interface)
-                mac, mtu = self.transport.mac, self.transport.mtu
             else:
                 self.transport = UdpTransport(*config.listen)
-                mac, mtu = config.mac, config.mtu
+            mac, mtu = (self.transport.mac, self.transport.mtu) if self.transport.name == "raw" else (config.mac, config.mtu)
             self.disks = DiskRegistry(config.state)
             self.target = AoeTarget(config, self.catalogue, self.disks, mac, mtu)
             read_only = {t.image for t in config.targets if t.read_only}
@@ -226,9 +224,10 @@ class Server:
 
 
 def worker_count(config: ServerConfig) -> int:
-    """Raw Ethernet: as configured, else one worker per CPU; UDP: one."""
+    """As configured, else one worker per CPU on raw Ethernet and one on UDP, where a QEMU guest is
+    one client, which one worker serves (`--workers` shares many guests' clients among more)."""
     if config.transport != "raw":
-        return 1
+        return config.workers or 1
     return config.workers or os.cpu_count() or 1
 
 

@@ -74,19 +74,26 @@ class LinkTransport:
         self.sock.close()
 
 
+def bind_udp(sock: socket.socket, host: str, port: int) -> None:
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
+        raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
+
+
 class UdpTransport(LinkTransport):
     name = "udp"
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, reuse_port: bool = False):
+        """With `reuse_port`, one of several sockets on the address (SO_REUSEPORT), one per worker."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-            self.sock.bind((host, port))
-        except OSError as e:
-            self.sock.close()
-            if e.errno == errno.EADDRINUSE:
-                raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
-            raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        if reuse_port:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        bind_udp(self.sock, host, port)
         self.sock.setblocking(False)
         self.address = "%s:%d" % self.sock.getsockname()
         self.lib = library()
@@ -105,6 +112,25 @@ class UdpTransport(LinkTransport):
         if getattr(self, "peers", None):
             self.lib.dp_peers_free(self.peers)
             self.peers = None
+
+
+def udp_group(host: str, port: int, count: int) -> list[UdpTransport]:
+    """`count` sockets on one UDP address, in one SO_REUSEPORT group, in this order (`fanout.py` steers it).
+    The address is first bound alone: a port another server holds is busy even when that server shares
+    it among workers of its own, which a socket with SO_REUSEPORT would silently join."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bind_udp(probe, host, port)
+    port = probe.getsockname()[1]  # port 0: the one the kernel chose, for every worker
+    probe.close()
+    transports: list[UdpTransport] = []
+    try:
+        for _ in range(count):
+            transports.append(UdpTransport(host, port, reuse_port=True))
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        raise
+    return transports
 
 
 def interface_mtu(interface: str) -> int:

@@ -1,9 +1,10 @@
-"""Several worker processes on raw Ethernet: clients sharded by MAC address, each overlay owned by one.
+"""Several worker processes: clients sharded by MAC address, each overlay owned by one.
 
 The parent takes the state directory's lock, opens the catalogue, opens one
-AF_PACKET socket per worker and puts them in one fanout group (`fanout.py`:
-a client's ATA commands always reach worker `owner_of(MAC)`, every other AoE
-command reaches worker 0), makes the shared target state
+socket per worker and puts them in one group: AF_PACKET sockets in a fanout
+group on raw Ethernet, UDP sockets sharing the address with SO_REUSEPORT
+(`fanout.py`: a client's ATA commands always reach worker `owner_of(MAC)`,
+every other AoE command reaches worker 0), makes the shared target state
 (`shared_state.py`), and forks the workers. Each worker is a `Server` of its
 own with its own disks, so a client's overlay is only ever opened by the
 process that serves it.
@@ -28,12 +29,12 @@ import time
 
 from .config import ServerConfig
 from .control import MAX_REQUEST_BYTES, accept, listen, unlink
-from .fanout import join_fanout, owner_of
+from .fanout import join_fanout, owner_of, steer_reuseport
 from .frames import parse_mac
 from .server import Server, WorkerRole, open_catalogue, raise_file_limit
 from .shared_state import SharedTargetState
 from .statelock import StateLock
-from .transport import RawTransport
+from .transport import LinkTransport, RawTransport, udp_group
 
 log = logging.getLogger("storvisor.server")
 CLIENT_OPERATIONS = {"client", "reset", "commit", "compact"}  # about one client: its owner answers
@@ -60,13 +61,31 @@ class WorkerLink:
         return json.loads(answer)
 
 
+def open_group(config: ServerConfig, count: int) -> list[LinkTransport]:
+    """One socket per worker, in worker order, in one group steered by client MAC."""
+    if config.transport == "udp":
+        transports = udp_group(*config.listen, count)
+        steer_reuseport([t.sock for t in transports])
+        return transports
+    transports = []
+    try:
+        for _ in range(count):
+            transports.append(RawTransport(config.interface))
+        join_fanout([t.sock for t in transports], os.getpid())
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        raise
+    return transports
+
+
 class ShardedServer:
     def __init__(self, config: ServerConfig, count: int):
         self.config = config
         self.count = count
         self.lock = StateLock(config.state)
         raise_file_limit()
-        self.transports: list[RawTransport] = []
+        self.transports: list[LinkTransport] = []
         self.links: list[WorkerLink] = []
         self.pids: list[int] = []
         self.members: list[int] = []  # a descriptor of each fanout socket, held until every worker has exited
@@ -75,9 +94,8 @@ class ShardedServer:
         self.failed = False
         try:
             self.catalogue = open_catalogue(config)
-            self.transports = [RawTransport(config.interface) for _ in range(count)]
-            join_fanout([t.sock for t in self.transports], os.getpid())
-            # A socket leaves the fanout group when its last descriptor closes, and the kernel then
+            self.transports = open_group(config, count)
+            # A socket leaves its group when its last descriptor closes, and the kernel then
             # spreads every client over the members left, so a live worker's clients could reach
             # another worker while it still has their overlays open. Every process keeps a
             # descriptor of every member until it exits: a dead worker's frames wait unread.
@@ -98,7 +116,8 @@ class ShardedServer:
         except BaseException:
             self.close()
             raise
-        log.info("event=workers count=%d interface=%s pids=%s", count, config.interface, ",".join(map(str, self.pids)))
+        log.info("event=workers count=%d transport=%s address=%s pids=%s", count, config.transport, self.transports[0].address,
+                 ",".join(map(str, self.pids)))
 
     def run_worker(self, index: int, connection: socket.socket) -> None:
         """In the forked child: serve as worker `index` until stopped; never returns."""

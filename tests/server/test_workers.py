@@ -1,7 +1,9 @@
-"""Several worker processes on raw Ethernet (root): clients sharded by MAC, one owner per overlay.
+"""Several worker processes: clients sharded by MAC, one owner per overlay, on both transports.
 
-A real server with `--workers 2` on a veth pair whose far end sits in a network
-namespace; clients whose MACs the fanout program sends to different workers.
+A real server with `--workers 2`, clients whose MACs the steering program
+(`fanout.py`) sends to different workers: on raw Ethernet (root) on a veth pair
+whose far end sits in a network namespace, and on UDP over loopback (no root),
+each client MAC always from one address of its own.
 """
 
 import os
@@ -9,6 +11,8 @@ import random
 import re
 import select
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -18,7 +22,7 @@ from impl.server.config import DEFAULT_BUFFER_COUNT
 from impl.server.control import SOCKET_NAME, request
 from impl.server.fanout import owner_of
 from impl.server.frames import VERSION_SHIFT
-from impl.server.initiator import Initiator, RawLink, Timeout, ata_body, client_mac, request_frame
+from impl.server.initiator import Initiator, RawLink, Timeout, UdpLink, ata_body, client_mac, request_frame
 from impl.server.workers import STOP_SECONDS
 from spec.aoe.constants import (
     AOE_HEADER_BYTES,
@@ -42,10 +46,13 @@ from spec.aoe.constants import (
 )
 from spec.aoe.target import READ_SECTORS_EXT, WRITE_SECTORS_EXT, Port, TargetConfig, max_sectors
 
-from tests.server.conftest import IMAGE_SECTORS, image_bytes
+from tests.server.conftest import IMAGE_SECTORS, ROOT, SERVER_MAC, free_udp_port, image_bytes, run_cli
 from tests.server.write_stream import STREAM_SECTORS, check_sectors, stream_writes_then_kill
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]
+TRANSPORTS = [
+    pytest.param("raw", marks=[pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]),
+    "udp",
+]
 
 WORKERS = 2
 ZERO_CLIENT, ONE_CLIENT = client_mac(2), client_mac(1)  # served by worker 0 and worker 1
@@ -94,18 +101,24 @@ class Worker:
         os.close(self.fd)
 
 
-class WorkersInNamespace:
-    """`storvisor serve --workers 2` in a network namespace, started (and restarted) on one state
-    directory, with raw-Ethernet initiators on the host's end of its veth pair."""
+class Workers:
+    """`storvisor serve --workers 2`, started (and restarted) on one state directory: on raw Ethernet in a
+    network namespace, with initiators on the host's end of its veth pair; or on UDP on one loopback port,
+    each client MAC sent from one UDP address (the MAC belongs to the address that used it first)."""
 
-    def __init__(self, tmp_path, mtu: int = ETHERNET_MTU):
+    def __init__(self, tmp_path, transport: str, mtu: int = ETHERNET_MTU):
         self.tmp_path = tmp_path
-        self.net = VethNamespace(mtu)
+        self.transport = transport
+        self.mtu = mtu
+        self.net = VethNamespace(mtu) if transport == "raw" else None
+        self.port = free_udp_port()
         self.image = tmp_path / "disk.img"
         self.image.write_bytes(BASE)
         self.state = str(tmp_path / "state")
-        self.mac = self.net.far_mac()
+        self.mac = self.net.far_mac() if self.net else SERVER_MAC
         self.links = []
+        self.udp_links: dict[bytes, UdpLink] = {}
+        self.process = None
         self.watched: list[Worker] = []
         self.starts = 0
         self.start()
@@ -115,7 +128,13 @@ class WorkersInNamespace:
         SIGKILL leaves its socket file behind, which the new one replaces)."""
         self.starts += 1
         self.log = str(self.tmp_path / f"server-{self.starts}.log")
-        self.process = self.net.start_server(str(self.image), self.state, self.log, ["--workers", str(WORKERS)])
+        if self.net:
+            self.process = self.net.start_server(str(self.image), self.state, self.log, ["--workers", str(WORKERS)])
+        else:
+            argv = [sys.executable, "-m", "impl.cli", "serve", "--image", str(self.image), "--state", self.state, "--transport", "udp",
+                    "--listen", f"127.0.0.1:{self.port}", "--mtu", str(self.mtu), "--workers", str(WORKERS)]
+            with open(self.log, "w") as log:
+                self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -128,8 +147,11 @@ class WorkersInNamespace:
             time.sleep(0.02)
 
     def client(self, mac: bytes, **options) -> Initiator:
-        link = RawLink(self.net.host_interface)
-        self.links.append(link)
+        if self.net:
+            link = RawLink(self.net.host_interface)
+            self.links.append(link)
+        else:
+            link = self.udp_links.get(mac) or self.udp_links.setdefault(mac, UdpLink(("127.0.0.1", self.port)))
         return Initiator(link, mac, self.mac, **options)  # the initiator's own patience: a busy machine may be slow to answer
 
     def silent(self, mac: bytes) -> Initiator:
@@ -149,23 +171,31 @@ class WorkersInNamespace:
         return os.path.join(self.state, SOCKET_NAME)
 
     def close(self):
-        for link in self.links:
+        for link in [*self.links, *self.udp_links.values()]:
             link.close()
-        self.net.close()
+        if self.net:
+            self.net.close()
+        elif self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_SECONDS + 5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         for worker in self.watched:
             worker.close()
 
 
-@pytest.fixture
-def server(tmp_path):
-    s = WorkersInNamespace(tmp_path)
+@pytest.fixture(params=TRANSPORTS)
+def server(tmp_path, request):
+    s = Workers(tmp_path, request.param)
     yield s
     s.close()
 
 
-@pytest.fixture
-def jumbo_server(tmp_path):
-    s = WorkersInNamespace(tmp_path, JUMBO_MTU)
+@pytest.fixture(params=TRANSPORTS)
+def jumbo_server(tmp_path, request):
+    s = Workers(tmp_path, request.param, JUMBO_MTU)
     yield s
     s.close()
 
@@ -410,3 +440,17 @@ def test_the_clients_of_a_dead_worker_are_answered_by_no_other_worker(server):
     with pytest.raises(Timeout):
         server.silent(ONE_CLIENT).write(5, sector(b"b"))
     assert server.process.wait(STOP_SECONDS + 5) == 1
+
+
+@pytest.mark.parametrize("workers", [1, WORKERS])
+def test_a_udp_port_held_by_workers_is_busy_for_another_server(tmp_path, workers):
+    """Workers share their port with SO_REUSEPORT, which a second server's sockets could silently join:
+    the address is bound alone first, so the second server stops with the busy-port error instead."""
+    held = Workers(tmp_path, "udp")
+    try:
+        other = run_cli("serve", "--image", str(held.image), "--state", str(tmp_path / "other"), "--listen", f"127.0.0.1:{held.port}",
+                        "--workers", str(workers), timeout=30)
+        assert other.returncode != 0 and "is busy" in other.stderr, other.stderr
+        assert held.client(ZERO_CLIENT).read(0, 1) == BEFORE[0] and held.client(ONE_CLIENT).read(0, 1) == BEFORE[0]
+    finally:
+        held.close()
