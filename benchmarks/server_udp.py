@@ -14,7 +14,10 @@ every write, starts with its own LBA); a row where a target answered with
 errors or the wrong data is marked INVALID. Our server only reads the image:
 its writes go to overlays in its state directory, made afresh for every run.
 
-    .venv/bin/python -m benchmarks.server_udp [--seconds 2] [--repeat 3] [--rows 0,3]
+    .venv/bin/python -m benchmarks.server_udp [--seconds 2] [--repeat 3] [--rows 0,3] [--workers 2]
+
+`--workers N` runs our server with N worker processes sharing the clients by
+MAC on one port (default: one, the UDP default); its CPU figure counts them all.
 
 Over loopback the kernel delivers a datagram mostly in the sender's context, so
 a target's CPU figure includes handing its answers to the load generator, and
@@ -64,7 +67,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_target(target: str, image: str, mtu: int, port: int, null_responder: str) -> subprocess.Popen:
+def start_target(target: str, image: str, mtu: int, port: int, null_responder: str, workers: int) -> subprocess.Popen:
     """Our server (on a fresh state directory) or the null responder, listening on HOST:port."""
     log_path = os.path.join(BUILD, f"udp-{target}.log")
     state = os.path.join(BUILD, "udp-state")
@@ -73,7 +76,7 @@ def start_target(target: str, image: str, mtu: int, port: int, null_responder: s
     else:
         shutil.rmtree(state, ignore_errors=True)
         argv = [sys.executable, "-m", "impl.cli", "serve", "--image", image, "--state", state, "--transport", "udp",
-                "--listen", f"{HOST}:{port}", "--mtu", str(mtu), "--mac", SERVER_MAC]
+                "--listen", f"{HOST}:{port}", "--mtu", str(mtu), "--mac", SERVER_MAC, "--workers", str(workers)]
     with open(log_path, "w") as log:
         process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     if target == "ours":
@@ -101,12 +104,12 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def run_row(row: tuple, target: str, image: str, programs: dict[str, str], seconds: float, warmup: float) -> dict:
+def run_row(row: tuple, target: str, image: str, programs: dict[str, str], seconds: float, warmup: float, workers: int) -> dict:
     """One round of one row against one target: the load generator's JSON, with our figures added."""
     _label, mtu, workload, clients, window, sectors, _unit = row
     os.sync()  # no target writes while the page cache still writes back the one before
     port = free_port()
-    process = start_target(target, image, mtu, port, programs["server_null_responder"])
+    process = start_target(target, image, mtu, port, programs["server_null_responder"], workers)
     try:
         argv = [programs["server_loadgen"], "--udp", f"{HOST}:{port}", "--server-mac", SERVER_MAC,
                 "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5,
                         help="seconds of load before measuring, so a client's first contact (its overlay being created) is not counted (default 0.5)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per row; the median round is shown (default 3)")
+    parser.add_argument("--workers", type=int, default=1, help="our server's worker processes (default 1, the UDP default)")
     args = parser.parse_args(argv)
     if not shutil.which("cc"):
         print("server_udp: skipped (needs cc)")
@@ -146,13 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     image = stamped_image_file()
     programs = {name: build(name) for name in ("server_loadgen", "server_null_responder")}
     numbers = [int(i) for i in args.rows.split(",")] if args.rows else range(len(ROWS))
-    print(f"UDP on {HOST}, one datagram per Ethernet frame; {args.seconds:g} s per row and target after {args.warmup:g} s of warm-up;"
+    print(f"UDP on {HOST}, one datagram per Ethernet frame, our server with {args.workers} worker(s); {args.seconds:g} s per row and target after {args.warmup:g} s of warm-up;"
           f" each row {args.repeat} times (ours, null in turn), medians shown, the ratio's range over the rounds in brackets")
     print(f"{'row':41} {'ours':>10} {'ceiling':>10} {'ratio':>7} {'(range)':>11}  unit   ours p50 ms  retransmits ours/null"
           "  CPU µs/request ours  load generator's core % ours/null")
     for number in numbers:
         row = ROWS[number]
-        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup) for target in TARGETS} for _ in range(args.repeat)]
+        rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup, args.workers) for target in TARGETS} for _ in range(args.repeat)]
         results = {t: sorted((r[t] for r in rounds), key=lambda result: result["value"])[len(rounds) // 2] for t in TARGETS}  # the median round of each
         value = {t: r["value"] for t, r in results.items()}
         ratio = value["ours"] / value["null"] if value["null"] else float("inf")
