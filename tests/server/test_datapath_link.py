@@ -29,6 +29,22 @@ IDLE_NS = 2_000_000
 ROUND = 4
 
 
+def serve_until_idle(lib, link, target) -> tuple[int, int]:
+    """Serve until the socket is idle, as Server.serve_link does: the last dp_link_serve result, and
+    how many frames went to Python."""
+    length = ctypes.c_uint32()
+    in_python = 0
+    while True:
+        index = lib.dp_link_serve(target.datapath, link, IDLE_NS)
+        if index < 0:
+            return index, in_python
+        frame = ctypes.string_at(lib.dp_link_frame(link, index, ctypes.byref(length)), length.value)
+        in_python += 1
+        for response in target.process_frame_checked(frame):
+            assert lib.dp_link_queue(link, response, len(response)) == 0
+        lib.dp_link_done(link)
+
+
 class Link:
     """A target served through link.c on one end of a socket pair, and a checked twin to compare with."""
 
@@ -45,17 +61,10 @@ class Link:
         self.in_python = 0
 
     def serve(self) -> int:
-        """Serve until the socket is idle, as Server.serve_link does; the last dp_link_serve result."""
-        length = ctypes.c_uint32()
-        while True:
-            index = self.lib.dp_link_serve(self.target.datapath, self.link, IDLE_NS)
-            if index < 0:
-                return index
-            frame = ctypes.string_at(self.lib.dp_link_frame(self.link, index, ctypes.byref(length)), length.value)
-            self.in_python += 1
-            for response in self.target.process_frame_checked(frame):
-                assert self.lib.dp_link_queue(self.link, response, len(response)) == 0
-            self.lib.dp_link_done(self.link)
+        """Serve until the socket is idle; the last dp_link_serve result."""
+        result, in_python = serve_until_idle(self.lib, self.link, self.target)
+        self.in_python += in_python
+        return result
 
     def round(self, frames: list[bytes]) -> list[bytes]:
         """Send the frames, serve them, and check the answers against the checked twin's, in order."""

@@ -4,7 +4,7 @@ Python itself is not instrumented, so the run is a subprocess with gcc's libasan
 STORVISOR_DATAPATH_LIB naming the sanitized build (make sanitized); a sanitizer report aborts it.
 It runs every other tests/server/test_datapath*.py (answers, overlay map, CRC, batch loop,
 lifetime of routes), the fuzz tests, the overlay's recovery tests, the commit's copy and the UDP
-transport's MAC table and batch loop.
+transport's MAC table and batch loop (with its Hypothesis bursts).
 Deliberately broken callers show the sanitizers are live; a commit copying in its own thread
 while writes go on (and make and free map leaves) is checked here too.
 """
@@ -38,7 +38,7 @@ def sanitized_environment() -> dict[str, str]:
 
 
 ALSO_SANITIZED = ["tests/server/test_fuzz.py", "tests/server/test_overlay.py", "tests/server/test_commit_while_writing.py",
-                  "tests/server/test_mac_ownership.py"]
+                  "tests/server/test_mac_ownership.py", "tests/server/test_udp_link.py"]
 
 
 def test_the_server_tests_pass_on_the_sanitized_data_path():
