@@ -43,14 +43,17 @@ class Operations:
         return found
 
     def clients(self) -> list[dict]:
+        """A row per overlay, and one per client counted here without one. A worker of several also counts
+        requests of clients another worker serves (worker 0 answers every command but ATA): those rows
+        say "foreign", and the parent adds them to the owner's (`workers.merge_foreign`)."""
         rows = []
         seen = set()
         for client, name in self.overlays():
             seen.add(client)
             rows.append(self._describe(client, name))
         for client, counters in self.disks.counters.items():
-            if client not in seen and self.owns(client):
-                rows.append({"client": format_mac(client), "image": None, **counters.describe()})
+            if client not in seen:
+                rows.append({"client": format_mac(client), "image": None, **counters.describe(), **({} if self.owns(client) else {"foreign": True})})
         return rows
 
     def _describe(self, client: bytes, name: str) -> dict:

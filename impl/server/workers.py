@@ -38,7 +38,33 @@ from .transport import LinkTransport, RawTransport, udp_group
 
 log = logging.getLogger("storvisor.server")
 CLIENT_OPERATIONS = {"client", "reset", "commit", "compact"}  # about one client: its owner answers
+SUMMED_COUNTERS = ("requests", "read_bytes", "written_bytes", "errors", "duplicates", "flushes")
 STOP_SECONDS = 10.0  # a worker flushing its overlays gets this long before SIGKILL
+
+
+def merge_foreign(rows: list[dict]) -> list[dict]:
+    """The rows of every worker as one listing: what a worker counted for a client another worker
+    serves ("foreign" rows) is added to that client's rows, or stands as its row when it has none."""
+    foreign: dict[str, dict] = {}
+    owned = []
+    for row in rows:
+        if row.pop("foreign", False):
+            empty = {"client": row["client"], "image": None, **dict.fromkeys(SUMMED_COUNTERS, 0), "last_activity": None}
+            add_counters(foreign.setdefault(row["client"], empty), row)
+        else:
+            owned.append(row)
+    for row in owned:
+        if row["client"] in foreign:
+            add_counters(row, foreign[row["client"]])
+    listed = {row["client"] for row in owned}
+    return owned + [total for client, total in foreign.items() if client not in listed]
+
+
+def add_counters(row: dict, more: dict) -> None:
+    for key in SUMMED_COUNTERS:
+        row[key] = row.get(key, 0) + more.get(key, 0)
+    times = [t for t in (row.get("last_activity"), more.get("last_activity")) if t is not None]
+    row["last_activity"] = max(times) if times else None
 
 
 class WorkerLink:
@@ -156,12 +182,21 @@ class ShardedServer:
             failed = [a for a in answers if not a.get("ok")]
             if failed:
                 return failed[0]
-            return {"ok": True, "result": sorted((row for a in answers for row in a["result"]), key=lambda r: (r["client"], r["image"] or ""))}
+            rows = merge_foreign([row for a in answers for row in a["result"]])
+            return {"ok": True, "result": sorted(rows, key=lambda r: (r["client"], r["image"] or ""))}
         if request.get("op") in CLIENT_OPERATIONS and isinstance(request.get("mac"), str):
             try:
-                return self.links[owner_of(parse_mac(request["mac"]), self.count)].ask(line)
+                client = parse_mac(request["mac"])
             except ValueError:
-                pass  # not a MAC: worker 0 gives the usual error
+                return self.links[0].ask(line)  # not a MAC: worker 0 gives the usual error
+            owner = owner_of(client, self.count)
+            answer = self.links[owner].ask(line)
+            if request["op"] == "client" and answer.get("ok") and owner != 0:
+                counted = self.links[0].ask(json.dumps({"op": "clients"}).encode())  # what worker 0 counted for it
+                mac = answer["result"][0]["client"]
+                foreign = [row for row in counted.get("result", []) if row.get("foreign") and row["client"] == mac]
+                answer["result"] = merge_foreign(answer["result"] + foreign)
+            return answer
         return self.links[0].ask(line)
 
     def serve_connection(self, connection: socket.socket) -> None:

@@ -259,6 +259,22 @@ def test_query_config_from_a_client_of_worker_1_is_answered_and_its_string_share
         server.silent(OTHER_ONE_CLIENT).query_config(ConfigCommand.TEST_EXACT, b"another")
 
 
+def test_requests_worker_0_answers_for_a_client_of_worker_1_count_in_its_row(server):
+    """Query Config reaches worker 0 (fanout.py) whoever sends it: the operator sees it in the client's counts."""
+    one = server.client(ONE_CLIENT)
+    one.query_config()
+    one.query_config()
+    one.write(2, sector(b"c"))
+    assert one.read(2, 1) == sector(b"c")
+    server.client(OTHER_ONE_CLIENT).query_config()  # a client that only asked: a row of counts alone
+    rows = {row["client"]: row for row in request(server.state, "clients")["result"]}
+    assert (rows["02:00:00:00:00:01"]["requests"], rows["02:00:00:00:00:01"]["overlay_sectors"]) == (4, 1)
+    assert (rows["02:00:00:00:00:03"]["requests"], rows["02:00:00:00:00:03"]["image"]) == (1, None)
+    assert not any("foreign" in row for row in rows.values())
+    (row,) = request(server.state, "client", mac="02:00:00:00:00:01")["result"]
+    assert row["requests"] == 4 and row["read_bytes"] == row["written_bytes"] == SECTOR_BYTES and "foreign" not in row
+
+
 def test_mask_list_edited_by_a_client_of_worker_1_holds_on_both_workers(server):
     one, zero, other = server.client(ONE_CLIENT), server.client(ZERO_CLIENT), server.client(OTHER_ONE_CLIENT)
     # AoEr11 §3.3: a non-empty mask list admits only the initiators on it, to every command
