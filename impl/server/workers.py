@@ -88,13 +88,13 @@ class WorkerLink:
 
 
 def open_group(config: ServerConfig, count: int) -> list[LinkTransport]:
-    """One socket per worker, in worker order, in one group steered by client MAC."""
-    if config.transport == "udp":
-        transports = udp_group(*config.listen, count)
-        steer_reuseport([t.sock for t in transports])
-        return transports
-    transports = []
+    """One socket per worker, in worker order, in one group steered by client MAC (unsteered, the
+    kernel would spread one client's frames over several workers: opening fails instead)."""
+    transports = udp_group(*config.listen, count) if config.transport == "udp" else []
     try:
+        if config.transport == "udp":
+            steer_reuseport([t.sock for t in transports])
+            return transports
         for _ in range(count):
             transports.append(RawTransport(config.interface))
         join_fanout([t.sock for t in transports], os.getpid())
