@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     serve_parser = subparsers.add_parser("serve", help="run the AoE storage server")
     add_source_arguments(serve_parser)
     serve_parser.add_argument("--transport", choices=("udp", "raw"), help="UDP-encapsulated Ethernet (default) or raw Ethernet")
-    serve_parser.add_argument("--listen", metavar="HOST:PORT", help="UDP address to listen on (default 127.0.0.1:5555)")
+    serve_parser.add_argument("--listen", metavar="HOST:PORT", help="UDP address to listen on (default 127.0.0.1:5555; [ADDRESS]:PORT for IPv6)")
     serve_parser.add_argument("--interface", metavar="NAME", help="network interface for the raw transport")
     serve_parser.add_argument("--mtu", type=int, help="MTU of the UDP transport's virtual Ethernet (default 1500; jumbo 9000)")
     serve_parser.add_argument("--mac", help="the server's MAC address on the UDP transport")

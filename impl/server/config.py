@@ -182,7 +182,12 @@ def load(path: str) -> ServerConfig:
 
 
 def parse_listen(reader: _Reader, text: str) -> tuple[str, int]:
+    """HOST:PORT, an IPv6 host in brackets ([::1]:5555)."""
     host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise reader.fail("listen", f"an IPv6 address goes in brackets, [ADDRESS]:PORT, got {text!r}")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise reader.fail("listen", f"must be HOST:PORT, got {text!r}")
     return host, int(port)

@@ -111,10 +111,12 @@ class UdpLink:
     """Ethernet frames as UDP datagrams to and from one server address."""
 
     def __init__(self, server: tuple[str, int]):
+        """`server`: (host, port); a host with a colon is IPv6."""
         self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v6 = ":" in server[0]
+        self.sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("::" if v6 else "0.0.0.0", 0))  # the kernel picks the source address that reaches the server
         self.sock.setblocking(False)
 
     def send(self, frame: bytes) -> None:

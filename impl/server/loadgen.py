@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m impl.server.loadgen", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--interface", help="raw Ethernet on this interface (root)")
-    where.add_argument("--udp", metavar="HOST:PORT", help="UDP-encapsulated Ethernet to this server address")
+    where.add_argument("--udp", metavar="HOST:PORT", help="UDP-encapsulated Ethernet to this server address ([ADDRESS]:PORT for IPv6)")
     parser.add_argument("--server-mac", default="ff:ff:ff:ff:ff:ff")
     parser.add_argument("--workload", choices=WORKLOADS, default="seqread")
     parser.add_argument("--clients", type=int, default=1)
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         ignore_outgoing(link.sock)
     else:
         host, _, port = args.udp.rpartition(":")
-        link = UdpLink((host, int(port)))
+        link = UdpLink((host.strip("[]"), int(port)))
     sectors = args.sectors or sectors_per_frame(args.mtu)
     result = run(link, parse_mac(args.server_mac), args.clients, args.window, args.workload, sectors, args.disk_sectors, args.seconds)
     print(json.dumps(result))

@@ -38,16 +38,31 @@ BATCH_FRAMES = 64  # frames taken from the socket per system call
 RING_FRAMES = 512  # raw Ethernet: receive ring slots, room for many clients' outstanding requests
 VLAN_TAG_BYTES = 4
 SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (network order), IPv4 address: a UDP peer as recvmmsg reports it
+SOCKADDR_IN6 = struct.Struct("=H2s4x16s4x")  # family, port (network order), flow label, IPv6 address, scope
 MAC_TAKEOVER_SECONDS = 30.0  # UDP: a client restarted on a new port gets its MAC back after this silence
 MAX_MAC_OWNERS = 65536  # UDP: MACs remembered at once; a new one waits while all are heard within the takeover time
 
 
 def peer_text(peer) -> str:
-    """A UDP peer's address, as HOST:PORT, for the log ("-" for none)."""
+    """A UDP peer's address, as HOST:PORT or [HOST]:PORT, for the log ("-" for none)."""
+    peer = bytes(peer)
     if not any(peer):
         return "-"
-    _family, port, host = SOCKADDR_IN.unpack(bytes(peer[: SOCKADDR_IN.size]))
+    if int.from_bytes(peer[:2], "little") == socket.AF_INET6:
+        _family, port, host = SOCKADDR_IN6.unpack(peer[: SOCKADDR_IN6.size])
+        return f"[{socket.inet_ntop(socket.AF_INET6, host)}]:{int.from_bytes(port, 'big')}"
+    _family, port, host = SOCKADDR_IN.unpack(peer[: SOCKADDR_IN.size])
     return f"{socket.inet_ntoa(host)}:{int.from_bytes(port, 'big')}"
+
+
+def udp_socket(host: str) -> socket.socket:
+    """A UDP socket of the host's family: IPv6 for an address with a colon, else IPv4."""
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def address_text(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
 
 
 class TransportError(Exception):
@@ -79,9 +94,10 @@ def bind_udp(sock: socket.socket, host: str, port: int) -> None:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
+        where = f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
         if e.errno == errno.EADDRINUSE:
-            raise TransportError(f"UDP port {host}:{port} is busy: another server is listening there; choose --listen HOST:PORT") from None
-        raise TransportError(f"cannot listen on UDP {host}:{port}: {e.strerror}") from None
+            raise TransportError(f"UDP port {where} is busy: another server is listening there; choose --listen HOST:PORT") from None
+        raise TransportError(f"cannot listen on UDP {where}: {e.strerror}") from None
 
 
 class UdpTransport(LinkTransport):
@@ -89,13 +105,13 @@ class UdpTransport(LinkTransport):
 
     def __init__(self, host: str, port: int, reuse_port: bool = False):
         """With `reuse_port`, one of several sockets on the address (SO_REUSEPORT), one per worker."""
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = udp_socket(host)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         if reuse_port:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         bind_udp(self.sock, host, port)
         self.sock.setblocking(False)
-        self.address = "%s:%d" % self.sock.getsockname()
+        self.address = address_text(self.sock)
         self.lib = library()
         self.peers = self.lib.dp_peers_new(MAC_TAKEOVER_SECONDS, MAX_MAC_OWNERS)
         self.link = self.lib.dp_link_new(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, 0)  # QEMU's NICs pad short frames
@@ -118,7 +134,7 @@ def udp_group(host: str, port: int, count: int) -> list[UdpTransport]:
     """`count` sockets on one UDP address, in one SO_REUSEPORT group, in this order (`fanout.py` steers it).
     The address is first bound alone: a port another server holds is busy even when that server shares
     it among workers of its own, which a socket with SO_REUSEPORT would silently join."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe = udp_socket(host)
     bind_udp(probe, host, port)
     port = probe.getsockname()[1]  # port 0: the one the kernel chose, for every worker
     probe.close()

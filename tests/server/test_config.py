@@ -40,6 +40,10 @@ def test_good_file(tmp_path):
     assert (second.shelf, second.slot, second.clients, second.read_only) == (0, 0, None, True)
 
 
+def test_an_ipv6_listening_address_goes_in_brackets(tmp_path):
+    assert load(write(tmp_path, GOOD.replace('listen = "127.0.0.1:6000"', 'listen = "[::1]:6000"'))).listen == ("::1", 6000)
+
+
 @pytest.mark.parametrize(
     "change,message",
     [
@@ -49,6 +53,7 @@ def test_good_file(tmp_path):
         (('"52-54-00-00-00-02"', '"52:54:00:00:00"'), r":12: target\[0\].clients: not a MAC address"),
         (('transport = "udp"', 'transport = "tcp"'), r":4: server.transport: must be one of udp, raw"),
         (('listen = "127.0.0.1:6000"', 'listen = "6000"'), r":5: server.listen: must be HOST:PORT"),
+        (('listen = "127.0.0.1:6000"', 'listen = "::1:6000"'), r":5: server.listen: an IPv6 address goes in brackets"),
         (("buffer_count = 32", "buffer_cont = 32"), r":6: server.buffer_cont: unknown key"),
         (("read_only = true", "read_only = 1"), r":17: target\[1\].read_only: must be bool"),
         (('image = "other"\n', ""), r"target\[1\].image: every target names an image"),

@@ -162,3 +162,34 @@ def test_each_answer_goes_back_to_its_own_sender(server):
     finally:
         for sock in socks:
             sock.close()
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_senders_are_answered_and_keep_their_macs(tmp_path, images, caplog):
+    config = quick_start(str(images / "base.img"), str(tmp_path / "state"))
+    config.listen = ("::1", 0)
+    server = Server(config)
+    owner, intruder = (socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(2))
+    try:
+        assert server.transport.address.startswith("[::1]:")
+        send(owner, server, 1, 1, ata_body(WRITE_SECTORS_EXT, 3, 1, b"6" * 512, write=True))
+        send(owner, server, 1, 2, ata_body(READ_SECTORS_EXT, 3, 1))
+        send(intruder, server, 1, 3, ata_body(READ_SECTORS_EXT, 3, 1))
+        server.serve_frames()
+        assert [(a.tag, a.data) for a in answers(owner)] == [(1, b""), (2, b"6" * 512)]
+        assert answers(intruder) == [] and server.refused_frames == 1
+        port = owner.getsockname()[1]
+        assert f"owner=[::1]:{port} sender=[::1]:{intruder.getsockname()[1]}" in caplog.text
+    finally:
+        owner.close()
+        intruder.close()
+        server.close()
