@@ -13,9 +13,9 @@ of each per frame, and plain transfers are answered without Python at all.
 
 On UDP a datagram's Ethernet source says nothing about who sent it, so a client
 MAC belongs to the address that used it first until that address has been
-silent for MAC_TAKEOVER_SECONDS (`datapath/peers.c`): a QEMU restarted on a new
-port gets its disk back, and no other sender reaches that client's overlay
-meanwhile. Frames naming a MAC another address owns are dropped.
+silent for 30 seconds (`spec/aoe/udp_peers.py`, `datapath/peers.c`):
+a QEMU restarted on a new port gets its disk back, and no other sender reaches
+that client's overlay meanwhile. Frames naming a MAC another address owns are dropped.
 """
 
 import errno
@@ -26,6 +26,7 @@ import struct
 
 from spec.aoe.constants import ETHERNET_MIN_FRAME_BYTES as MINIMUM_FRAME_BYTES
 from spec.aoe.constants import ETHERNET_HEADER_BYTES, ETHERTYPE_AOE
+from spec.aoe import udp_peers
 
 from .datapath import library
 
@@ -39,8 +40,6 @@ RING_FRAMES = 512  # raw Ethernet: receive ring slots, room for many clients' ou
 VLAN_TAG_BYTES = 4
 SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (network order), IPv4 address: a UDP peer as recvmmsg reports it
 SOCKADDR_IN6 = struct.Struct("=H2s4x16s4x")  # family, port (network order), flow label, IPv6 address, scope
-MAC_TAKEOVER_SECONDS = 30.0  # UDP: a client restarted on a new port gets its MAC back after this silence
-MAX_MAC_OWNERS = 65536  # UDP: MACs remembered at once; a new one waits while all are heard within the takeover time
 
 
 def peer_text(peer) -> str:
@@ -113,7 +112,7 @@ class UdpTransport(LinkTransport):
         self.sock.setblocking(False)
         self.address = address_text(self.sock)
         self.lib = library()
-        self.peers = self.lib.dp_peers_new(MAC_TAKEOVER_SECONDS, MAX_MAC_OWNERS)
+        self.peers = self.lib.dp_peers_new(udp_peers.TAKEOVER_SECONDS, udp_peers.CAPACITY)
         self.link = self.lib.dp_link_new(self.sock.fileno(), BATCH_FRAMES, MAX_FRAME_BYTES, 0)  # QEMU's NICs pad short frames
         if not self.peers or not self.link or self.lib.dp_link_use_peers(self.link, self.peers):
             self.close()

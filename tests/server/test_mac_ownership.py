@@ -1,5 +1,5 @@
 """UDP: a client MAC belongs to the address that used it until that address has been silent for
-MAC_TAKEOVER_SECONDS (`transport.py`, `datapath/peers.c`), so a restarted QEMU on a new port gets
+TAKEOVER_SECONDS (`spec/aoe/udp_peers.py`, `datapath/peers.c`), so a restarted QEMU on a new port gets
 its disk back and no other sender reaches it meanwhile. The rule on the data path's table with
 the clock set by the test, then on a real quick-start Server's UDP socket."""
 
@@ -12,8 +12,9 @@ from impl.server.config import quick_start
 from impl.server.datapath import library
 from impl.server.initiator import ata_body, client_mac, parse_response, request_frame
 from impl.server.server import Server
-from impl.server.transport import MAC_TAKEOVER_SECONDS, SOCKADDR_IN
+from impl.server.transport import SOCKADDR_IN
 from spec.aoe.constants import AoeCommand
+from spec.aoe.udp_peers import TAKEOVER_SECONDS
 from spec.aoe.target import READ_SECTORS_EXT, WRITE_SECTORS_EXT
 from tests.server.conftest import SERVER_MAC, image_bytes
 
@@ -28,7 +29,7 @@ class Table:
 
     def __init__(self, limit: int = 65536):
         self.lib = library()
-        self.peers = self.lib.dp_peers_new(MAC_TAKEOVER_SECONDS, limit)
+        self.peers = self.lib.dp_peers_new(TAKEOVER_SECONDS, limit)
         self.now = 1000.0
 
     def claim(self, number: int, sender: bytes) -> bool:
@@ -51,10 +52,10 @@ def table():
 def test_a_mac_stays_with_its_address_while_that_address_is_heard(table):
     owner, other = peer(40001), peer(40002)
     assert table.claim(1, owner)
-    table.now += MAC_TAKEOVER_SECONDS - 1
+    table.now += TAKEOVER_SECONDS - 1
     assert not table.claim(1, other)
     assert table.claim(1, owner)  # heard again: its silence starts anew
-    table.now += MAC_TAKEOVER_SECONDS - 1
+    table.now += TAKEOVER_SECONDS - 1
     assert not table.claim(1, other)
     assert table.refused() == 2
     refusals = table.lib.dp_peers_refusals(table.peers).contents
@@ -66,7 +67,7 @@ def test_a_mac_stays_with_its_address_while_that_address_is_heard(table):
 def test_a_silent_address_loses_its_mac_to_the_next_sender(table):
     owner, restarted = peer(40001), peer(40003)
     assert table.claim(1, owner)
-    table.now += MAC_TAKEOVER_SECONDS + 0.1
+    table.now += TAKEOVER_SECONDS + 0.1
     assert table.claim(1, restarted)
     assert not table.claim(1, owner), "the old address is now the other sender"
 
@@ -78,7 +79,7 @@ def test_a_full_table_forgets_silent_macs_and_refuses_new_ones_while_none_is():
             assert table.claim(number, peer(40000 + number))
         assert not table.claim(5, peer(40005)), "four MACs heard within the takeover time fill the table"
         assert table.claim(1, peer(40001)), "a MAC the table holds is still served"
-        table.now += MAC_TAKEOVER_SECONDS - 1
+        table.now += TAKEOVER_SECONDS - 1
         assert table.claim(1, peer(40001))
         table.now += 2  # MACs 2..4 are silent past the takeover time, MAC 1 is not
         assert table.claim(5, peer(40005))

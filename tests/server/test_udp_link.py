@@ -3,9 +3,9 @@
 A real UDP socket on loopback (`UdpTransport`) served with the loop of `Server.serve_link`, several
 sender sockets, and Hypothesis bursts mixing reads, writes (often continuing each other, so the
 data path writes runs), IDENTIFY (Python's) and cut frames, from senders that own a client MAC
-and senders that name another sender's. A model of the MAC rule (the first address to name a MAC
-owns it; the test's clock never reaches the takeover time) and a checked twin over a copy of the
-images say what every sender must get back, in order, and what every disk must hold.
+and senders that name another sender's. The MAC rule's specification (spec/aoe/udp_peers.py; the
+test's clock never reaches the takeover time) and a checked twin over a copy of the images say what
+every sender must get back, in order, and what every disk must hold.
 """
 
 import socket
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from impl.server.initiator import parse_response
 from impl.server.transport import UdpTransport
 from spec.aoe.constants import MAC_BYTES
+from spec.aoe.udp_peers import PeerTable
 from tests.server.conftest import make_target
 from tests.server.test_datapath_answers import IDENTIFY, READ_EXT, WRITE_EXT, A, B
 from tests.server.test_datapath_link import ata, serve_until_idle
@@ -57,21 +58,20 @@ def test_a_burst_from_several_senders_is_answered_as_the_checked_path_would(imag
             for sender in senders:
                 sender.bind(("127.0.0.1", 0))
                 sender.setblocking(False)
-            owners: dict[bytes, int] = {}
+            rule = PeerTable()
             expected: list[list] = [[] for _ in senders]
-            refused = end = 0
+            end = 0
             for tag, (sender, client, (command, lba, count, cut)) in enumerate(burst):
                 lba = end if lba == CONTINUE else lba
                 end = lba + count
                 frame = ata(command, lba, count, src=client, tag=tag)[:cut]
                 senders[sender].sendto(frame, transport.sock.getsockname())
-                if len(frame) >= SOURCE_END and owners.setdefault(frame[MAC_BYTES:SOURCE_END], sender) != sender:
-                    refused += 1  # another address's client: dropped
-                    continue
+                if len(frame) >= SOURCE_END and not rule.claim(frame[MAC_BYTES:SOURCE_END], bytes([sender]), 0.0):
+                    continue  # another address's client: dropped
                 expected[sender] += [parse_response(r).key() for r in checked.process_frame_checked(frame)]
             serve_until_idle(transport.lib, transport.link, served)
             assert [drain(sender) for sender in senders] == expected
-            assert transport.refusals().count == refused
+            assert transport.refusals().count == rule.refused
             for client in (A, B):
                 assert disk_contents(served, client) == disk_contents(checked, client)
         finally:

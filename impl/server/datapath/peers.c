@@ -1,12 +1,11 @@
-/* UDP: which sender address owns a client MAC. Over UDP a datagram's Ethernet source says nothing
- * about who sent it, so a MAC (and with it the client's overlay) belongs to the address that used it
- * first, until that address has been silent for the takeover time: a QEMU restarted on a new port
- * gets its disk back, no other sender reaches it meanwhile.
- * The table holds at most `limit` MACs. When it is full, MACs silent for the takeover time are
- * forgotten; when none is, a new MAC is refused until one is, so a sender inventing MACs cannot
- * grow the server's memory. */
+/* UDP: which sender address owns a client MAC, as spec/aoe/udp_peers.py specifies. Over UDP a
+ * datagram's Ethernet source says nothing about who sent it, so a MAC (and with it the client's
+ * overlay) belongs to the address that used it first, until that address has been silent for the
+ * takeover time: a QEMU restarted on a new port gets its disk back, no other sender reaches it
+ * meanwhile. The table holds at most `limit` MACs. When it is full, MACs silent for the takeover
+ * time are forgotten; when none is, a new MAC is refused until one is, so a sender inventing MACs
+ * cannot grow the server's memory. */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,15 +63,18 @@ static struct owner *find(struct owner *owners, uint32_t capacity, const uint8_t
             return &owners[i];
 }
 
-/* Move the owners into a table of `capacity` slots, leaving out those silent since `stale_before`. */
-static int rebuild(struct dp_peers *peers, uint32_t capacity, double stale_before)
+/* Heard last at `heard`, silent for the takeover time at `now` (the spec's expression, for the same rounding). */
+static int silent(const struct dp_peers *peers, double heard, double now) { return !(now - heard < peers->takeover_seconds); }
+
+/* Move the owners into a table of `capacity` slots; with `forget`, leave out those silent at `now`. */
+static int rebuild(struct dp_peers *peers, uint32_t capacity, int forget, double now)
 {
     struct owner *owners = calloc(capacity, sizeof *owners);
     if (!owners)
         return -ENOMEM;
     uint32_t used = 0;
     for (uint32_t i = 0; i < peers->capacity; i++)
-        if (peers->owners[i].used && peers->owners[i].heard > stale_before) {
+        if (peers->owners[i].used && !(forget && silent(peers, peers->owners[i].heard, now))) {
             *find(owners, capacity, peers->owners[i].mac) = peers->owners[i];
             used++;
         }
@@ -86,11 +88,11 @@ static int rebuild(struct dp_peers *peers, uint32_t capacity, double stale_befor
 /* Room for one more MAC: forget silent ones when full, grow when half the slots are taken. */
 static int make_room(struct dp_peers *peers, double now)
 {
-    if (peers->used >= peers->limit && rebuild(peers, peers->capacity, now - peers->takeover_seconds))
+    if (peers->used >= peers->limit && rebuild(peers, peers->capacity, 1, now))
         return 0;
     if (peers->used >= peers->limit)
         return 0;
-    if ((peers->used + 1) * 2 > peers->capacity && rebuild(peers, peers->capacity ? peers->capacity * 2 : INITIAL_SLOTS, -HUGE_VAL))
+    if ((peers->used + 1) * 2 > peers->capacity && rebuild(peers, peers->capacity ? peers->capacity * 2 : INITIAL_SLOTS, 0, now))
         return 0;
     return 1;
 }
@@ -114,7 +116,7 @@ int dp_peers_claim(struct dp_peers *peers, const uint8_t *mac, const uint8_t *na
     struct owner *owner = peers->capacity ? find(peers->owners, peers->capacity, mac) : NULL;
     if (owner && owner->used) {
         int same = owner->name_bytes == name_bytes && memcmp(owner->name, name, name_bytes) == 0;
-        if (!same && now - owner->heard < peers->takeover_seconds) {
+        if (!same && !silent(peers, owner->heard, now)) {
             refuse(peers, mac, owner, name, name_bytes);
             return 0;
         }
