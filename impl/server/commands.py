@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 
 from .catalogue import CatalogueError
 from .config import (
@@ -53,6 +54,8 @@ def register(subparsers) -> None:
     serve_parser.add_argument("--mtu", type=int, help="MTU of the UDP transport's virtual Ethernet (default 1500; jumbo 9000)")
     serve_parser.add_argument("--mac", help="the server's MAC address on the UDP transport")
     serve_parser.add_argument("--buffer-count", type=int, help="requests per client the server advertises it queues (default 16)")
+    serve_parser.add_argument("--read-only", action="store_true",
+                              help="quick start: serve the image read-only (writes fail; with several workers one client's reads use them all)")
     serve_parser.add_argument("--workers", type=int, help="processes sharing the clients by MAC (default: one per CPU on raw Ethernet, one on UDP; 1: a single process)")
     serve_parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail too")
     serve_parser.set_defaults(run=run_serve)
@@ -114,6 +117,10 @@ def apply_overrides(config: ServerConfig, args) -> None:
         if not 1 <= args.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers: must be between 1 and {MAX_WORKERS}, got {args.workers}")
         config.workers = args.workers
+    if args.read_only:
+        if args.config:
+            raise ConfigError("--read-only: for the quick start (--image); a configuration file sets read_only = true per target")
+        config.targets = [replace(t, read_only=True) for t in config.targets]
     if config.transport == "raw" and not config.interface:
         raise ConfigError("the raw transport needs --interface NAME")
 

@@ -9,6 +9,10 @@ which, so the choice is ours:
 - an ATA command (AoEr11 §3.1) goes to worker `owner_of(source MAC)`, so all of
   one client's reads and writes reach the same worker and each overlay has
   exactly one owner process;
+- except at a shelf/slot address that only read-only targets serve
+  (`shared_addresses`): no client has an overlay there, so an ATA command to
+  it goes to the worker its tag names, and one client's reads keep every
+  worker busy;
 - every other AoE command (Query Config, MAC mask list, reserve/release,
   unknown ones) goes to worker 0, the only one that changes the per-target
   state those commands set (see `shared_state.py`).
@@ -34,31 +38,51 @@ PACKET_FANOUT_DATA = 22
 PACKET_FANOUT_CBPF = 6
 SO_ATTACH_REUSEPORT_CBPF = 51  # asm-generic/socket.h
 SKF_LL_OFF = (1 << 32) - 0x200000  # linux/filter.h: offsets from the link-layer (Ethernet) header
-COMMAND_OFFSET = 19  # the AoE header's command byte (AoEr11 §2)
+MAJOR_OFFSET, MINOR_OFFSET, COMMAND_OFFSET, TAG_OFFSET = 16, 18, 19, 20  # in the AoE header (AoEr11 §2)
 MAC_TAIL_OFFSET = 8  # the source MAC's last four bytes: bytes 6..11 are the source
+MAX_SHARED_ADDRESSES = 32  # a longer list is not steered by tag: a jump offset is one byte
 SOCK_FILTER = struct.Struct("=HBBI")  # code, jump if true, jump if false, k (linux/filter.h)
 SOCK_FPROG = struct.Struct("=H6xQ")  # instruction count, pointer to the instructions
-BPF_LD_B_ABS, BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K, BPF_RET_A, BPF_MOD_K = 0x30, 0x20, 0x15, 0x06, 0x16, 0x94
+BPF_LD_B_ABS, BPF_LD_H_ABS, BPF_LD_W_ABS = 0x30, 0x28, 0x20
+BPF_JEQ_K, BPF_JA, BPF_RET_K, BPF_RET_A, BPF_MOD_K = 0x15, 0x05, 0x06, 0x16, 0x94
 
 
-def steering_program(frame_offset: int, modulo: int | None) -> tuple:
-    """The program for frames that start `frame_offset` into what it sees; with `modulo`, it takes the modulo itself."""
-    take_modulo = () if modulo is None else ((BPF_MOD_K, 0, 0, modulo),)
+def shared_addresses(targets) -> list[tuple[int, int]]:
+    """The (shelf, slot) addresses every target at which is read-only: any worker may answer there."""
+    by_address: dict[tuple[int, int], bool] = {}
+    for t in targets:
+        by_address[(t.shelf, t.slot)] = by_address.get((t.shelf, t.slot), True) and t.read_only
+    shared = sorted(address for address, read_only in by_address.items() if read_only)
+    return shared if len(shared) <= MAX_SHARED_ADDRESSES else []
+
+
+def steering_program(frame_offset: int, modulo: int | None, shared: list[tuple[int, int]] = ()) -> tuple:
+    """The program for frames that start `frame_offset` into what it sees; with `modulo`, it takes the
+    modulo itself. ATA commands to a `shared` address are steered by their tag, others by their MAC."""
+    take_modulo = [] if modulo is None else [(BPF_MOD_K, 0, 0, modulo)]
+    by_mac = [(BPF_LD_W_ABS, 0, 0, frame_offset + MAC_TAIL_OFFSET), *take_modulo, (BPF_RET_A, 0, 0, 0)]  # A = source MAC bytes 2..5
+    by_tag = [(BPF_LD_W_ABS, 0, 0, frame_offset + TAG_OFFSET), *take_modulo, (BPF_RET_A, 0, 0, 0)]
+    match = []
+    for number, (shelf, slot) in enumerate(shared):  # 4 instructions each; a match jumps over the rest and over by_mac
+        rest = 4 * (len(shared) - number - 1)
+        match += [
+            (BPF_LD_H_ABS, 0, 0, frame_offset + MAJOR_OFFSET),
+            (BPF_JEQ_K, 0, 2, shelf),
+            (BPF_LD_B_ABS, 0, 0, frame_offset + MINOR_OFFSET),
+            (BPF_JEQ_K, rest + len(by_mac), 0, slot),
+        ]
     return (
         (BPF_LD_B_ABS, 0, 0, frame_offset + COMMAND_OFFSET),  # A = the AoE command
-        (BPF_JEQ_K, 1, 0, AoeCommand.ATA),                    # ATA: to the client's worker
+        (BPF_JEQ_K, 1, 0, AoeCommand.ATA),                    # ATA: to a worker of its own
         (BPF_RET_K, 0, 0, 0),                                 # anything else: worker 0
-        (BPF_LD_W_ABS, 0, 0, frame_offset + MAC_TAIL_OFFSET),  # A = source MAC bytes 2..5
-        *take_modulo,
-        (BPF_RET_A, 0, 0, 0),
+        *match,
+        *by_mac,
+        *by_tag,
     )
 
 
-PROGRAM = steering_program(SKF_LL_OFF, None)  # the fanout group takes A modulo its size
-
-
 def owner_of(client: bytes, workers: int) -> int:
-    """The worker that serves `client`'s ATA commands: what PROGRAM and the kernel compute."""
+    """The worker that serves `client`'s ATA commands (at an address not shared): what the steering program and the kernel compute."""
     return int.from_bytes(client[2:6], "big") % workers
 
 
@@ -67,14 +91,14 @@ def attach(sock: socket.socket, level: int, option: int, program: tuple) -> None
     sock.setsockopt(level, option, SOCK_FPROG.pack(len(program), ctypes.addressof(instructions)))  # the kernel copies it now
 
 
-def join_fanout(sockets: list[socket.socket], group: int) -> None:
-    """Put the sockets, in this order, in fanout group `group` steered by PROGRAM. Their receive rings
+def join_fanout(sockets: list[socket.socket], group: int, shared: list[tuple[int, int]] = ()) -> None:
+    """Put the sockets, in this order, in fanout group `group` and steer it. Their receive rings
     must exist already: making one re-registers its socket, which moves it within the group."""
     for sock in sockets:
         sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (group & 0xFFFF) | PACKET_FANOUT_CBPF << 16)
-    attach(sockets[0], SOL_PACKET, PACKET_FANOUT_DATA, PROGRAM)
+    attach(sockets[0], SOL_PACKET, PACKET_FANOUT_DATA, steering_program(SKF_LL_OFF, None, shared))  # the group takes the modulo
 
 
-def steer_reuseport(sockets: list[socket.socket]) -> None:
+def steer_reuseport(sockets: list[socket.socket], shared: list[tuple[int, int]] = ()) -> None:
     """Steer the SO_REUSEPORT group the UDP sockets joined, in this order, when they were bound."""
-    attach(sockets[0], socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, steering_program(0, len(sockets)))
+    attach(sockets[0], socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, steering_program(0, len(sockets), shared))

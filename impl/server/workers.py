@@ -29,7 +29,7 @@ import time
 
 from .config import ServerConfig
 from .control import MAX_REQUEST_BYTES, accept, listen, unlink
-from .fanout import join_fanout, owner_of, steer_reuseport
+from .fanout import join_fanout, owner_of, shared_addresses, steer_reuseport
 from .frames import parse_mac
 from .server import Server, WorkerRole, open_catalogue, raise_file_limit
 from .shared_state import SharedTargetState
@@ -91,13 +91,14 @@ def open_group(config: ServerConfig, count: int) -> list[LinkTransport]:
     """One socket per worker, in worker order, in one group steered by client MAC (unsteered, the
     kernel would spread one client's frames over several workers: opening fails instead)."""
     transports = udp_group(*config.listen, count) if config.transport == "udp" else []
+    shared = shared_addresses(config.targets)
     try:
         if config.transport == "udp":
-            steer_reuseport([t.sock for t in transports])
+            steer_reuseport([t.sock for t in transports], shared)
             return transports
         for _ in range(count):
             transports.append(RawTransport(config.interface))
-        join_fanout([t.sock for t in transports], os.getpid())
+        join_fanout([t.sock for t in transports], os.getpid(), shared)
     except BaseException:
         for transport in transports:
             transport.close()

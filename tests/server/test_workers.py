@@ -20,7 +20,8 @@ import pytest
 from difftest.server.netns import VethNamespace
 from impl.server.config import DEFAULT_BUFFER_COUNT
 from impl.server.control import SOCKET_NAME, request
-from impl.server.fanout import owner_of
+from impl.server.config import TargetConfig as ServedTarget
+from impl.server.fanout import owner_of, shared_addresses
 from impl.server.frames import VERSION_SHIFT
 from impl.server.initiator import Initiator, RawLink, Timeout, UdpLink, ata_body, client_mac, request_frame
 from impl.server.workers import STOP_SECONDS
@@ -106,10 +107,11 @@ class Workers:
     network namespace, with initiators on the host's end of its veth pair; or on UDP on one loopback port,
     each client MAC sent from one UDP address (the MAC belongs to the address that used it first)."""
 
-    def __init__(self, tmp_path, transport: str, mtu: int = ETHERNET_MTU):
+    def __init__(self, tmp_path, transport: str, mtu: int = ETHERNET_MTU, extra: tuple[str, ...] = ()):
         self.tmp_path = tmp_path
         self.transport = transport
         self.mtu = mtu
+        self.extra = ["--workers", str(WORKERS), *extra]
         self.net = VethNamespace(mtu) if transport == "raw" else None
         self.port = free_udp_port()
         self.image = tmp_path / "disk.img"
@@ -129,10 +131,10 @@ class Workers:
         self.starts += 1
         self.log = str(self.tmp_path / f"server-{self.starts}.log")
         if self.net:
-            self.process = self.net.start_server(str(self.image), self.state, self.log, ["--workers", str(WORKERS)])
+            self.process = self.net.start_server(str(self.image), self.state, self.log, self.extra)
         else:
             argv = [sys.executable, "-m", "impl.cli", "serve", "--image", str(self.image), "--state", self.state, "--transport", "udp",
-                    "--listen", f"127.0.0.1:{self.port}", "--mtu", str(self.mtu), "--workers", str(WORKERS)]
+                    "--listen", f"127.0.0.1:{self.port}", "--mtu", str(self.mtu), *self.extra]
             with open(self.log, "w") as log:
                 self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 20
@@ -184,6 +186,11 @@ class Workers:
                 self.process.wait()
         for worker in self.watched:
             worker.close()
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request):
+    return request.param
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -470,3 +477,27 @@ def test_a_udp_port_held_by_workers_is_busy_for_another_server(tmp_path, workers
         assert held.client(ZERO_CLIENT).read(0, 1) == BEFORE[0] and held.client(ONE_CLIENT).read(0, 1) == BEFORE[0]
     finally:
         held.close()
+
+
+def test_one_clients_reads_of_a_read_only_image_are_answered_by_every_worker(tmp_path, transport):
+    """At an address only read-only targets serve, no client has an overlay, so the steering program sends
+    each ATA command to the worker its tag names (fanout.py): one client's reads keep both workers busy."""
+    server = Workers(tmp_path, transport, extra=("--read-only",))
+    try:
+        one = server.client(ONE_CLIENT)
+        for lba in range(32):
+            assert one.read(lba, 1) == BEFORE[lba]
+        opened = re.findall(r"event=client-disk client=02:00:00:00:00:01 .*read_only=True", open(server.log).read())
+        assert len(opened) == WORKERS, "each worker opened the client's disk to answer some of its reads"
+        refused = one.ata(WRITE_SECTORS_EXT, 3, 1, sector(b"w"), write=True)
+        assert refused.fields[3] & AtaStatus.ERR and one.read(3, 1) == BEFORE[3]
+        (row,) = request(server.state, "clients")["result"]
+        assert (row["requests"], row["read_bytes"], row["errors"]) == (34, 33 * SECTOR_BYTES, 1), "both workers' counts, merged"
+    finally:
+        server.close()
+
+
+def test_only_addresses_every_target_of_which_is_read_only_are_shared():
+    targets = [ServedTarget(0, 0, "a", None, read_only=True), ServedTarget(0, 1, "a", None, read_only=True),
+               ServedTarget(0, 1, "b", frozenset({ONE_CLIENT})), ServedTarget(2, 3, "a", frozenset({ONE_CLIENT}), read_only=True)]
+    assert shared_addresses(targets) == [(0, 0), (2, 3)]
