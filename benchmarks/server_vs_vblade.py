@@ -9,6 +9,9 @@ error count, and a read counts only when its data begins with the LBA asked for
 (every sector of the image, and of every write, starts with its own LBA); a row
 where a target answered with errors or the wrong data is marked INVALID.
 Each target serves its own copy of the image (vblade writes into its file).
+The last rows export the image read-only on both sides (ours `--read-only`,
+vblade `-r`), a golden image many machines boot from: there our workers share
+one client's reads.
 
 Two CPU figures per request: the target's own processes, and the target's and
 the load generator's together. Over a veth pair the kernel delivers a frame in
@@ -33,6 +36,7 @@ import os
 import shutil
 import subprocess
 import time
+from typing import NamedTuple
 
 from difftest.server.netns import ROOT, VethNamespace
 from spec.aoe.constants import SECTOR_BYTES
@@ -45,22 +49,35 @@ BUFFER_COUNT = 128  # both targets advertise (and vblade sizes its socket buffer
 LOAD_CPU, TARGET_CPU = 0, 1  # with --pin: the load generator's core, and vblade's and the null responder's
 
 
-# (label, mtu, workload, clients, window, sectors per request or None for a full frame, unit)
+class Row(NamedTuple):
+    label: str
+    mtu: int
+    workload: str
+    clients: int
+    window: int
+    sectors: int | None  # per request; None: a full frame
+    unit: str
+    read_only: bool = False  # both targets export the image read-only (ours --read-only, vblade -r)
+
+
 ROWS = [
-    ("sequential read, MTU 1500", 1500, "seqread", 1, 16, None, "MB/s"),
-    ("sequential write, MTU 1500", 1500, "seqwrite", 1, 16, None, "MB/s"),
-    ("sequential read, MTU 9000", 9000, "seqread", 1, 16, None, "MB/s"),
-    ("sequential write, MTU 9000", 9000, "seqwrite", 1, 16, None, "MB/s"),
-    ("4 KiB random read, 1 outstanding", 9000, "randread", 1, 1, SECTORS_4K, "req/s"),
-    ("4 KiB random read, 16 outstanding", 9000, "randread", 1, 16, SECTORS_4K, "req/s"),
-    ("4 KiB random read, 64 outstanding", 9000, "randread", 1, 64, SECTORS_4K, "req/s"),
-    ("4 KiB random write, 1 outstanding", 9000, "randwrite", 1, 1, SECTORS_4K, "req/s"),
-    ("4 KiB random write, 16 outstanding", 9000, "randwrite", 1, 16, SECTORS_4K, "req/s"),
-    ("4 KiB random write, 64 outstanding", 9000, "randwrite", 1, 64, SECTORS_4K, "req/s"),
-    ("8 clients, 4 KiB random read, 4 each", 9000, "randread", 8, 4, SECTORS_4K, "req/s"),
-    ("64 clients, 4 KiB random read, 2 each", 9000, "randread", 64, 2, SECTORS_4K, "req/s"),
-    ("64 clients, 4 KiB random write, 2 each", 9000, "randwrite", 64, 2, SECTORS_4K, "req/s"),
-    ("64 clients, sequential read, 4 each", 9000, "seqread", 64, 4, None, "MB/s"),  # many machines booting at once
+    Row("sequential read, MTU 1500", 1500, "seqread", 1, 16, None, "MB/s"),
+    Row("sequential write, MTU 1500", 1500, "seqwrite", 1, 16, None, "MB/s"),
+    Row("sequential read, MTU 9000", 9000, "seqread", 1, 16, None, "MB/s"),
+    Row("sequential write, MTU 9000", 9000, "seqwrite", 1, 16, None, "MB/s"),
+    Row("4 KiB random read, 1 outstanding", 9000, "randread", 1, 1, SECTORS_4K, "req/s"),
+    Row("4 KiB random read, 16 outstanding", 9000, "randread", 1, 16, SECTORS_4K, "req/s"),
+    Row("4 KiB random read, 64 outstanding", 9000, "randread", 1, 64, SECTORS_4K, "req/s"),
+    Row("4 KiB random write, 1 outstanding", 9000, "randwrite", 1, 1, SECTORS_4K, "req/s"),
+    Row("4 KiB random write, 16 outstanding", 9000, "randwrite", 1, 16, SECTORS_4K, "req/s"),
+    Row("4 KiB random write, 64 outstanding", 9000, "randwrite", 1, 64, SECTORS_4K, "req/s"),
+    Row("8 clients, 4 KiB random read, 4 each", 9000, "randread", 8, 4, SECTORS_4K, "req/s"),
+    Row("64 clients, 4 KiB random read, 2 each", 9000, "randread", 64, 2, SECTORS_4K, "req/s"),
+    Row("64 clients, 4 KiB random write, 2 each", 9000, "randwrite", 64, 2, SECTORS_4K, "req/s"),
+    Row("64 clients, sequential read, 4 each", 9000, "seqread", 64, 4, None, "MB/s"),  # many machines booting at once
+    Row("sequential read, MTU 9000, read-only image", 9000, "seqread", 1, 16, None, "MB/s", read_only=True),  # a golden image
+    Row("4 KiB random read, 16 outstanding, read-only", 9000, "randread", 1, 16, SECTORS_4K, "req/s", read_only=True),
+    Row("64 clients, sequential read, 4 each, read-only", 9000, "seqread", 64, 4, None, "MB/s", read_only=True),
 ]
 TARGETS = ("ours", "vblade", "null")
 
@@ -147,16 +164,17 @@ def copy_in_pages(source: str, destination: str) -> None:
 
 
 def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup: float, pin: bool, workers: int | None) -> dict:
-    label, mtu, workload, clients, window, sectors, unit = row
+    _label, mtu, workload, clients, window, sectors, _unit, read_only = row
     os.sync()  # no target writes while the page cache still writes back the one before
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
         if target == "ours":
             state = os.path.join(BUILD, "state")
             shutil.rmtree(state, ignore_errors=True)
-            process = net.start_server(image, state, log, ["--buffer-count", str(BUFFER_COUNT)] + (["--workers", str(workers)] if workers else []))
+            options = ["--buffer-count", str(BUFFER_COUNT)] + (["--workers", str(workers)] if workers else []) + (["--read-only"] if read_only else [])
+            process = net.start_server(image, state, log, options)
         elif target == "vblade":
-            process = net.start_vblade_with(["-b", str(BUFFER_COUNT)], image.replace(".img", "-vblade.img"), log)
+            process = net.start_vblade_with(["-b", str(BUFFER_COUNT)] + (["-r"] if read_only else []), image.replace(".img", "-vblade.img"), log)
         else:
             process = net.start([programs["server_null_responder"], net.far_interface], log)
             time.sleep(0.1)
@@ -211,7 +229,7 @@ def main(argv=None) -> int:
     print(f"{'row':47} {'ours':>10} {'vblade':>10} {'ratio':>7} {'(range)':>11} {'ceiling':>10}  unit   ours p50 ms  retransmits ours/vblade"
           "  CPU µs/request ours/vblade  with the load generator's  load generator's core % ours/vblade/null")
     for number, row in ((ROWS.index(r), r) for r in rows):
-        unit = row[-1]
+        unit = row.unit
         rounds = [{target: run_row(row, target, image, programs, args.seconds, args.warmup, args.pin, args.workers) for target in TARGETS} for _ in range(args.repeat)]
         for results in rounds:
             for result in results.values():
@@ -220,7 +238,7 @@ def main(argv=None) -> int:
         value = {t: r["value"] for t, r in results.items()}
         ratio = value["ours"] / value["vblade"] if value["vblade"] else float("inf")
         ratios = [r["ours"]["value"] / r["vblade"]["value"] if r["vblade"]["value"] else float("inf") for r in rounds]
-        print(f"{number:2} {row[0]:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) {value['null']:10.1f}  {unit:5}  "
+        print(f"{number:2} {row.label:44} {value['ours']:10.1f} {value['vblade']:10.1f} {ratio:6.2f}x ({min(ratios):.2f}–{max(ratios):.2f}) {value['null']:10.1f}  {unit:5}  "
               f"{results['ours']['p50_ms'] or 0:10.3f}  {sum(r['ours']['retransmits'] for r in rounds):>5}/{sum(r['vblade']['retransmits'] for r in rounds):<5}"
               f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:<6.1f}"
               f"         {results['ours']['both_us']:6.1f} / {results['vblade']['both_us']:<6.1f}"
@@ -231,7 +249,7 @@ def main(argv=None) -> int:
                 print(f"{'':47} INVALID: {target} answered {errors} requests with an error and {wrong} reads with the wrong data")
             if rejected:
                 print(f"{'':47} {target}: {rejected} answers rejected (late, or wrong tag/MAC/length)")
-        if row[3] == 64:
+        if row.clients == 64:
             print(f"{'':47} our server's resident memory with 64 clients, all processes: {max(r['ours']['rss_mb'] for r in rounds):.0f} MB", flush=True)
     return 0
 
