@@ -9,10 +9,12 @@ which, so the choice is ours:
 - an ATA command (AoEr11 §3.1) goes to worker `owner_of(source MAC)`, so all of
   one client's reads and writes reach the same worker and each overlay has
   exactly one owner process;
-- except at a shelf/slot address that only read-only targets serve
-  (`shared_addresses`): no client has an overlay there, so an ATA command to
-  it goes to the worker its tag names, and one client's reads keep every
-  worker busy;
+- except, on raw Ethernet, at a shelf/slot address that only read-only
+  targets serve (`shared_addresses`): no client has an overlay there, so an
+  ATA command to it goes to the worker its tag names, and one client's reads
+  keep every worker busy. UDP steers by MAC everywhere: there each worker
+  keeps the table of which address owns a MAC (`spec/aoe/udp_peers.py`), and
+  a MAC's frames split between workers would split its ownership too;
 - every other AoE command (Query Config, MAC mask list, reserve/release,
   unknown ones) goes to worker 0, the only one that changes the per-target
   state those commands set (see `shared_state.py`).
@@ -99,6 +101,6 @@ def join_fanout(sockets: list[socket.socket], group: int, shared: list[tuple[int
     attach(sockets[0], SOL_PACKET, PACKET_FANOUT_DATA, steering_program(SKF_LL_OFF, None, shared))  # the group takes the modulo
 
 
-def steer_reuseport(sockets: list[socket.socket], shared: list[tuple[int, int]] = ()) -> None:
-    """Steer the SO_REUSEPORT group the UDP sockets joined, in this order, when they were bound."""
-    attach(sockets[0], socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, steering_program(0, len(sockets), shared))
+def steer_reuseport(sockets: list[socket.socket]) -> None:
+    """Steer the SO_REUSEPORT group the UDP sockets joined, in this order, when they were bound: by client MAC."""
+    attach(sockets[0], socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, steering_program(0, len(sockets)))

@@ -91,14 +91,13 @@ def open_group(config: ServerConfig, count: int) -> list[LinkTransport]:
     """One socket per worker, in worker order, in one group steered by client MAC (unsteered, the
     kernel would spread one client's frames over several workers: opening fails instead)."""
     transports = udp_group(*config.listen, count) if config.transport == "udp" else []
-    shared = shared_addresses(config.targets)
     try:
         if config.transport == "udp":
-            steer_reuseport([t.sock for t in transports], shared)
+            steer_reuseport([t.sock for t in transports])  # by MAC everywhere: each worker's table of MAC owners stays whole
             return transports
         for _ in range(count):
             transports.append(RawTransport(config.interface))
-        join_fanout([t.sock for t in transports], os.getpid(), shared)
+        join_fanout([t.sock for t in transports], os.getpid(), shared_addresses(config.targets))
     except BaseException:
         for transport in transports:
             transport.close()

@@ -1,10 +1,10 @@
 """The steering program (`fanout.py`) run by the kernel: which worker's socket each frame reaches.
 
-Three UDP sockets share one loopback port in an SO_REUSEPORT group steered by the program, as the
-workers' sockets are (the raw fanout group runs the same program, there with the kernel taking the
-modulo). Hypothesis frames, some at read-only ("shared") addresses, some not ATA, some cut short: each
-must reach the socket the rule names: an ATA command at a shared address by its tag, any other ATA
-command by its client MAC (`owner_of`), everything else worker 0.
+The raw fanout group's program, with read-only ("shared") addresses, attached to an SO_REUSEPORT
+group of three UDP sockets on one loopback port (no root needed; there the program takes the modulo
+itself, where the fanout group takes it for the program). Hypothesis frames, some at shared addresses,
+some not ATA, some cut short: each must reach the socket the rule names: an ATA command at a shared
+address by its tag, any other ATA command by its client MAC (`owner_of`), everything else worker 0.
 """
 
 import select
@@ -13,7 +13,16 @@ import socket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from impl.server.fanout import COMMAND_OFFSET, MAJOR_OFFSET, MINOR_OFFSET, TAG_OFFSET, owner_of, steer_reuseport
+from impl.server.fanout import (
+    COMMAND_OFFSET,
+    MAJOR_OFFSET,
+    MINOR_OFFSET,
+    SO_ATTACH_REUSEPORT_CBPF,
+    TAG_OFFSET,
+    attach,
+    owner_of,
+    steering_program,
+)
 from impl.server.initiator import ata_body, client_mac, request_frame
 from spec.aoe.constants import MAC_BYTES, AoeCommand
 from spec.aoe.target import READ_SECTORS_EXT
@@ -47,7 +56,7 @@ class Group:
             s.bind(("127.0.0.1", port))
             port = s.getsockname()[1]
             self.sockets.append(s)
-        steer_reuseport(self.sockets, SHARED)
+        attach(self.sockets[0], socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, steering_program(0, WORKERS, SHARED))
         self.sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.address = ("127.0.0.1", port)
 
