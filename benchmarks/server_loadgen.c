@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "udp_socket.h"
+
 enum {
 	ETHERTYPE_AOE = 0x88A2,
 	AOE_VERSION_FLAGS = 0x10,    /* version 1, no flags (AoEr11 §2) */
@@ -216,31 +218,6 @@ static int accept_answer(const unsigned char *f, size_t length, long long now)
 	us = (now - s->sent_ns) / 1000;
 	latency_us[us < LATENCY_BUCKETS ? us : LATENCY_BUCKETS]++;
 	return (int)(tag & 0xFFFF);
-}
-
-/* HOST:PORT (IPv4 dotted quad) into `address`; 0 when it is not one. */
-static int udp_address(const char *text, struct sockaddr_in *address)
-{
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	char *end;
-	long port;
-
-	if (!colon || (size_t)(colon - text) >= sizeof host)
-		return 0;
-	memcpy(host, text, (size_t)(colon - text));
-	host[colon - text] = 0;
-	port = strtol(colon + 1, &end, 10);
-	address->sin_family = AF_INET;
-	address->sin_port = htons((uint16_t)port);
-	return *end == 0 && port > 0 && port < 65536 && inet_pton(AF_INET, host, &address->sin_addr) == 1;
-}
-
-/* A socket buffer of `bytes`: the FORCE option lifts net.core's cap for root; others get the capped size. */
-static void large_buffer(int s, int force, int plain, int bytes)
-{
-	if (setsockopt(s, SOL_SOCKET, force, &bytes, sizeof bytes) < 0)
-		setsockopt(s, SOL_SOCKET, plain, &bytes, sizeof bytes);
 }
 
 static double cpu_seconds(void)

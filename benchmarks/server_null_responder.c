@@ -24,36 +24,12 @@
 #include <unistd.h>
 
 #include "packet_ring.h"
+#include "udp_socket.h"
 
 enum { ETHERTYPE_AOE = 0x88A2, ATA_HEADER = 36, RESPONSE = 0x08, DRDY = 0x40, SECTOR = 512, MIN_FRAME = 60,
        BATCH = 64, FRAME_BYTES = 16384 };
 
 static const unsigned char UDP_MAC[6] = { 0x02, 0x53, 0x56, 0x00, 0x00, 0x01 };  /* storvisor serve's default */
-
-/* HOST:PORT (IPv4 dotted quad) into `address`; 0 when it is not one. */
-static int udp_address(const char *text, struct sockaddr_in *address)
-{
-	char host[64];
-	const char *colon = strrchr(text, ':');
-	char *end;
-	long port;
-
-	if (!colon || (size_t)(colon - text) >= sizeof host)
-		return 0;
-	memcpy(host, text, (size_t)(colon - text));
-	host[colon - text] = 0;
-	port = strtol(colon + 1, &end, 10);
-	address->sin_family = AF_INET;
-	address->sin_port = htons((uint16_t)port);
-	return *end == 0 && port > 0 && port < 65536 && inet_pton(AF_INET, host, &address->sin_addr) == 1;
-}
-
-/* A socket buffer of `bytes`: the FORCE option lifts net.core's cap for root; others get the capped size. */
-static void large_buffer(int s, int force, int plain, int bytes)
-{
-	if (setsockopt(s, SOL_SOCKET, force, &bytes, sizeof bytes) < 0)
-		setsockopt(s, SOL_SOCKET, plain, &bytes, sizeof bytes);
-}
 
 /* The AF_PACKET socket on interface `name` and its MAC, or -1. */
 static int open_raw(const char *name, unsigned char *mac)

@@ -41,7 +41,8 @@ import subprocess
 import sys
 import time
 
-from benchmarks.server_vs_vblade import BUILD, IMAGE_SECTORS, ROOT, SECTORS_4K, build, cpu_seconds, stamped_image_file
+from benchmarks.server_vs_vblade import BUILD, IMAGE_SECTORS, ROOT, SECTORS_4K, build, cpu_seconds, report_problems, stamped_image_file
+from difftest.server.netns import stop_process
 
 SERVER_MAC = "02:53:56:00:00:01"  # our server's default on UDP, and the null responder's
 HOST = "127.0.0.1"
@@ -88,20 +89,10 @@ def start_target(target: str, image: str, mtu: int, port: int, null_responder: s
     while process.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.02)
     if process.poll() is not None or not ready():
-        stop(process)
+        stop_process(process)
         with open(log_path) as log:
             raise RuntimeError(f"{target} did not start: {log.read()}")
     return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_row(row: tuple, target: str, image: str, programs: dict[str, str], seconds: float, warmup: float, workers: int) -> dict:
@@ -127,7 +118,7 @@ def run_row(row: tuple, target: str, image: str, programs: dict[str, str], secon
         if process.poll() is not None:
             raise RuntimeError(f"{target} exited during the run (status {process.returncode}); see {BUILD}/udp-{target}.log")
     finally:
-        stop(process)
+        stop_process(process)
     result = json.loads(output)
     served = result["ops_per_s"] * result["seconds"]
     result["cpu_us"] = target_cpu / served * 1e6 if served else float("nan")
@@ -165,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{results['ours']['p50_ms'] or 0:10.3f}  {sum(r['ours']['retransmits'] for r in rounds):>16}/{sum(r['null']['retransmits'] for r in rounds):<4}"
               f"  {results['ours']['cpu_us']:19.1f}"
               f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
-        for target in TARGETS:
-            errors, wrong, rejected = (sum(r[target][key] for r in rounds) for key in ("errors", "wrong_data", "rejected"))
-            if errors or wrong:
-                print(f"{'':41} INVALID: {target} answered {errors} requests with an error and {wrong} reads with the wrong data")
-            if rejected:
-                print(f"{'':41} {target}: {rejected} answers rejected (late, or wrong tag/MAC/length)")
+        report_problems(rounds, TARGETS, 41)
     return 0
 
 

@@ -201,6 +201,16 @@ def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup
         return result
 
 
+def report_problems(rounds: list[dict], targets: tuple[str, ...], indent: int) -> None:
+    """Below a row: a target that answered with errors or the wrong data (the row is INVALID), or whose answers were rejected."""
+    for target in targets:
+        errors, wrong, rejected = (sum(r[target][key] for r in rounds) for key in ("errors", "wrong_data", "rejected"))
+        if errors or wrong:
+            print(f"{'':{indent}} INVALID: {target} answered {errors} requests with an error and {wrong} reads with the wrong data")
+        if rejected:
+            print(f"{'':{indent}} {target}: {rejected} answers rejected (late, or wrong tag/MAC/length)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="storage server against vblade")
     parser.add_argument("--seconds", type=float, default=2.0, help="load per row and target")
@@ -243,12 +253,7 @@ def main(argv=None) -> int:
               f"  {results['ours']['cpu_us']:6.1f} / {results['vblade']['cpu_us']:<6.1f}"
               f"         {results['ours']['both_us']:6.1f} / {results['vblade']['both_us']:<6.1f}"
               f"  {' / '.join('%.0f' % (100 * results[t]['cpu_s'] / results[t]['seconds']) for t in TARGETS)}", flush=True)
-        for target in TARGETS:
-            errors, wrong, rejected = (sum(r[target][key] for r in rounds) for key in ("errors", "wrong_data", "rejected"))
-            if errors or wrong:
-                print(f"{'':47} INVALID: {target} answered {errors} requests with an error and {wrong} reads with the wrong data")
-            if rejected:
-                print(f"{'':47} {target}: {rejected} answers rejected (late, or wrong tag/MAC/length)")
+        report_problems(rounds, TARGETS, 47)
         if row.clients == 64:
             print(f"{'':47} our server's resident memory with 64 clients, all processes: {max(r['ours']['rss_mb'] for r in rounds):.0f} MB", flush=True)
     return 0

@@ -17,6 +17,17 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
 
 
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL after 10 s: a process started for a test or a benchmark is gone after this."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
 class VethNamespace:
     def __init__(self, mtu: int = 1500):
         suffix = os.urandom(3).hex()
@@ -64,13 +75,7 @@ class VethNamespace:
         return process
 
     def stop(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
     def close(self) -> None:
         for process in self.processes:
