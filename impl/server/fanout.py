@@ -46,7 +46,7 @@ MAX_SHARED_ADDRESSES = 32  # a longer list is not steered by tag: a jump offset 
 SOCK_FILTER = struct.Struct("=HBBI")  # code, jump if true, jump if false, k (linux/filter.h)
 SOCK_FPROG = struct.Struct("=H6xQ")  # instruction count, pointer to the instructions
 BPF_LD_B_ABS, BPF_LD_H_ABS, BPF_LD_W_ABS = 0x30, 0x28, 0x20
-BPF_JEQ_K, BPF_JA, BPF_RET_K, BPF_RET_A, BPF_MOD_K = 0x15, 0x05, 0x06, 0x16, 0x94
+BPF_JEQ_K, BPF_RET_K, BPF_RET_A, BPF_MOD_K = 0x15, 0x06, 0x16, 0x94
 
 
 def shared_addresses(targets) -> list[tuple[int, int]]:
