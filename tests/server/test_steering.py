@@ -10,7 +10,7 @@ address by its tag, any other ATA command by its client MAC (`owner_of`), everyt
 import select
 import socket
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from impl.server.fanout import (
@@ -84,6 +84,8 @@ def group() -> Group:
     return GROUP
 
 
+@example(frame=(1, (0, 1), AoeCommand.ATA, 0, 20))  # cut after the command: still steered by MAC, which it holds
+@example(frame=(1, (2, 3), AoeCommand.ATA, 5, 22))  # at a shared address, cut inside the tag: worker 0
 @given(frame=FRAMES)
 def test_every_frame_reaches_the_worker_the_rule_names(frame):
     client, (shelf, slot), command, tag, cut = frame
