@@ -67,6 +67,7 @@ UNKNOWN_COMMANDS = range(AoeCommand.RESERVE_RELEASE + 1, 1 << 8)  # AoEr11 §2: 
 BASE = image_bytes(IMAGE_SECTORS)
 BEFORE = [BASE[lba * SECTOR_BYTES : (lba + 1) * SECTOR_BYTES] for lba in range(IMAGE_SECTORS)]
 SILENCE_SECONDS = 0.3  # an answer on the veth pair takes milliseconds: none by then is none at all
+PATIENT_SECONDS = 10.0  # an initiator that sends again only after this: a test counting requests sees each once
 
 
 def sector(fill: bytes) -> bytes:
@@ -267,13 +268,14 @@ def test_query_config_from_a_client_of_worker_1_is_answered_and_its_string_share
 
 
 def test_requests_worker_0_answers_for_a_client_of_worker_1_count_in_its_row(server):
-    """Query Config reaches worker 0 (fanout.py) whoever sends it: the operator sees it in the client's counts."""
-    one = server.client(ONE_CLIENT)
+    """Query Config reaches worker 0 (fanout.py) whoever sends it: the operator sees it in the client's counts.
+    The clients wait long before sending again, so every request is counted once."""
+    one = server.client(ONE_CLIENT, timeout=PATIENT_SECONDS)
     one.query_config()
     one.query_config()
     one.write(2, sector(b"c"))
     assert one.read(2, 1) == sector(b"c")
-    server.client(OTHER_ONE_CLIENT).query_config()  # a client that only asked: a row of counts alone
+    server.client(OTHER_ONE_CLIENT, timeout=PATIENT_SECONDS).query_config()  # a client that only asked: a row of counts alone
     rows = {row["client"]: row for row in request(server.state, "clients")["result"]}
     assert (rows["02:00:00:00:00:01"]["requests"], rows["02:00:00:00:00:01"]["overlay_sectors"]) == (4, 1)
     assert (rows["02:00:00:00:00:03"]["requests"], rows["02:00:00:00:00:03"]["image"]) == (1, None)
@@ -485,7 +487,7 @@ def test_one_clients_reads_of_a_read_only_image_are_answered_by_every_worker_on_
     workers busy. On UDP they stay with the MAC's worker, which alone decides which address owns the MAC."""
     server = Workers(tmp_path, transport, extra=("--read-only",))
     try:
-        one = server.client(ONE_CLIENT)
+        one = server.client(ONE_CLIENT, timeout=PATIENT_SECONDS)  # no request sent twice: the counts are exact
         for lba in range(32):
             assert one.read(lba, 1) == BEFORE[lba]
         opened = re.findall(r"event=client-disk client=02:00:00:00:00:01 .*read_only=True", open(server.log).read())
