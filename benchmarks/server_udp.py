@@ -33,7 +33,6 @@ sent again after 250 ms (the retransmits column). Not a test: nothing is asserte
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -41,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.server_vs_vblade import BUILD, IMAGE_SECTORS, ROOT, SECTORS_4K, build, cpu_seconds, report_problems, stamped_image_file
+from benchmarks.server_vs_vblade import BUILD, ROOT, SECTORS_4K, build, drive, report_problems, stamped_image_file
 from difftest.server.netns import stop_process
 
 SERVER_MAC = "02:53:56:00:00:01"  # our server's default on UDP, and the null responder's
@@ -97,31 +96,15 @@ def start_target(target: str, image: str, mtu: int, port: int, null_responder: s
 
 def run_row(row: tuple, target: str, image: str, programs: dict[str, str], seconds: float, warmup: float, workers: int) -> dict:
     """One round of one row against one target: the load generator's JSON, with our figures added."""
-    _label, mtu, workload, clients, window, sectors, _unit = row
     os.sync()  # no target writes while the page cache still writes back the one before
     port = free_port()
-    process = start_target(target, image, mtu, port, programs["server_null_responder"], workers)
+    process = start_target(target, image, row[1], port, programs["server_null_responder"], workers)
     try:
-        argv = [programs["server_loadgen"], "--udp", f"{HOST}:{port}", "--server-mac", SERVER_MAC,
-                "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
-                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds), "--warmup", str(warmup)]
-        if sectors:
-            argv += ["--sectors", str(sectors)]
-        generator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        if warmup > 0:
-            generator.stdout.readline()  # "measuring": the warm-up is over
-        cpu_before = cpu_seconds(process.pid)
-        output = generator.stdout.read()
-        if generator.wait() != 0:
-            raise RuntimeError(f"load generator failed: {' '.join(argv)}")
-        target_cpu = cpu_seconds(process.pid) - cpu_before
+        result = drive([programs["server_loadgen"], "--udp", f"{HOST}:{port}", "--server-mac", SERVER_MAC], process.pid, row, seconds, warmup)
         if process.poll() is not None:
             raise RuntimeError(f"{target} exited during the run (status {process.returncode}); see {BUILD}/udp-{target}.log")
     finally:
         stop_process(process)
-    result = json.loads(output)
-    served = result["ops_per_s"] * result["seconds"]
-    result["cpu_us"] = target_cpu / served * 1e6 if served else float("nan")
     result["value"] = result["mb_per_s"] if row[-1] == "MB/s" else result["ops_per_s"]
     return result
 

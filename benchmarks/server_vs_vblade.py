@@ -164,7 +164,7 @@ def copy_in_pages(source: str, destination: str) -> None:
 
 
 def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup: float, pin: bool, workers: int | None) -> dict:
-    _label, mtu, workload, clients, window, sectors, _unit, read_only = row
+    mtu, read_only = row.mtu, row.read_only
     os.sync()  # no target writes while the page cache still writes back the one before
     with VethNamespace(mtu) as net:
         log = os.path.join(BUILD, f"{target}.log")
@@ -180,25 +180,34 @@ def run_row(row, target: str, image: str, programs: dict, seconds: float, warmup
             time.sleep(0.1)
         if pin and target != "ours":  # our workers have pinned themselves, one per core
             os.sched_setaffinity(process.pid, {TARGET_CPU})
-        argv = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface, "--server-mac", net.far_mac().hex(":"),
-                "--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
-                "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds), "--warmup", str(warmup)]
-        if sectors:
-            argv += ["--sectors", str(sectors)]
-        generator = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        if warmup > 0:
-            generator.stdout.readline()  # "measuring": the warm-up is over
-        cpu_before = cpu_seconds(process.pid)
-        output = generator.stdout.read()
-        if generator.wait() != 0:
-            raise RuntimeError(f"load generator failed: {' '.join(argv)}")
-        result = json.loads(output)
-        served = result["ops_per_s"] * result["seconds"]
-        target_cpu = cpu_seconds(process.pid) - cpu_before
-        result["cpu_us"] = target_cpu / served * 1e6 if served else float("nan")
-        result["both_us"] = (target_cpu + result["cpu_s"]) / served * 1e6 if served else float("nan")  # with the load generator's
+        generator = ([] if not pin else ["taskset", "-c", str(LOAD_CPU)]) + [programs["server_loadgen"], "--interface", net.host_interface,
+                                                                              "--server-mac", net.far_mac().hex(":")]
+        result = drive(generator, process.pid, row, seconds, warmup)
         result["rss_mb"] = resident_mb(process.pid) if process.poll() is None else float("nan")
         return result
+
+
+def drive(generator: list[str], target_pid: int, row: tuple, seconds: float, warmup: float) -> dict:
+    """Run the load generator (`generator`: its command and where it sends) for one row against a started
+    target: its JSON, with the target's CPU per answered request (cpu_us) and, adding the generator's, both_us."""
+    _label, mtu, workload, clients, window, sectors, _unit = row[:7]
+    argv = generator + ["--workload", workload, "--clients", str(clients), "--window", str(window), "--mtu", str(mtu),
+                        "--disk-sectors", str(IMAGE_SECTORS), "--seconds", str(seconds), "--warmup", str(warmup)]
+    if sectors:
+        argv += ["--sectors", str(sectors)]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if warmup > 0:
+        process.stdout.readline()  # "measuring": the warm-up is over
+    cpu_before = cpu_seconds(target_pid)
+    output = process.stdout.read()
+    if process.wait() != 0:
+        raise RuntimeError(f"load generator failed: {' '.join(argv)}")
+    target_cpu = cpu_seconds(target_pid) - cpu_before
+    result = json.loads(output)
+    served = result["ops_per_s"] * result["seconds"]
+    result["cpu_us"] = target_cpu / served * 1e6 if served else float("nan")
+    result["both_us"] = (target_cpu + result["cpu_s"]) / served * 1e6 if served else float("nan")  # with the load generator's
+    return result
 
 
 def report_problems(rounds: list[dict], targets: tuple[str, ...], indent: int) -> None:
